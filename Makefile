@@ -1,0 +1,61 @@
+# The two commands (README.md): `make dev` serves the API locally, `make test` runs every
+# test. Both install what they need into the repo first (pinned), and stop every process
+# they start.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# cargo finds `cargo lambda` (the cargo-lambda binary from PyPI) and zig on this PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help install dev test test-unit test-local-tools test-stack lint build token clean
+
+help:
+	@echo "make dev    serve the API on http://127.0.0.1:3000 (Ctrl-C stops everything)"
+	@echo "make test   run every test: lint, unit, integration, end-to-end, infra checks"
+	@echo "make build  Lambda zips in target/lambda/<function>/bootstrap.zip"
+	@echo "make token USER_ID=alice [ADMIN=1]   print a local bearer token"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: local/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r local/requirements.txt
+	touch $@
+
+dev: install
+	cargo build --workspace --bins
+	$(PY) local/stack.py dev
+
+test: install lint test-unit test-local-tools test-stack
+	@echo "make test: all passed"
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+test-unit:
+	cargo test --workspace --lib --bins --locked
+
+test-local-tools: install
+	$(PY) local/test_emulator.py
+	$(PY) local/test_gateway.py
+
+# Integration and end-to-end tests need the emulator, cargo lambda watch and the gateway.
+# Build first, so cargo lambda watch only starts binaries that are already linked.
+test-stack: install
+	cargo build --workspace --all-targets --locked
+	$(PY) local/stack.py exec -- cargo test --workspace --tests --locked -- --test-threads 4
+
+build:
+	cargo lambda build --release --output-format zip --locked
+
+token: install
+	@$(PY) local/token.py $(USER_ID) $(if $(ADMIN),--admin,)
+
+clean:
+	rm -rf .local target/lambda

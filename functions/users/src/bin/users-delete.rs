@@ -1,0 +1,10 @@
+//! `DELETE /users/{user_id}`: erase a profile (the user or an admin).
+
+use users::{DynamoUserStore, api};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let store = DynamoUserStore::from_env().await?;
+    shared::http::serve(|req| api::delete(&store, req)).await
+}

@@ -1,0 +1,10 @@
+//! `GET /users/{user_id}`: read a profile (the user or an admin).
+
+use users::{DynamoUserStore, api};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let store = DynamoUserStore::from_env().await?;
+    shared::http::serve(|req| api::get(&store, req)).await
+}

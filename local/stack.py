@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Starts the local stack, and stops every process it started.
+
+    .venv/bin/python local/stack.py dev              # serve until Ctrl-C
+    .venv/bin/python local/stack.py exec -- CMD ...  # start, run CMD, stop; exit with CMD's code
+
+In order: the emulator (moto, local/emulator.py) on 127.0.0.1:5000, provisioning of the
+declaration (local/provision.py), `cargo lambda watch` on 127.0.0.1:9000, and the API
+gateway (local/gateway.py) on 127.0.0.1:3000. Each runs in its own process group and is
+stopped (TERM, then KILL) on exit, Ctrl-C, SIGTERM or any failure. Logs go to .local/logs/.
+
+Ports: MOTO_PORT, CARGO_LAMBDA_PORT, LOCAL_API_PORT change the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import provision  # noqa: E402
+
+STATE = ROOT / ".local"
+LOGS = STATE / "logs"
+PY = sys.executable
+
+MOTO_PORT = int(os.environ.get("MOTO_PORT", "5000"))
+LAMBDA_PORT = int(os.environ.get("CARGO_LAMBDA_PORT", "9000"))
+API_PORT = int(os.environ.get("LOCAL_API_PORT", "3000"))
+
+
+def stack_env() -> dict[str, str]:
+    """What every process of the stack, and every test, sees: the standard AWS SDK settings
+    pointed at the emulator, so no code path differs from AWS."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{MOTO_PORT}",
+            "AWS_REGION": provision.REGION,
+            "AWS_DEFAULT_REGION": provision.REGION,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "MOTO_PORT": str(MOTO_PORT),
+            "CARGO_LAMBDA_PORT": str(LAMBDA_PORT),
+            "LOCAL_API_PORT": str(API_PORT),
+            "LOCAL_API_URL": f"http://127.0.0.1:{API_PORT}",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+    )
+    env.setdefault("LOCAL_JWT_SECRET", "local-development-only")
+    # RUST_LOG would also set cargo lambda's own log level; functions read this one.
+    env.setdefault("AWS_LAMBDA_LOG_LEVEL", "info")
+    return env
+
+
+class Stack:
+    def __init__(self, watch_changes: bool):
+        self.watch_changes = watch_changes
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = open(LOGS / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopping it stops its children
+        )
+        self.procs.append((name, proc))
+        return proc
+
+    def wait_until(self, name: str, proc: subprocess.Popen, ready, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {LOGS / (name + '.log')}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not ready after {timeout:.0f}s; see {LOGS / (name + '.log')}")
+
+    def start(self) -> dict[str, str]:
+        for port in (MOTO_PORT, LAMBDA_PORT, API_PORT):
+            if port_open(port):
+                raise RuntimeError(f"port {port} is in use: is another stack running? (stop it, or set the *_PORT variables)")
+        env = stack_env()
+        t0 = time.monotonic()
+        emu = self.spawn("emulator", [PY, str(HERE / "emulator.py"), "--port", str(MOTO_PORT)], env)
+        self.wait_until("emulator", emu, lambda: port_open(MOTO_PORT), 60)
+
+        env_file = STATE / "functions.env"
+        created = provision.provision(env["AWS_ENDPOINT_URL"], env_file=env_file)
+        print(f"[stack] provisioned {len(created['tables'])} tables, {len(created['functions'])} functions", flush=True)
+        for line in env_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            env[key] = value
+
+        watch = [
+            "cargo", "lambda", "watch",
+            "--invoke-address", "127.0.0.1", "--invoke-port", str(LAMBDA_PORT),
+            "--env-file", str(env_file),
+            "--env-var", f"AWS_LAMBDA_LOG_LEVEL={env['AWS_LAMBDA_LOG_LEVEL']}",
+            "--timeout", "600",
+        ]
+        if not self.watch_changes:
+            watch.append("--ignore-changes")
+        lam = self.spawn("cargo-lambda", watch, env)
+        self.wait_until("cargo-lambda", lam, lambda: lambda_ready(LAMBDA_PORT), 300)
+
+        gw = self.spawn("gateway", [PY, str(HERE / "gateway.py"), "--port", str(API_PORT)], env)
+        self.wait_until("gateway", gw, lambda: port_open(API_PORT), 30)
+        print(f"[stack] ready in {time.monotonic() - t0:.1f}s: API http://127.0.0.1:{API_PORT}, "
+              f"emulator http://127.0.0.1:{MOTO_PORT}, functions http://127.0.0.1:{LAMBDA_PORT}; logs in {LOGS}",
+              flush=True)
+        return env
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        deadline = time.monotonic() + 10
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:  # whatever is left of the group (a function process cargo lambda started)
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        self.procs.clear()
+        print("[stack] stopped", flush=True)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def lambda_ready(port: int) -> bool:
+    """cargo lambda watch has no health endpoint; an unknown function answers 404 once it
+    serves, and starts nothing."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/2015-03-31/functions/__probe__/invocations", data=b"{}", method="POST"
+    )
+    try:
+        urllib.request.urlopen(req, timeout=2)
+        return True
+    except urllib.error.HTTPError as e:
+        return e.code == 404
+    except OSError:
+        return False
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("dev", "exec"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    mode = argv[0]
+    command = argv[2:] if len(argv) > 1 and argv[1] == "--" else argv[1:]
+    if mode == "exec" and not command:
+        print("stack.py exec: give a command after --", file=sys.stderr)
+        return 2
+
+    stack = Stack(watch_changes=(mode == "dev"))
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        env = stack.start()
+        if mode == "dev":
+            print("[stack] serving; Ctrl-C stops everything", flush=True)
+            while all(p.poll() is None for _, p in stack.procs):
+                time.sleep(1)
+            dead = [n for n, p in stack.procs if p.poll() is not None]
+            print(f"[stack] {', '.join(dead)} exited; stopping", file=sys.stderr)
+            code = 1
+        else:
+            code = subprocess.call(command, cwd=ROOT, env=env)
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as e:  # any failure to start: report, stop what runs, fail
+        print(f"[stack] {e}", file=sys.stderr)
+        for name in ("emulator", "cargo-lambda", "gateway"):
+            log = LOGS / f"{name}.log"
+            if log.exists():
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- last lines of {log} ---\n" + "\n".join(tail), file=sys.stderr)
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

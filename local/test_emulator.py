@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""Tests for local/emulator.py, against a fake `cargo lambda watch`.
+
+    .venv/bin/python local/test_emulator.py [-v]
+
+Starts emulator.py as a subprocess on a free port and a fake cargo-lambda invoke API in this
+process (CARGO_LAMBDA_PORT points the emulator at it), then drives moto with boto3.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EMULATOR = os.path.join(HERE, "emulator.py")
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/x"
+INVOKE_PREFIX = "/2015-03-31/functions/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FakeCargoLambda(BaseHTTPRequestHandler):
+    """The invoke API of `cargo lambda watch`: 200 + response, 500 + error document for a
+    function error, 404 for an unknown binary."""
+
+    calls: list[tuple[str, object]] = []
+    lock = threading.Lock()
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _reply(self, status: int, doc: object) -> None:
+        body = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        event = json.loads(self.rfile.read(length) or b"null")
+        path = self.path
+        if not (path.startswith(INVOKE_PREFIX) and path.endswith("/invocations")):
+            return self._reply(404, {"title": "not found"})
+        name = path[len(INVOKE_PREFIX) : -len("/invocations")]
+        with self.lock:
+            self.calls.append((name, event))
+        if name == "ok-fn":
+            return self._reply(200, {"hello": event})
+        if name == "boom-fn":
+            return self._reply(500, {"errorType": "OutOfStock", "errorMessage": "no stock"})
+        if name == "down-fn":
+            # Drop the connection without an answer: a transport failure, not a function error.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return None
+        return self._reply(
+            404, {"title": "Missing function", "detail": f"no binary named {name}"}
+        )
+
+    @classmethod
+    def calls_for(cls, name: str) -> list[object]:
+        with cls.lock:
+            return [event for n, event in cls.calls if n == name]
+
+
+def dummy_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("bootstrap", "not a real binary")
+    return buf.getvalue()
+
+
+class EmulatorTest(unittest.TestCase):
+    proc: subprocess.Popen
+    fake: ThreadingHTTPServer
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = ThreadingHTTPServer(("127.0.0.1", 0), FakeCargoLambda)
+        threading.Thread(target=cls.fake.serve_forever, daemon=True).start()
+
+        cls.port = free_port()
+        env = dict(os.environ, CARGO_LAMBDA_PORT=str(cls.fake.server_port))
+        env.pop("MOTO_PORT", None)
+        cls.proc = subprocess.Popen(
+            [sys.executable, EMULATOR, "--port", str(cls.port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        cls.output: list[str] = []
+        lines: queue.Queue[str] = queue.Queue()
+
+        def pump():
+            for line in cls.proc.stdout:
+                cls.output.append(line)
+                lines.put(line)
+            lines.put("")
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                line = ""
+            if line.startswith("emulator ready"):
+                break
+            if line == "" and (cls.proc.poll() is not None or time.monotonic() > deadline):
+                cls.tearDownClass()
+                raise RuntimeError("emulator did not start:\n" + "".join(cls.output))
+
+        endpoint = f"http://127.0.0.1:{cls.port}"
+        session = boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        )
+        no_retry = Config(retries={"total_max_attempts": 1})
+        cls.iam = session.client("iam", endpoint_url=endpoint)
+        cls.lam = session.client("lambda", endpoint_url=endpoint, config=no_retry)
+        cls.sfn = session.client("stepfunctions", endpoint_url=endpoint)
+        cls.sqs = session.client("sqs", endpoint_url=endpoint)
+        cls.ddb = session.client("dynamodb", endpoint_url=endpoint)
+        cls.ddbs = session.client("dynamodbstreams", endpoint_url=endpoint)
+        cls.kinesis = session.client("kinesis", endpoint_url=endpoint)
+
+        # moto checks that the role exists in IAM (moto/awslambda/models.py:1753-1767).
+        cls.iam.create_role(
+            RoleName="x",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )
+        code = dummy_zip()
+        cls.fn_arn = {}
+        for name in ("ok-fn", "boom-fn", "down-fn", "gone-fn"):
+            resp = cls.lam.create_function(
+                FunctionName=name,
+                Runtime="provided.al2023",
+                Role=ROLE_ARN,
+                Handler="bootstrap",
+                Code={"ZipFile": code},
+            )
+            cls.fn_arn[name] = resp["FunctionArn"]
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.proc.poll() is None:
+            cls.proc.terminate()
+            try:
+                cls.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                cls.proc.kill()
+                cls.proc.wait()
+        cls.proc.stdout.close()
+        cls.fake.shutdown()
+        cls.fake.server_close()
+
+    # ---- helpers ---------------------------------------------------------------------
+    _machines = 0
+
+    def machine(self, task: dict) -> str:
+        """A state machine: Call (the task) -> Done, with Catch -> Caught."""
+        EmulatorTest._machines += 1
+        task = dict(task, Type="Task", Next="Done")
+        task.setdefault(
+            "Catch",
+            [
+                {
+                    "ErrorEquals": ["OutOfStock", "Lambda.ServiceException"],
+                    "ResultPath": "$.error",
+                    "Next": "Caught",
+                }
+            ],
+        )
+        definition = {
+            "StartAt": "Call",
+            "States": {
+                "Call": task,
+                "Done": {"Type": "Pass", "End": True},
+                "Caught": {"Type": "Pass", "Result": "caught", "ResultPath": "$.path", "End": True},
+            },
+        }
+        resp = self.sfn.create_state_machine(
+            name=f"sm-{EmulatorTest._machines}",
+            definition=json.dumps(definition),
+            roleArn=ROLE_ARN,
+            type="STANDARD",
+        )
+        return resp["stateMachineArn"]
+
+    def run_execution(self, machine_arn: str, execution_input: dict, timeout: float = 60) -> dict:
+        start = time.monotonic()
+        arn = self.sfn.start_execution(
+            stateMachineArn=machine_arn, input=json.dumps(execution_input)
+        )["executionArn"]
+        while True:
+            desc = self.sfn.describe_execution(executionArn=arn)
+            if desc["status"] != "RUNNING":
+                desc["elapsed"] = time.monotonic() - start
+                return desc
+            if time.monotonic() - start > timeout:
+                self.fail(f"execution {arn} still RUNNING after {timeout}s")
+            time.sleep(0.05)
+
+    def integration_task(self, fn: str) -> dict:
+        return {
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": fn, "Payload.$": "$.input"},
+        }
+
+    def arn_task(self, fn: str) -> dict:
+        return {"Resource": self.fn_arn[fn], "InputPath": "$.input", "ResultPath": "$.result"}
+
+    # ---- Step Functions -> Lambda ----------------------------------------------------
+    def test_integration_success_wraps_payload(self):
+        desc = self.run_execution(self.machine(self.integration_task("ok-fn")), {"input": {"sku": "A"}})
+        self.assertEqual(desc["status"], "SUCCEEDED", desc)
+        output = json.loads(desc["output"])
+        # lambda:invoke yields the Invoke response: the function's answer is under Payload.
+        self.assertEqual(output["Payload"], {"hello": {"sku": "A"}})
+        self.assertEqual(output["StatusCode"], 200)
+        print(f"\n  lambda:invoke output: {desc['output']} ({desc['elapsed']:.2f}s)", file=sys.stderr)
+
+    def test_integration_function_error_is_caught_by_error_type(self):
+        desc = self.run_execution(self.machine(self.integration_task("boom-fn")), {"input": {"sku": "B"}})
+        self.assertEqual(desc["status"], "SUCCEEDED", desc)
+        output = json.loads(desc["output"])
+        self.assertEqual(output["path"], "caught")
+        self.assertEqual(output["error"]["Error"], "OutOfStock")
+        self.assertEqual(json.loads(output["error"]["Cause"])["errorMessage"], "no stock")
+
+    def test_plain_arn_success_is_bare_payload(self):
+        desc = self.run_execution(self.machine(self.arn_task("ok-fn")), {"input": {"sku": "C"}})
+        self.assertEqual(desc["status"], "SUCCEEDED", desc)
+        output = json.loads(desc["output"])
+        self.assertEqual(output["result"], {"hello": {"sku": "C"}})
+
+    def test_plain_arn_function_error_is_caught_by_error_type(self):
+        desc = self.run_execution(self.machine(self.arn_task("boom-fn")), {"input": {"sku": "D"}})
+        self.assertEqual(desc["status"], "SUCCEEDED", desc)
+        output = json.loads(desc["output"])
+        self.assertEqual(output["path"], "caught")
+        self.assertEqual(output["error"]["Error"], "OutOfStock")
+
+    def test_uncaught_function_error_fails_execution_with_error_type(self):
+        task = dict(self.integration_task("boom-fn"), Catch=[])
+        desc = self.run_execution(self.machine(task), {"input": {}})
+        self.assertEqual(desc["status"], "FAILED", desc)
+        self.assertEqual(desc.get("error"), "OutOfStock")
+
+    def test_retry_on_error_type(self):
+        before = len(FakeCargoLambda.calls_for("boom-fn"))
+        task = dict(
+            self.integration_task("boom-fn"),
+            Retry=[{"ErrorEquals": ["OutOfStock"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1}],
+        )
+        desc = self.run_execution(self.machine(task), {"input": {"retry": True}})
+        self.assertEqual(desc["status"], "SUCCEEDED", desc)
+        self.assertEqual(json.loads(desc["output"])["error"]["Error"], "OutOfStock")
+        retried = [e for e in FakeCargoLambda.calls_for("boom-fn")[before:] if e == {"retry": True}]
+        self.assertEqual(len(retried), 3)  # first attempt + 2 retries
+
+    def test_unreachable_runtime_is_lambda_service_exception(self):
+        for task in (self.integration_task("down-fn"), self.arn_task("down-fn")):
+            desc = self.run_execution(self.machine(task), {"input": {}})
+            self.assertEqual(desc["status"], "SUCCEEDED", desc)
+            self.assertEqual(json.loads(desc["output"])["error"]["Error"], "Lambda.ServiceException")
+
+    def test_unnamed_executions_get_distinct_names(self):
+        machine = self.machine(self.integration_task("ok-fn"))
+        a = self.sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+        b = self.sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+        self.assertNotEqual(a, b)
+        self.assertFalse(a.endswith(":None"), a)
+
+    # ---- Lambda Invoke API -----------------------------------------------------------
+    def test_invoke_api(self):
+        ok = self.lam.invoke(FunctionName="ok-fn", Payload=json.dumps({"n": 1}))
+        self.assertNotIn("FunctionError", ok)
+        self.assertEqual(json.loads(ok["Payload"].read()), {"hello": {"n": 1}})
+
+        boom = self.lam.invoke(FunctionName="boom-fn", Payload=b"{}")
+        self.assertEqual(boom["StatusCode"], 200)
+        self.assertEqual(boom["FunctionError"], "Unhandled")
+        self.assertEqual(json.loads(boom["Payload"].read())["errorType"], "OutOfStock")
+
+        with self.assertRaises(ClientError) as down:
+            self.lam.invoke(FunctionName="down-fn", Payload=b"{}")
+        self.assertEqual(down.exception.response["Error"]["Code"], "ServiceException")
+        self.assertEqual(down.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+
+        with self.assertRaises(ClientError) as gone:
+            self.lam.invoke(FunctionName="gone-fn", Payload=b"{}")
+        self.assertEqual(gone.exception.response["Error"]["Code"], "ResourceNotFoundException")
+
+    # ---- event-source mappings do not invoke inline --------------------------------
+    def test_sqs_mapping_does_not_invoke(self):
+        url = self.sqs.create_queue(QueueName="orders")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        esm = self.lam.create_event_source_mapping(
+            EventSourceArn=queue_arn, FunctionName="ok-fn", BatchSize=10
+        )
+        listed = self.lam.list_event_source_mappings(EventSourceArn=queue_arn)["EventSourceMappings"]
+        self.assertEqual([m["UUID"] for m in listed], [esm["UUID"]])
+        self.assertEqual(self.lam.get_event_source_mapping(UUID=esm["UUID"])["State"], "Enabled")
+
+        before = len(FakeCargoLambda.calls)
+        self.sqs.send_message(QueueUrl=url, MessageBody="order-1")
+        time.sleep(0.5)
+        self.assertEqual(len(FakeCargoLambda.calls), before, FakeCargoLambda.calls[before:])
+        # The message is untouched: first receive is ours.
+        msgs = self.sqs.receive_message(
+            QueueUrl=url, AttributeNames=["ApproximateReceiveCount"], WaitTimeSeconds=1
+        )["Messages"]
+        self.assertEqual([m["Body"] for m in msgs], ["order-1"])
+        self.assertEqual(msgs[0]["Attributes"]["ApproximateReceiveCount"], "1")
+
+    def test_dynamodb_stream_mapping_does_not_invoke_or_drop_records(self):
+        table = self.ddb.create_table(
+            TableName="items",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]
+        stream_arn = table["LatestStreamArn"]
+        self.lam.create_event_source_mapping(
+            EventSourceArn=stream_arn, FunctionName="ok-fn", StartingPosition="TRIM_HORIZON"
+        )
+        before = len(FakeCargoLambda.calls)
+        self.ddb.put_item(TableName="items", Item={"pk": {"S": "a"}})
+        time.sleep(0.5)
+        self.assertEqual(len(FakeCargoLambda.calls), before, FakeCargoLambda.calls[before:])
+        shard = self.ddbs.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+        it = self.ddbs.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = self.ddbs.get_records(ShardIterator=it)["Records"]
+        self.assertEqual([r["eventName"] for r in records], ["INSERT"])
+
+    def test_kinesis_mapping_does_not_invoke(self):
+        self.kinesis.create_stream(StreamName="events", ShardCount=1)
+        stream_arn = self.kinesis.describe_stream(StreamName="events")["StreamDescription"]["StreamARN"]
+        self.lam.create_event_source_mapping(
+            EventSourceArn=stream_arn, FunctionName="ok-fn", StartingPosition="TRIM_HORIZON"
+        )
+        before = len(FakeCargoLambda.calls)
+        self.kinesis.put_record(StreamName="events", Data=b"x", PartitionKey="p")
+        time.sleep(0.5)
+        self.assertEqual(len(FakeCargoLambda.calls), before, FakeCargoLambda.calls[before:])
+
+
+class ShutdownTest(unittest.TestCase):
+    def test_sigterm_stops_cleanly(self):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, EMULATOR, "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            line = proc.stdout.readline()
+            while line and not line.startswith("emulator ready"):
+                line = proc.stdout.readline()
+            self.assertTrue(line.startswith("emulator ready"), line)
+            self.assertIn(f":{port} ", line)
+            proc.terminate()
+            self.assertEqual(proc.wait(timeout=15), 0)
+            self.assertIn("emulator stopped", proc.stdout.read())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,69 @@
+//! DynamoDB items through `serde_dynamo`, and the error type store adapters share.
+
+use crate::problem::ApiError;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Why a store operation failed for reasons other than the domain's own
+/// (a failed condition that means "already exists" is the adapter's to translate).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An item could not be converted to or from its Rust type.
+    #[error("item conversion failed")]
+    Codec(#[from] serde_dynamo::Error),
+    /// DynamoDB refused or could not be reached.
+    #[error("DynamoDB {operation} failed")]
+    Request {
+        /// The API operation, for the log.
+        operation: &'static str,
+        /// The SDK error with its cause chain.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    /// Wraps an SDK error of `operation`.
+    pub fn request(
+        operation: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Request {
+            operation,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+/// Serializes a value into an item.
+pub fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    Ok(serde_dynamo::to_item(value)?)
+}
+
+/// Deserializes an item into a value.
+pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    Ok(serde_dynamo::from_item(item)?)
+}
+
+/// Serializes one value into an attribute (for expression values).
+pub fn to_attribute<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    Ok(serde_dynamo::to_attribute_value(value)?)
+}
+
+/// True when a request failed only because its condition expression did not hold:
+/// the signal for "exists already" or "does not exist", never a fault.
+pub fn is_condition_failed<E: ProvideErrorMetadata>(err: &E) -> bool {
+    err.code() == Some("ConditionalCheckFailedException")
+}

@@ -1,0 +1,128 @@
+//! Per-invocation metrics as CloudWatch Embedded Metric Format lines, and the
+//! DynamoDB request counter behind the `DynamoDbRequests` metric.
+//!
+//! EMF lines are plain JSON on stdout; CloudWatch Logs extracts the metrics from them,
+//! so no metrics API call sits on the request path.
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Every DynamoDB HTTP request this process sent, retries included. A Lambda process
+/// handles one invocation at a time, so the difference across an invocation is that
+/// invocation's round trips.
+static PROCESS_DYNAMODB_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// The process-wide DynamoDB request count so far.
+pub fn dynamodb_requests_so_far() -> u64 {
+    PROCESS_DYNAMODB_REQUESTS.load(Ordering::Relaxed)
+}
+
+/// An SDK interceptor that counts each DynamoDB request attempt, into the process-wide
+/// count and into its own counter (which tests read to prove an operation's round trips).
+#[derive(Debug, Clone, Default)]
+pub struct DynamoDbRequestCounter {
+    own: Arc<AtomicU64>,
+}
+
+impl DynamoDbRequestCounter {
+    /// Requests counted by this counter (and its clones) so far.
+    pub fn get(&self) -> u64 {
+        self.own.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for DynamoDbRequestCounter {
+    fn name(&self) -> &'static str {
+        "DynamoDbRequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.own.fetch_add(1, Ordering::Relaxed);
+        PROCESS_DYNAMODB_REQUESTS.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// What one API invocation reports.
+#[derive(Debug, Clone)]
+pub struct InvocationMetrics<'a> {
+    /// The function's name, the metric dimension.
+    pub function: &'a str,
+    /// The request id, kept as a property so a metric can be traced to its log lines.
+    pub request_id: &'a str,
+    /// HTTP status answered.
+    pub status: u16,
+    /// Wall time in the handler.
+    pub latency_ms: f64,
+    /// DynamoDB requests made while handling it.
+    pub dynamodb_requests: u64,
+}
+
+/// Renders one EMF line (namespace `Commerce`, dimension `Function`).
+pub fn emf_line(m: &InvocationMetrics<'_>, timestamp_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "Commerce",
+                "Dimensions": [["Function"]],
+                "Metrics": [
+                    {"Name": "Latency", "Unit": "Milliseconds"},
+                    {"Name": "DynamoDbRequests", "Unit": "Count"},
+                    {"Name": "ClientErrors", "Unit": "Count"},
+                    {"Name": "ServerErrors", "Unit": "Count"}
+                ]
+            }]
+        },
+        "Function": m.function,
+        "request_id": m.request_id,
+        "status": m.status,
+        "Latency": m.latency_ms,
+        "DynamoDbRequests": m.dynamodb_requests,
+        "ClientErrors": u8::from((400..500).contains(&m.status)),
+        "ServerErrors": u8::from(m.status >= 500),
+    })
+    .to_string()
+}
+
+/// Writes the EMF line for one invocation to stdout, where CloudWatch Logs picks it up.
+pub fn emit(m: &InvocationMetrics<'_>) {
+    println!("{}", emf_line(m, chrono::Utc::now().timestamp_millis()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_line_declares_every_metric_it_carries() {
+        let line = emf_line(
+            &InvocationMetrics {
+                function: "users-get",
+                request_id: "r1",
+                status: 404,
+                latency_ms: 3.5,
+                dynamodb_requests: 1,
+            },
+            1_700_000_000_000,
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap();
+        for metric in declared {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(v.get(name).is_some(), "metric {name} declared but absent");
+        }
+        assert_eq!(v["ClientErrors"], 1);
+        assert_eq!(v["ServerErrors"], 0);
+        assert_eq!(v["Function"], "users-get");
+    }
+}

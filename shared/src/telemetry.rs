@@ -1,0 +1,28 @@
+//! JSON logs through `tracing`.
+//!
+//! One line per event, with the fields of the current span (the invocation span that
+//! [`crate::http::serve`] opens carries function name, request id and correlation id),
+//! so every line of an invocation can be found by any of those ids.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the JSON subscriber once per cold start. The level comes from `RUST_LOG`
+/// (or Lambda's `AWS_LAMBDA_LOG_LEVEL`), `info` by default.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| {
+            std::env::var("AWS_LAMBDA_LOG_LEVEL")
+                .map_err(|_| ())
+                .and_then(|l| EnvFilter::try_new(l.to_lowercase()).map_err(|_| ()))
+        })
+        .unwrap_or_else(|()| EnvFilter::new("info"));
+    // A second init (tests, a reused process) keeps the first subscriber; not an error.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .flatten_event(true)
+        .with_target(false)
+        .try_init();
+}
