@@ -55,7 +55,7 @@ build:
 	cargo lambda build --release --output-format zip --locked
 
 token: install
-	@$(PY) local/token.py $(USER_ID) $(if $(ADMIN),--admin,)
+	@$(PY) local/mint_token.py $(USER_ID) $(if $(ADMIN),--admin,)
 
 clean:
 	rm -rf .local target/lambda

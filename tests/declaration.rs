@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn declaration() -> Value {
@@ -22,11 +25,21 @@ fn declaration() -> Value {
 fn workspace_binaries() -> BTreeMap<String, (String, PathBuf)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
     let functions_dir = root().join("functions");
     let mut bins = BTreeMap::new();
@@ -36,7 +49,12 @@ fn workspace_binaries() -> BTreeMap<String, (String, PathBuf)> {
             continue;
         }
         for target in package["targets"].as_array().unwrap() {
-            if target["kind"].as_array().unwrap().iter().any(|k| k == "bin") {
+            if target["kind"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k == "bin")
+            {
                 bins.insert(
                     target["name"].as_str().unwrap().to_owned(),
                     (
@@ -64,21 +82,40 @@ fn route_named_in(src: &Path) -> Option<String> {
 #[test]
 fn every_declared_function_is_a_binary_and_every_binary_is_declared() {
     let decl = declaration();
-    let declared: BTreeSet<String> = decl["functions"].as_object().unwrap().keys().cloned().collect();
+    let declared: BTreeSet<String> = decl["functions"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     let bins: BTreeSet<String> = workspace_binaries().into_keys().collect();
     let undeclared: Vec<_> = bins.difference(&declared).collect();
     let missing: Vec<_> = declared.difference(&bins).collect();
-    assert!(undeclared.is_empty(), "binaries not in infra/declaration.json: {undeclared:?}");
-    assert!(missing.is_empty(), "declared functions with no binary: {missing:?}");
+    assert!(
+        undeclared.is_empty(),
+        "binaries not in infra/declaration.json: {undeclared:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "declared functions with no binary: {missing:?}"
+    );
 }
 
 #[test]
 fn each_function_lives_in_its_declared_service_crate() {
     let decl = declaration();
     for (name, (package, _)) in workspace_binaries() {
-        let service = decl["functions"][&name]["service"].as_str().unwrap_or_default();
-        assert_eq!(service, package, "{name} is declared in service {service:?} but built by {package}");
-        assert!(name.starts_with(&format!("{package}-")), "{name} must be named <service>-<operation>");
+        let service = decl["functions"][&name]["service"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(
+            service, package,
+            "{name} is declared in service {service:?} but built by {package}"
+        );
+        assert!(
+            name.starts_with(&format!("{package}-")),
+            "{name} must be named <service>-<operation>"
+        );
     }
 }
 
@@ -90,14 +127,23 @@ fn routes_are_served_by_the_binaries_that_name_them() {
     for (name, spec) in decl["functions"].as_object().unwrap() {
         let declared = spec.get("route").and_then(Value::as_str).map(str::to_owned);
         let named = bins.get(name).and_then(|(_, src)| route_named_in(src));
-        assert_eq!(declared, named, "{name}: route in declaration vs route its source names");
+        assert_eq!(
+            declared, named,
+            "{name}: route in declaration vs route its source names"
+        );
         if let Some(route) = declared {
-            assert!(seen.insert(route.clone()), "route {route} is declared twice");
+            assert!(
+                seen.insert(route.clone()),
+                "route {route} is declared twice"
+            );
         }
     }
     for (name, (_, src)) in &bins {
         if route_named_in(src).is_some() {
-            assert!(decl["functions"][name].get("route").is_some(), "{name} names a route that is not declared");
+            assert!(
+                decl["functions"][name].get("route").is_some(),
+                "{name} names a route that is not declared"
+            );
         }
     }
 }
@@ -109,16 +155,25 @@ fn every_table_is_declared_used_and_read_through_its_variable() {
     let mut used = BTreeSet::new();
     for (name, spec) in decl["functions"].as_object().unwrap() {
         for (table, actions) in spec["tables"].as_object().unwrap() {
-            assert!(tables.contains_key(table), "{name} uses undeclared table {table}");
+            assert!(
+                tables.contains_key(table),
+                "{name} uses undeclared table {table}"
+            );
             for action in actions.as_array().unwrap() {
                 let action = action.as_str().unwrap();
-                assert!(action.starts_with("dynamodb:") && !action.contains('*'), "{name}: {action} is not one precise DynamoDB action");
+                assert!(
+                    action.starts_with("dynamodb:") && !action.contains('*'),
+                    "{name}: {action} is not one precise DynamoDB action"
+                );
             }
             used.insert(table.clone());
         }
     }
     let unused: Vec<_> = tables.keys().filter(|t| !used.contains(*t)).collect();
-    assert!(unused.is_empty(), "declared tables no function uses: {unused:?}");
+    assert!(
+        unused.is_empty(),
+        "declared tables no function uses: {unused:?}"
+    );
 
     // Every table variable the code reads is declared, and every declared one is read.
     let mut read_in_code = BTreeSet::new();
@@ -137,9 +192,14 @@ fn every_table_is_declared_used_and_read_through_its_variable() {
             }
         }
     }
-    let declared_vars: BTreeSet<String> =
-        tables.values().map(|t| t["env"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(read_in_code, declared_vars, "table variables read in code vs declared");
+    let declared_vars: BTreeSet<String> = tables
+        .values()
+        .map(|t| t["env"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        read_in_code, declared_vars,
+        "table variables read in code vs declared"
+    );
 }
 
 #[test]
@@ -156,13 +216,23 @@ fn terraform_builds_functions_routes_and_tables_from_the_declaration() {
     }
     let mut tf = String::new();
     read_tf(&root().join("infra"), &mut tf);
-    assert!(tf.contains("declaration.json"), "Terraform does not read infra/declaration.json");
-    for resource in ["aws_lambda_function", "aws_apigatewayv2_route", "aws_dynamodb_table"] {
+    assert!(
+        tf.contains("declaration.json"),
+        "Terraform does not read infra/declaration.json"
+    );
+    for resource in [
+        "aws_lambda_function",
+        "aws_apigatewayv2_route",
+        "aws_dynamodb_table",
+    ] {
         let block = tf
             .split(&format!("resource \"{resource}\""))
             .nth(1)
             .unwrap_or_else(|| panic!("no {resource} in infra/"));
         let head: String = block.lines().take(4).collect::<Vec<_>>().join("\n");
-        assert!(head.contains("for_each"), "{resource} is not generated from the declaration (no for_each)");
+        assert!(
+            head.contains("for_each"),
+            "{resource} is not generated from the declaration (no for_each)"
+        );
     }
 }

@@ -83,7 +83,9 @@ async fn run(sfn: &aws_sdk_sfn::Client, arn: &str, input: &Value) -> Value {
             .unwrap();
         match d.status() {
             ExecutionStatus::Running => tokio::time::sleep(Duration::from_millis(200)).await,
-            ExecutionStatus::Succeeded => return serde_json::from_str(d.output().unwrap()).unwrap(),
+            ExecutionStatus::Succeeded => {
+                return serde_json::from_str(d.output().unwrap()).unwrap();
+            }
             other => panic!("execution ended {other:?}: {:?} {:?}", d.error(), d.cause()),
         }
     }
@@ -119,7 +121,12 @@ async fn a_state_machine_invokes_a_real_function_and_catches_its_error_type() {
     assert_eq!(body["user_id"], id.as_str());
     assert_eq!(body["name"], "Grace Hopper");
 
-    let out = run(&sfn, arn, &json!({"event": {"not": "an API Gateway event"}})).await;
+    let out = run(
+        &sfn,
+        arn,
+        &json!({"event": {"not": "an API Gateway event"}}),
+    )
+    .await;
     assert_eq!(out["outcome"], "caught", "{out}");
     assert_eq!(out["error"]["Error"], DESERIALIZE_ERROR, "{out}");
     let cause: Value = serde_json::from_str(out["error"]["Cause"].as_str().unwrap()).unwrap();

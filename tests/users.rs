@@ -47,11 +47,17 @@ async fn create_answers_201_and_stores_the_profile_then_a_repeat_is_409() {
     assert!(res.headers().contains_key("x-request-id"));
     let user: Value = res.json().await.unwrap();
     assert_eq!(user["user_id"], id.as_str());
-    assert_eq!(user["email"], format!("{id}@example.com"), "domain is lower-cased");
+    assert_eq!(
+        user["email"],
+        format!("{id}@example.com"),
+        "domain is lower-cased"
+    );
     assert_eq!(user["country"], "GB");
     assert!(user["created_at"].as_str().unwrap().ends_with('Z'));
 
-    let stored = stored_item(&id).await.expect("profile is in the users table");
+    let stored = stored_item(&id)
+        .await
+        .expect("profile is in the users table");
     assert_eq!(stored["email"], user["email"]);
     assert_eq!(stored["name"], "Ada Lovelace");
 
@@ -65,22 +71,42 @@ async fn a_user_reads_itself_a_stranger_gets_403_and_an_admin_reads_anyone() {
     assert_eq!(register(&id).await.status(), 201);
     let url = format!("{}/users/{id}", api_url());
 
-    let res = http().get(&url).bearer_auth(token(&id, false)).send().await.unwrap();
+    let res = http()
+        .get(&url)
+        .bearer_auth(token(&id, false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let me: Value = res.json().await.unwrap();
     assert_eq!(me["user_id"], id.as_str());
 
     let stranger = fresh_user_id();
-    let res = http().get(&url).bearer_auth(token(&stranger, false)).send().await.unwrap();
+    let res = http()
+        .get(&url)
+        .bearer_auth(token(&stranger, false))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 403).await;
 
-    let res = http().get(&url).bearer_auth(token(&fresh_admin_id(), true)).send().await.unwrap();
+    let res = http()
+        .get(&url)
+        .bearer_auth(token(&fresh_admin_id(), true))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let seen: Value = res.json().await.unwrap();
     assert_eq!(seen, me);
 
     let missing = format!("{}/users/{}", api_url(), fresh_user_id());
-    let res = http().get(&missing).bearer_auth(token(&fresh_admin_id(), true)).send().await.unwrap();
+    let res = http()
+        .get(&missing)
+        .bearer_auth(token(&fresh_admin_id(), true))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 404).await;
 }
 
@@ -99,7 +125,11 @@ async fn patch_changes_only_given_fields_and_refuses_unknown_ones() {
         .unwrap();
     let problem = assert_problem(res, 400).await;
     assert_eq!(problem["errors"][0]["field"], "nickname");
-    assert_eq!(stored_item(&id).await.unwrap()["name"], "Ada Lovelace", "nothing applied");
+    assert_eq!(
+        stored_item(&id).await.unwrap()["name"],
+        "Ada Lovelace",
+        "nothing applied"
+    );
 
     let res = http()
         .patch(&url)
@@ -160,13 +190,28 @@ async fn missing_forged_or_expired_tokens_are_401_before_any_function_runs() {
     assert_problem(res, 401).await;
 
     let forged = sign(&claims(&id, true), "not-the-secret");
-    let res = http().post(&url).bearer_auth(forged).json(&profile(&id)).send().await.unwrap();
+    let res = http()
+        .post(&url)
+        .bearer_auth(forged)
+        .json(&profile(&id))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 401).await;
 
     let mut expired = claims(&id, false);
     expired["exp"] = json!(chrono::Utc::now().timestamp() - 60);
-    let expired = sign(&expired, &std::env::var("LOCAL_JWT_SECRET").unwrap_or("local-development-only".into()));
-    let res = http().post(&url).bearer_auth(expired).json(&profile(&id)).send().await.unwrap();
+    let expired = sign(
+        &expired,
+        &std::env::var("LOCAL_JWT_SECRET").unwrap_or("local-development-only".into()),
+    );
+    let res = http()
+        .post(&url)
+        .bearer_auth(expired)
+        .json(&profile(&id))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 401).await;
 
     assert!(stored_item(&id).await.is_none(), "no function ran");
@@ -194,16 +239,36 @@ async fn delete_answers_204_and_the_profile_is_gone() {
     assert_eq!(register(&id).await.status(), 201);
     let url = format!("{}/users/{id}", api_url());
 
-    let res = http().delete(&url).bearer_auth(token(&fresh_user_id(), false)).send().await.unwrap();
+    let res = http()
+        .delete(&url)
+        .bearer_auth(token(&fresh_user_id(), false))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 403).await;
 
-    let res = http().delete(&url).bearer_auth(token(&id, false)).send().await.unwrap();
+    let res = http()
+        .delete(&url)
+        .bearer_auth(token(&id, false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     assert!(stored_item(&id).await.is_none());
 
-    let res = http().get(&url).bearer_auth(token(&id, false)).send().await.unwrap();
+    let res = http()
+        .get(&url)
+        .bearer_auth(token(&id, false))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 404).await;
-    let res = http().delete(&url).bearer_auth(token(&id, false)).send().await.unwrap();
+    let res = http()
+        .delete(&url)
+        .bearer_auth(token(&id, false))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 404).await;
 }
 

@@ -234,14 +234,18 @@ pub fn parse_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError
         });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest("A JSON request body is required".into()));
+        return Err(ApiError::BadRequest(
+            "A JSON request body is required".into(),
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => ApiError::Validation(vec![field_error(&path, &inner)]),
+            serde_json::error::Category::Data => {
+                ApiError::Validation(vec![field_error(&path, &inner)])
+            }
             _ => ApiError::BadRequest(format!("The body is not valid JSON: {inner}")),
         }
     })
@@ -300,16 +304,21 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_named_by_path() {
-        let err = parse_json_bytes::<Order>(br#"{"items":[{"sku":"A","quantity":1,"colour":"red"}]}"#)
-            .unwrap_err();
-        assert_eq!(field_of(err), FieldError::new("items[0].colour", "unknown field"));
+        let err =
+            parse_json_bytes::<Order>(br#"{"items":[{"sku":"A","quantity":1,"colour":"red"}]}"#)
+                .unwrap_err();
+        assert_eq!(
+            field_of(err),
+            FieldError::new("items[0].colour", "unknown field")
+        );
         let err = parse_json_bytes::<Order>(br#"{"items":[],"extra":1}"#).unwrap_err();
         assert_eq!(field_of(err).field, "extra");
     }
 
     #[test]
     fn ill_typed_and_missing_fields_are_named_by_path() {
-        let err = parse_json_bytes::<Order>(br#"{"items":[{"sku":"A","quantity":-1}]}"#).unwrap_err();
+        let err =
+            parse_json_bytes::<Order>(br#"{"items":[{"sku":"A","quantity":-1}]}"#).unwrap_err();
         assert_eq!(field_of(err).field, "items[0].quantity");
         let err = parse_json_bytes::<Order>(br#"{"items":[{"sku":"A"}]}"#).unwrap_err();
         assert_eq!(field_of(err).field, "items[0].quantity");
@@ -320,14 +329,22 @@ mod tests {
         let big = vec![b' '; MAX_BODY_BYTES + 1];
         assert!(matches!(
             parse_json_bytes::<Order>(&big),
-            Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES })
+            Err(ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES
+            })
         ));
     }
 
     #[test]
     fn broken_or_empty_json_is_a_malformed_request() {
-        assert!(matches!(parse_json_bytes::<Order>(b"{\"items\":"), Err(ApiError::BadRequest(_))));
-        assert!(matches!(parse_json_bytes::<Order>(b""), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse_json_bytes::<Order>(b"{\"items\":"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_json_bytes::<Order>(b""),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]

@@ -30,7 +30,9 @@ impl Caller {
         if self.is_admin {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("This operation is for administrators".into()))
+            Err(ApiError::Forbidden(
+                "This operation is for administrators".into(),
+            ))
         }
     }
 
@@ -95,7 +97,10 @@ mod tests {
     #[test]
     fn groups_parse_in_every_flattened_form() {
         assert_eq!(parse_groups("[admin support]"), vec!["admin", "support"]);
-        assert_eq!(parse_groups(r#"["admin","support"]"#), vec!["admin", "support"]);
+        assert_eq!(
+            parse_groups(r#"["admin","support"]"#),
+            vec!["admin", "support"]
+        );
         assert_eq!(parse_groups("admin"), vec!["admin"]);
         assert!(parse_groups("[]").is_empty());
     }
@@ -106,8 +111,11 @@ mod tests {
             .unwrap();
         assert!(c.is_admin);
         assert!(c.may_act_for("someone-else"));
-        let c = Caller::from_context(Some(&ctx(&[("sub", "u1"), ("cognito:groups", "[administrators]")])))
-            .unwrap();
+        let c = Caller::from_context(Some(&ctx(&[
+            ("sub", "u1"),
+            ("cognito:groups", "[administrators]"),
+        ])))
+        .unwrap();
         assert!(!c.is_admin);
         assert!(c.may_act_for("u1"));
         assert!(!c.may_act_for("u2"));
@@ -116,7 +124,10 @@ mod tests {
 
     #[test]
     fn missing_sub_or_context_is_unauthorized() {
-        assert!(matches!(Caller::from_context(None), Err(ApiError::Unauthorized)));
+        assert!(matches!(
+            Caller::from_context(None),
+            Err(ApiError::Unauthorized)
+        ));
         assert!(matches!(
             Caller::from_context(Some(&ctx(&[("email", "a@b.c")]))),
             Err(ApiError::Unauthorized)

@@ -116,7 +116,9 @@ mod tests {
             1_700_000_000_000,
         );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap();
+        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
         for metric in declared {
             let name = metric["Name"].as_str().unwrap();
             assert!(v.get(name).is_some(), "metric {name} declared but absent");

@@ -138,9 +138,12 @@ impl ApiError {
                 format!("Send application/json, not {got}"),
                 vec![],
             ),
-            Self::Unprocessable(detail) => {
-                ("unprocessable", "Request cannot be processed", detail, vec![])
-            }
+            Self::Unprocessable(detail) => (
+                "unprocessable",
+                "Request cannot be processed",
+                detail,
+                vec![],
+            ),
             Self::Internal(_) => (
                 "internal-error",
                 "Internal error",

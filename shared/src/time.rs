@@ -53,6 +53,9 @@ mod tests {
     #[test]
     fn offsets_are_converted_to_utc() {
         let t: T = serde_json::from_str(r#"{"at":"2026-01-01T02:00:00+02:00"}"#).unwrap();
-        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"at":"2026-01-01T00:00:00.000Z"}"#);
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            r#"{"at":"2026-01-01T00:00:00.000Z"}"#
+        );
     }
 }

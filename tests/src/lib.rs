@@ -76,7 +76,9 @@ pub async fn aws() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the tests through `make test` (local/stack.py exec)"
     );
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }
 
 /// Physical table name as the local stack provisions it.
@@ -105,16 +107,29 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     let body: Value = response.json().await.expect("problem body is JSON");
     for member in ["type", "title", "detail", "instance"] {
         let v = body[member].as_str().unwrap_or_default();
-        assert!(!v.is_empty(), "problem member {member} missing or empty in {body}");
+        assert!(
+            !v.is_empty(),
+            "problem member {member} missing or empty in {body}"
+        );
     }
-    assert!(body["type"].as_str().unwrap().contains(':'), "type must be a URI: {body}");
+    assert!(
+        body["type"].as_str().unwrap().contains(':'),
+        "type must be a URI: {body}"
+    );
     assert_eq!(body["status"], status, "status member differs: {body}");
     if let Some(id) = request_id {
-        assert_eq!(body["instance"], id.as_str(), "instance is not the request id");
+        assert_eq!(
+            body["instance"],
+            id.as_str(),
+            "instance is not the request id"
+        );
     }
     if let Some(errors) = body.get("errors") {
         for e in errors.as_array().expect("errors is a list") {
-            assert!(e["field"].is_string() && e["message"].is_string(), "bad field error {e}");
+            assert!(
+                e["field"].is_string() && e["message"].is_string(),
+                "bad field error {e}"
+            );
         }
     }
     body

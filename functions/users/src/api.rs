@@ -70,9 +70,11 @@ impl CreateUserRequest {
         let name = convert::<UserName>("name", self.name, &mut errors);
         let country = convert::<CountryCode>("country", self.country, &mut errors);
         match (email, name, country) {
-            (Some(email), Some(name), Some(country)) if errors.is_empty() => {
-                Ok(NewUser { email, name, country })
-            }
+            (Some(email), Some(name), Some(country)) if errors.is_empty() => Ok(NewUser {
+                email,
+                name,
+                country,
+            }),
             _ => Err(ApiError::Validation(errors)),
         }
     }
@@ -90,7 +92,10 @@ impl PatchUserRequest {
             return Err(ApiError::Validation(errors));
         }
         if changes == UserChanges::default() {
-            return Err(ApiError::field("", "give at least one of email, name, country"));
+            return Err(ApiError::field(
+                "",
+                "give at least one of email, name, country",
+            ));
         }
         Ok(changes)
     }
@@ -104,7 +109,11 @@ pub async fn create(store: &impl UserStore, req: Request) -> Result<Response<Bod
     // Publishing goes through the transactional outbox (the events work); until then
     // the event is recorded in the log so the domain's output is visible.
     tracing::info!(event = "UserRegistered", user_id = %registered.user_id, "user registered");
-    json_at(StatusCode::CREATED, &format!("/users/{}", user.user_id), &user)
+    json_at(
+        StatusCode::CREATED,
+        &format!("/users/{}", user.user_id),
+        &user,
+    )
 }
 
 /// `GET /users/{user_id}`: the user or an admin.
@@ -121,7 +130,9 @@ pub async fn update(store: &impl UserStore, req: Request) -> Result<Response<Bod
     let target = path_param(&req, "user_id")?;
     if !caller.may_act_for(&target) {
         // Refuse before reading the body, so a stranger learns nothing from validation.
-        return Err(ApiError::Forbidden("You may only access your own profile".into()));
+        return Err(ApiError::Forbidden(
+            "You may only access your own profile".into(),
+        ));
     }
     let changes = parse_json::<PatchUserRequest>(&req)?.validate()?;
     let user = crate::update(store, &caller, &target, &changes, shared::time::now()).await?;
@@ -153,7 +164,10 @@ mod tests {
     fn every_invalid_field_of_a_registration_is_reported() {
         let req: CreateUserRequest =
             parse_json_bytes(br#"{"email":"nope","name":"","country":"XX"}"#).unwrap();
-        assert_eq!(fields(req.validate().unwrap_err()), vec!["email", "name", "country"]);
+        assert_eq!(
+            fields(req.validate().unwrap_err()),
+            vec!["email", "name", "country"]
+        );
     }
 
     #[test]
@@ -172,5 +186,29 @@ mod tests {
         let changes = req.validate().unwrap();
         assert!(changes.email.is_none() && changes.name.is_none());
         assert_eq!(changes.country.map(String::from).as_deref(), Some("FR"));
+    }
+
+    /// The sample events in `events/users/` are real: each parses as an API Gateway
+    /// request and drives its handler to the status the route promises.
+    #[tokio::test]
+    async fn sample_events_drive_their_handlers() {
+        let store = crate::memory::MemoryStore::default();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/users/");
+        let load = |name: &str| {
+            let text = std::fs::read_to_string(format!("{dir}{name}")).unwrap();
+            lambda_http::request::from_str(&text).unwrap()
+        };
+        let status = |r: Result<Response<Body>, ApiError>| match r {
+            Ok(resp) => resp.status().as_u16(),
+            Err(e) => e.status().as_u16(),
+        };
+        assert_eq!(status(get(&store, load("get.json")).await), 404);
+        assert_eq!(status(create(&store, load("create.json")).await), 201);
+        assert_eq!(status(create(&store, load("create.json")).await), 409);
+        assert_eq!(status(get(&store, load("get.json")).await), 200);
+        assert_eq!(status(get(&store, load("get-as-admin.json")).await), 200);
+        assert_eq!(status(update(&store, load("update.json")).await), 200);
+        assert_eq!(status(delete(&store, load("delete.json")).await), 204);
+        assert_eq!(status(delete(&store, load("delete.json")).await), 404);
     }
 }

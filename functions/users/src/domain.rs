@@ -20,11 +20,15 @@ impl TryFrom<String> for UserId {
     type Error = Invalid;
     fn try_from(raw: String) -> Result<Self, Invalid> {
         let ok = (1..=128).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(raw))
         } else {
-            Err(Invalid("must be 1 to 128 characters of letters, digits, '-' or '_'".into()))
+            Err(Invalid(
+                "must be 1 to 128 characters of letters, digits, '-' or '_'".into(),
+            ))
         }
     }
 }
@@ -134,7 +138,9 @@ impl TryFrom<String> for CountryCode {
         let assigned = raw.len() == 2 && ASSIGNED_COUNTRIES.split(' ').any(|c| c == raw);
         match raw.as_bytes() {
             [a, b] if assigned => Ok(Self([*a, *b])),
-            _ => Err(Invalid("must be an ISO 3166-1 alpha-2 country code such as DE".into())),
+            _ => Err(Invalid(
+                "must be an ISO 3166-1 alpha-2 country code such as DE".into(),
+            )),
         }
     }
 }
@@ -225,13 +231,27 @@ mod tests {
 
     #[test]
     fn emails_are_accepted_with_lowercased_domain() {
-        assert_eq!(String::from(email("Ada.Lovelace+shop@Example.COM").unwrap()), "Ada.Lovelace+shop@example.com");
+        assert_eq!(
+            String::from(email("Ada.Lovelace+shop@Example.COM").unwrap()),
+            "Ada.Lovelace+shop@example.com"
+        );
         assert!(email("a@b.co").is_ok());
     }
 
     #[test]
     fn malformed_emails_are_refused() {
-        for bad in ["", "plain", "@example.com", "a@", "a@example", "a@@example.com", "a b@example.com", "a@-x.com", "a@example.c0m", "a@exa_mple.com"] {
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@example",
+            "a@@example.com",
+            "a b@example.com",
+            "a@-x.com",
+            "a@example.c0m",
+            "a@exa_mple.com",
+        ] {
             assert!(email(bad).is_err(), "{bad:?} accepted");
         }
         assert!(email(&format!("{}@example.com", "a".repeat(65))).is_err());
@@ -241,14 +261,20 @@ mod tests {
     fn country_codes_must_be_assigned_alpha2() {
         assert!(CountryCode::try_from("DE".to_owned()).is_ok());
         for bad in ["de", "DEU", "XX", "", "D"] {
-            assert!(CountryCode::try_from(bad.to_owned()).is_err(), "{bad:?} accepted");
+            assert!(
+                CountryCode::try_from(bad.to_owned()).is_err(),
+                "{bad:?} accepted"
+            );
         }
         assert_eq!(ASSIGNED_COUNTRIES.split(' ').count(), 249);
     }
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(String::from(UserName::try_from("  Ada  ".to_owned()).unwrap()), "Ada");
+        assert_eq!(
+            String::from(UserName::try_from("  Ada  ".to_owned()).unwrap()),
+            "Ada"
+        );
         assert!(UserName::try_from("   ".to_owned()).is_err());
         assert!(UserName::try_from("x".repeat(101)).is_err());
         assert!(UserName::try_from("Ä".repeat(100)).is_ok());
@@ -259,7 +285,10 @@ mod tests {
     fn user_ids_are_token_safe() {
         assert!(UserId::try_from("0f8fad5b-d9cb-469f-a165-70867728950e".to_owned()).is_ok());
         for bad in ["", "a/b", "a b", "ü"] {
-            assert!(UserId::try_from(bad.to_owned()).is_err(), "{bad:?} accepted");
+            assert!(
+                UserId::try_from(bad.to_owned()).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 }

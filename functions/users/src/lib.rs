@@ -124,7 +124,11 @@ fn authorize(caller: &Caller, target: &str) -> Result<UserId, UsersError> {
 }
 
 /// Reads a profile: its owner or an admin.
-pub async fn get(store: &impl UserStore, caller: &Caller, target: &str) -> Result<User, UsersError> {
+pub async fn get(
+    store: &impl UserStore,
+    caller: &Caller,
+    target: &str,
+) -> Result<User, UsersError> {
     let id = authorize(caller, target)?;
     store
         .get(&id)
@@ -165,14 +169,14 @@ pub async fn delete(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod memory {
     use super::*;
     use std::collections::HashMap;
     use std::sync::Mutex;
 
     /// The port in memory, for the operations' logic.
     #[derive(Default)]
-    struct MemoryStore(Mutex<HashMap<UserId, User>>);
+    pub(crate) struct MemoryStore(Mutex<HashMap<UserId, User>>);
 
     impl UserStore for MemoryStore {
         async fn insert(&self, user: &User) -> Result<bool, StoreError> {
@@ -186,9 +190,16 @@ mod tests {
         async fn get(&self, id: &UserId) -> Result<Option<User>, StoreError> {
             Ok(self.0.lock().unwrap().get(id).cloned())
         }
-        async fn update(&self, id: &UserId, c: &UserChanges, now: Timestamp) -> Result<Option<User>, StoreError> {
+        async fn update(
+            &self,
+            id: &UserId,
+            c: &UserChanges,
+            now: Timestamp,
+        ) -> Result<Option<User>, StoreError> {
             let mut m = self.0.lock().unwrap();
-            let Some(u) = m.get(id).cloned() else { return Ok(None) };
+            let Some(u) = m.get(id).cloned() else {
+                return Ok(None);
+            };
             let u = c.apply(u, now);
             m.insert(id.clone(), u.clone());
             Ok(Some(u))
@@ -197,9 +208,18 @@ mod tests {
             Ok(self.0.lock().unwrap().remove(id).is_some())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
 
     fn caller(id: &str, admin: bool) -> Caller {
-        Caller { user_id: id.into(), is_admin: admin }
+        Caller {
+            user_id: id.into(),
+            is_admin: admin,
+        }
     }
 
     fn new_user() -> NewUser {
@@ -214,7 +234,9 @@ mod tests {
     async fn registering_twice_is_a_conflict() {
         let store = MemoryStore::default();
         let now = shared::time::now();
-        let (user, event) = register(&store, &caller("u1", false), new_user(), now).await.unwrap();
+        let (user, event) = register(&store, &caller("u1", false), new_user(), now)
+            .await
+            .unwrap();
         assert_eq!(user.user_id.as_str(), "u1");
         assert_eq!(event.user_id, user.user_id);
         let again = register(&store, &caller("u1", false), new_user(), now).await;
@@ -234,14 +256,29 @@ mod tests {
     async fn admins_change_and_erase_any_profile() {
         let store = MemoryStore::default();
         let now = shared::time::now();
-        register(&store, &caller("u3", false), new_user(), now).await.unwrap();
-        let changes = UserChanges { name: Some("Grace".to_owned().try_into().unwrap()), ..Default::default() };
-        let user = update(&store, &caller("boss", true), "u3", &changes, now).await.unwrap();
+        register(&store, &caller("u3", false), new_user(), now)
+            .await
+            .unwrap();
+        let changes = UserChanges {
+            name: Some("Grace".to_owned().try_into().unwrap()),
+            ..Default::default()
+        };
+        let user = update(&store, &caller("boss", true), "u3", &changes, now)
+            .await
+            .unwrap();
         assert_eq!(String::from(user.name), "Grace");
         assert_eq!(String::from(user.email), "ada@example.com");
-        let event = delete(&store, &caller("boss", true), "u3", now).await.unwrap();
+        let event = delete(&store, &caller("boss", true), "u3", now)
+            .await
+            .unwrap();
         assert_eq!(event.user_id.as_str(), "u3");
-        assert!(matches!(get(&store, &caller("u3", false), "u3").await, Err(UsersError::NotFound(_))));
-        assert!(matches!(delete(&store, &caller("u3", false), "u3", now).await, Err(UsersError::NotFound(_))));
+        assert!(matches!(
+            get(&store, &caller("u3", false), "u3").await,
+            Err(UsersError::NotFound(_))
+        ));
+        assert!(matches!(
+            delete(&store, &caller("u3", false), "u3", now).await,
+            Err(UsersError::NotFound(_))
+        ));
     }
 }

@@ -1,8 +1,8 @@
 //! The DynamoDB adapter of [`UserStore`]: table keyed by `user_id`, one request per
 //! operation, conditions instead of read-before-write.
 
-use crate::domain::{User, UserChanges, UserId};
 use crate::UserStore;
+use crate::domain::{User, UserChanges, UserId};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use shared::config::{self, ConfigError};

@@ -17,7 +17,10 @@ async fn store() -> (DynamoUserStore, DynamoDbRequestCounter) {
 }
 
 fn caller(id: &str) -> Caller {
-    Caller { user_id: id.to_owned(), is_admin: false }
+    Caller {
+        user_id: id.to_owned(),
+        is_admin: false,
+    }
 }
 
 fn new_user() -> NewUser {
@@ -41,18 +44,34 @@ async fn each_operation_is_one_conditional_round_trip() {
 
     let before = counter.get();
     let again = users::register(&store, &me, new_user(), now).await;
-    assert!(matches!(again, Err(UsersError::AlreadyExists(_))), "{again:?}");
-    assert_eq!(counter.get() - before, 1, "the duplicate is caught by the condition, no read first");
+    assert!(
+        matches!(again, Err(UsersError::AlreadyExists(_))),
+        "{again:?}"
+    );
+    assert_eq!(
+        counter.get() - before,
+        1,
+        "the duplicate is caught by the condition, no read first"
+    );
 
     let before = counter.get();
     assert_eq!(users::get(&store, &me, &id).await.unwrap(), user);
     assert_eq!(counter.get() - before, 1);
 
-    let changes = UserChanges { country: Some("SE".to_owned().try_into().unwrap()), ..Default::default() };
+    let changes = UserChanges {
+        country: Some("SE".to_owned().try_into().unwrap()),
+        ..Default::default()
+    };
     let later = shared::time::now();
     let before = counter.get();
-    let changed = users::update(&store, &me, &id, &changes, later).await.unwrap();
-    assert_eq!(counter.get() - before, 1, "update returns the new item in the same request");
+    let changed = users::update(&store, &me, &id, &changes, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.get() - before,
+        1,
+        "update returns the new item in the same request"
+    );
     assert_eq!(String::from(changed.country), "SE");
     assert_eq!(changed.email, user.email);
     assert_eq!(changed.created_at, user.created_at);
@@ -61,7 +80,16 @@ async fn each_operation_is_one_conditional_round_trip() {
     let before = counter.get();
     users::delete(&store, &me, &id, later).await.unwrap();
     assert_eq!(counter.get() - before, 1);
-    assert!(matches!(users::delete(&store, &me, &id, later).await, Err(UsersError::NotFound(_))));
-    assert!(matches!(users::update(&store, &me, &id, &changes, later).await, Err(UsersError::NotFound(_))));
-    assert!(matches!(users::get(&store, &me, &id).await, Err(UsersError::NotFound(_))));
+    assert!(matches!(
+        users::delete(&store, &me, &id, later).await,
+        Err(UsersError::NotFound(_))
+    ));
+    assert!(matches!(
+        users::update(&store, &me, &id, &changes, later).await,
+        Err(UsersError::NotFound(_))
+    ));
+    assert!(matches!(
+        users::get(&store, &me, &id).await,
+        Err(UsersError::NotFound(_))
+    ));
 }
