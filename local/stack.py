@@ -180,6 +180,9 @@ def main(argv: list[str]) -> int:
     def on_signal(signum, _frame):
         raise KeyboardInterrupt
 
+    # Installed explicitly: a process started in the background by a non-interactive shell
+    # inherits SIGINT as ignored, and Ctrl-C must still stop everything.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     code = 0
     try:
@@ -194,7 +197,7 @@ def main(argv: list[str]) -> int:
         else:
             code = subprocess.call(command, cwd=ROOT, env=env)
     except KeyboardInterrupt:
-        code = 130
+        code = 0 if mode == "dev" else 130  # Ctrl-C is how `make dev` is meant to end
     except Exception as e:  # any failure to start: report, stop what runs, fail
         print(f"[stack] {e}", file=sys.stderr)
         for name in ("emulator", "cargo-lambda", "gateway"):
