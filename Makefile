@@ -44,6 +44,7 @@ test-unit:
 test-local-tools: install
 	$(PY) local/test_emulator.py
 	$(PY) local/test_gateway.py
+	$(PY) local/test_pollers.py
 
 # Integration and end-to-end tests need the emulator, cargo lambda watch and the gateway.
 # Build first, so cargo lambda watch only starts binaries that are already linked.

@@ -23,10 +23,24 @@ def table_name(table: str, prefix: str = LOCAL_PREFIX) -> str:
     return f"{prefix}-{table}"
 
 
+def queue_name(queue: str, prefix: str = LOCAL_PREFIX) -> str:
+    """Physical queue name: `<prefix>-<queue>` (its dead-letter queue adds `-dlq`)."""
+    return f"{prefix}-{queue}"
+
+
+def bus_name(prefix: str = LOCAL_PREFIX) -> str:
+    """The bus is named after the deployment: `commerce` by default."""
+    return prefix
+
+
 def function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[str, str]:
-    """Environment one function gets: the table variables of the tables it uses."""
+    """Environment one function gets: the variables of the tables it uses, and the bus's
+    if it publishes."""
     spec = decl["functions"][function]
-    return {decl["tables"][t]["env"]: table_name(t, prefix) for t in spec.get("tables", {})}
+    env = {decl["tables"][t]["env"]: table_name(t, prefix) for t in spec.get("tables", {})}
+    if spec.get("bus"):
+        env[decl["bus"]["env"]] = bus_name(prefix)
+    return env
 
 
 def all_function_env(decl: dict, prefix: str = LOCAL_PREFIX) -> dict[str, str]:

@@ -112,10 +112,81 @@ def ensure_function(lam, name: str, spec: dict, env: dict, role_arn: str, code: 
     return True
 
 
+def ensure_queue(sqs, name: str, spec: dict) -> str:
+    """A queue (and its dead-letter queue unless `dlq: false`); returns its ARN."""
+    attrs = {
+        "VisibilityTimeout": str(spec.get("visibility_timeout_s", 30)),
+        "MessageRetentionPeriod": str(spec.get("message_retention_s", 345600)),
+    }
+    if spec.get("dlq", True):
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.get("max_receive_count", 5)})
+    url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]  # idempotent for equal attributes
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def ensure_bus(events, decl: dict) -> str:
+    name = declaration.bus_name()
+    try:
+        arn = events.describe_event_bus(Name=name)["Arn"]
+    except events.exceptions.ResourceNotFoundException:
+        arn = events.create_event_bus(Name=name)["EventBusArn"]
+    archive = f"{name}-archive"
+    try:
+        events.describe_archive(ArchiveName=archive)
+    except events.exceptions.ResourceNotFoundException:
+        events.create_archive(
+            ArchiveName=archive,
+            EventSourceArn=arn,
+            Description="Every event published on the bus, for replay",
+            RetentionDays=decl["bus"].get("archive_retention_days", 0),
+        )
+    return arn
+
+
+def ensure_rule(events, bus: str, name: str, spec: dict, queue_arn: str) -> None:
+    rule = f"{bus}-{name}"
+    events.put_rule(
+        Name=rule,
+        EventBusName=bus,
+        EventPattern=json.dumps(spec["event_pattern"]),
+        Description=spec.get("description", ""),
+        State="ENABLED",
+    )
+    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+
+def ensure_mapping(lam, function: str, source_arn: str, spec: dict, queue_arns: dict) -> bool:
+    existing = lam.list_event_source_mappings(FunctionName=function, EventSourceArn=source_arn)["EventSourceMappings"]
+    if existing:
+        return False
+    args = {
+        "FunctionName": function,
+        "EventSourceArn": source_arn,
+        "BatchSize": spec.get("batch_size", 10),
+        "MaximumBatchingWindowInSeconds": spec.get("batching_window_s", 0),
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "Enabled": True,
+    }
+    if "queue" not in spec:  # streams
+        args.update(
+            StartingPosition=spec.get("starting_position", "TRIM_HORIZON"),
+            MaximumRetryAttempts=spec.get("maximum_retry_attempts", 10),
+            MaximumRecordAgeInSeconds=spec.get("maximum_record_age_s", 3600),
+            BisectBatchOnFunctionError=spec.get("bisect_on_error", True),
+        )
+        if spec.get("on_failure_queue"):
+            args["DestinationConfig"] = {"OnFailure": {"Destination": queue_arns[spec["on_failure_queue"]]}}
+    lam.create_event_source_mapping(**args)
+    return True
+
+
 def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = None) -> dict:
     decl = decl or declaration.load()
     ddb, lam, iam = client("dynamodb", endpoint), client("lambda", endpoint), client("iam", endpoint)
-    created = {"tables": [], "functions": []}
+    sqs, events = client("sqs", endpoint), client("events", endpoint)
+    created = {"tables": [], "functions": [], "mappings": []}
     for table, spec in decl["tables"].items():
         name = declaration.table_name(table)
         if ensure_table(ddb, name, spec):
@@ -125,6 +196,21 @@ def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = N
     for fn, spec in decl["functions"].items():
         if ensure_function(lam, fn, spec, declaration.function_env(decl, fn), role_arn, code):
             created["functions"].append(fn)
+    queue_arns = {q: ensure_queue(sqs, declaration.queue_name(q), spec) for q, spec in decl.get("queues", {}).items()}
+    if decl.get("bus"):
+        ensure_bus(events, decl)
+        for rule, spec in decl.get("rules", {}).items():
+            ensure_rule(events, declaration.bus_name(), rule, spec, queue_arns[spec["queue"]])
+    for fn, spec in decl["functions"].items():
+        for source in spec.get("event_sources", []):
+            if "table_stream" in source:
+                arn = ddb.describe_table(TableName=declaration.table_name(source["table_stream"]))["Table"]["LatestStreamArn"]
+            elif "queue" in source:
+                arn = queue_arns[source["queue"]]
+            else:
+                raise ValueError(f"{fn}: unknown event source {source}")
+            if ensure_mapping(lam, fn, arn, source, queue_arns):
+                created["mappings"].append(f"{fn} <- {arn.split(':')[-1]}")
     if env_file is not None:
         env_file.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"{k}={v}" for k, v in sorted(declaration.all_function_env(decl).items())]
@@ -138,7 +224,8 @@ def main() -> int:
     p.add_argument("--env-file", default=str(declaration.ROOT / ".local" / "functions.env"))
     args = p.parse_args()
     created = provision(args.endpoint, env_file=Path(args.env_file))
-    print(f"provisioned: {len(created['tables'])} table(s), {len(created['functions'])} function record(s) created")
+    print(f"provisioned: {len(created['tables'])} table(s), {len(created['functions'])} function record(s), "
+          f"{len(created['mappings'])} event-source mapping(s) created")
     return 0
 
 

@@ -42,6 +42,8 @@ def stack_env() -> dict[str, str]:
     """What every process of the stack, and every test, sees: the standard AWS SDK settings
     pointed at the emulator, so no code path differs from AWS."""
     env = dict(os.environ)
+    # `cargo lambda` is the cargo-lambda binary installed next to this Python (.venv/bin).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(
         {
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{MOTO_PORT}",
@@ -69,7 +71,7 @@ class Stack:
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         LOGS.mkdir(parents=True, exist_ok=True)
-        log = open(LOGS / f"{name}.log", "ab")
+        log = open(LOGS / f"{name}.log", "wb")  # fresh per run: readiness is read from it
         proc = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stopping it stops its children
@@ -98,7 +100,8 @@ class Stack:
 
         env_file = STATE / "functions.env"
         created = provision.provision(env["AWS_ENDPOINT_URL"], env_file=env_file)
-        print(f"[stack] provisioned {len(created['tables'])} tables, {len(created['functions'])} functions", flush=True)
+        print(f"[stack] provisioned {len(created['tables'])} tables, {len(created['functions'])} functions, "
+              f"{len(created['mappings'])} event-source mappings", flush=True)
         for line in env_file.read_text().splitlines():
             key, _, value = line.partition("=")
             env[key] = value
@@ -114,6 +117,10 @@ class Stack:
             watch.append("--ignore-changes")
         lam = self.spawn("cargo-lambda", watch, env)
         self.wait_until("cargo-lambda", lam, lambda: lambda_ready(LAMBDA_PORT), 300)
+
+        # Lambda's event-source mappings: SQS, Kinesis and DynamoDB-stream pollers.
+        pollers = self.spawn("pollers", [PY, str(HERE / "pollers.py")], env)
+        self.wait_until("pollers", pollers, lambda: log_says("pollers", "pollers ready"), 60)
 
         gw = self.spawn("gateway", [PY, str(HERE / "gateway.py"), "--port", str(API_PORT)], env)
         self.wait_until("gateway", gw, lambda: port_open(API_PORT), 30)
@@ -142,6 +149,11 @@ class Stack:
             proc.wait()
         self.procs.clear()
         print("[stack] stopped", flush=True)
+
+
+def log_says(name: str, text: str) -> bool:
+    log = LOGS / f"{name}.log"
+    return log.exists() and text in log.read_text(errors="replace")
 
 
 def port_open(port: int) -> bool:
@@ -200,7 +212,7 @@ def main(argv: list[str]) -> int:
         code = 0 if mode == "dev" else 130  # Ctrl-C is how `make dev` is meant to end
     except Exception as e:  # any failure to start: report, stop what runs, fail
         print(f"[stack] {e}", file=sys.stderr)
-        for name in ("emulator", "cargo-lambda", "gateway"):
+        for name in ("emulator", "cargo-lambda", "pollers", "gateway"):
             log = LOGS / f"{name}.log"
             if log.exists():
                 tail = log.read_text(errors="replace").splitlines()[-15:]

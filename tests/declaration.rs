@@ -154,7 +154,12 @@ fn every_table_is_declared_used_and_read_through_its_variable() {
     let tables = decl["tables"].as_object().unwrap();
     let mut used = BTreeSet::new();
     for (name, spec) in decl["functions"].as_object().unwrap() {
-        for (table, actions) in spec["tables"].as_object().unwrap() {
+        let no_tables = serde_json::Map::new();
+        for (table, actions) in spec
+            .get("tables")
+            .and_then(Value::as_object)
+            .unwrap_or(&no_tables)
+        {
             assert!(
                 tables.contains_key(table),
                 "{name} uses undeclared table {table}"
@@ -167,6 +172,14 @@ fn every_table_is_declared_used_and_read_through_its_variable() {
                 );
             }
             used.insert(table.clone());
+        }
+        for table in spec
+            .get("streams")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            used.insert(table.as_str().unwrap().to_owned());
         }
     }
     let unused: Vec<_> = tables.keys().filter(|t| !used.contains(*t)).collect();
@@ -235,4 +248,90 @@ fn terraform_builds_functions_routes_and_tables_from_the_declaration() {
             "{resource} is not generated from the declaration (no for_each)"
         );
     }
+}
+
+#[test]
+fn queues_rules_and_event_sources_reference_declared_parts() {
+    let decl = declaration();
+    let tables = decl["tables"].as_object().unwrap();
+    let queues = decl["queues"].as_object().unwrap();
+    let mut queues_used = BTreeSet::new();
+    for (name, rule) in decl["rules"].as_object().unwrap() {
+        let q = rule["queue"].as_str().unwrap();
+        assert!(
+            queues.contains_key(q),
+            "rule {name} targets undeclared queue {q}"
+        );
+        assert!(
+            rule["event_pattern"].is_object(),
+            "rule {name} has no event pattern"
+        );
+        queues_used.insert(q.to_owned());
+    }
+    for (name, spec) in decl["functions"].as_object().unwrap() {
+        let sources = spec
+            .get("event_sources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if !sources.is_empty() {
+            assert!(
+                spec.get("route").is_none(),
+                "{name} is both an API route and an event consumer"
+            );
+        }
+        let streams: BTreeSet<String> = spec
+            .get("streams")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect();
+        let mut streamed = BTreeSet::new();
+        for source in &sources {
+            if let Some(t) = source.get("table_stream").and_then(Value::as_str) {
+                assert!(
+                    tables.get(t).is_some_and(|t| t.get("stream").is_some()),
+                    "{name} reads table {t}, which has no stream"
+                );
+                streamed.insert(t.to_owned());
+                assert!(
+                    source.get("starting_position").is_some(),
+                    "{name}: stream mapping without starting_position"
+                );
+                assert!(
+                    source["maximum_retry_attempts"]
+                        .as_i64()
+                        .is_some_and(|n| n >= 0),
+                    "{name}: unbounded retries"
+                );
+            }
+            if let Some(q) = source.get("queue").and_then(Value::as_str) {
+                assert!(
+                    queues.contains_key(q),
+                    "{name} consumes undeclared queue {q}"
+                );
+                queues_used.insert(q.to_owned());
+            }
+            if let Some(q) = source.get("on_failure_queue").and_then(Value::as_str) {
+                assert!(
+                    queues.contains_key(q),
+                    "{name}: undeclared on-failure queue {q}"
+                );
+                queues_used.insert(q.to_owned());
+            }
+        }
+        assert_eq!(
+            streams, streamed,
+            "{name}: streams it may read vs streams it is mapped to"
+        );
+    }
+    let unused: Vec<_> = queues
+        .keys()
+        .filter(|q| !queues_used.contains(*q))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "queues nothing sends to or reads: {unused:?}"
+    );
 }

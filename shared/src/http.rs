@@ -146,6 +146,10 @@ fn set_header(response: &mut Response<Body>, name: &'static str, value: &str) {
 
 /// The problem+json response for `err`.
 pub fn problem_response(err: ApiError, request_id: &str) -> Response<Body> {
+    let retry_after = match &err {
+        ApiError::InProgress { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
+    };
     let problem = err.into_problem(request_id);
     let status = problem.status;
     let body = serde_json::to_string(&problem).unwrap_or_else(|_| {
@@ -158,6 +162,11 @@ pub fn problem_response(err: ApiError, request_id: &str) -> Response<Body> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     response
 }
 

@@ -10,11 +10,17 @@
 //! `functions/<service>/src/lib.rs` and use these pieces at their edges.
 
 pub mod aws;
+pub mod catalog;
 pub mod config;
 pub mod dynamo;
+pub mod events;
 pub mod http;
+pub mod idempotency;
 pub mod identity;
 pub mod metrics;
+pub mod money;
+pub mod outbox;
+pub mod pagination;
 pub mod problem;
 pub mod telemetry;
 pub mod time;

@@ -51,6 +51,12 @@ pub enum ApiError {
     /// The request conflicts with the resource's current state (409).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The same request (same idempotency key) is still being handled (409 + `Retry-After`).
+    #[error("request in progress")]
+    InProgress {
+        /// Seconds after which a retry may find it finished.
+        retry_after_secs: u64,
+    },
     /// The body is larger than the API accepts (413).
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge {
@@ -86,7 +92,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::InProgress { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -126,6 +132,14 @@ impl ApiError {
             Self::Forbidden(detail) => ("forbidden", "Forbidden", detail, vec![]),
             Self::NotFound(detail) => ("not-found", "Not found", detail, vec![]),
             Self::Conflict(detail) => ("conflict", "Conflict", detail, vec![]),
+            Self::InProgress { retry_after_secs } => (
+                "request-in-progress",
+                "Request in progress",
+                format!(
+                    "A request with this Idempotency-Key is still being handled; retry after {retry_after_secs} s"
+                ),
+                vec![],
+            ),
             Self::PayloadTooLarge { limit } => (
                 "payload-too-large",
                 "Request body too large",
@@ -215,6 +229,12 @@ mod tests {
             (ApiError::Forbidden("x".into()), 403),
             (ApiError::NotFound("x".into()), 404),
             (ApiError::Conflict("x".into()), 409),
+            (
+                ApiError::InProgress {
+                    retry_after_secs: 1,
+                },
+                409,
+            ),
             (ApiError::PayloadTooLarge { limit: 1 }, 413),
             (ApiError::UnsupportedMediaType("text/plain".into()), 415),
             (ApiError::Unprocessable("x".into()), 422),

@@ -26,3 +26,14 @@ pub fn init() {
         .with_target(false)
         .try_init();
 }
+
+/// The span of one event-driven invocation (stream, queue, step): function name,
+/// Lambda request id and batch size on every line it covers.
+pub fn event_span(context: &lambda_runtime::Context, records: usize) -> tracing::Span {
+    tracing::info_span!(
+        "invocation",
+        function = %crate::config::function_name(),
+        request_id = %context.request_id,
+        records,
+    )
+}

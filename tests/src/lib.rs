@@ -134,3 +134,115 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     }
     body
 }
+
+/// A SKU no other test uses.
+pub fn fresh_sku(prefix: &str) -> String {
+    let id = ulid::Ulid::new().to_string();
+    format!("{prefix}-{}", &id[id.len() - 12..])
+}
+
+/// Creates a product as an admin with `on_hand` units; returns the product JSON.
+pub async fn create_product(sku: &str, amount: &str, currency: &str, on_hand: i64) -> Value {
+    let admin = token(&fresh_admin_id(), true);
+    let res = http()
+        .put(format!("{}/products/{sku}", api_url()))
+        .bearer_auth(&admin)
+        .json(&json!({"name": format!("Product {sku}"), "price": {"amount": amount, "currency": currency}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "creating {sku}");
+    if on_hand == 0 {
+        return res.json().await.unwrap();
+    }
+    let res = http()
+        .post(format!("{}/products/{sku}/stock", api_url()))
+        .bearer_auth(&admin)
+        .json(&json!({"delta": on_hand}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "stocking {sku}");
+    res.json().await.unwrap()
+}
+
+/// Physical queue name as the local stack provisions it.
+pub fn queue(name: &str) -> String {
+    format!("commerce-{name}")
+}
+
+/// Collects the messages of a queue that several tests of one binary read at once:
+/// whatever any test receives is kept here, so each finds its own.
+static RECEIVED: std::sync::Mutex<Vec<(String, Value)>> = std::sync::Mutex::new(Vec::new());
+
+/// EventBridge events (as JSON) on `queue_name` for which `wanted` holds, waiting up to
+/// `wait` for at least `at_least` of them, then a little longer to catch duplicates.
+pub async fn events_on_queue(
+    queue_name: &str,
+    at_least: usize,
+    wait: std::time::Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let sqs = aws_sdk_sqs::Client::new(&aws().await);
+    let url = sqs
+        .get_queue_url()
+        .queue_name(queue(queue_name))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut settled_at: Option<std::time::Instant> = None;
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let body: Value = serde_json::from_str(m.body().unwrap_or("null")).unwrap();
+            RECEIVED.lock().unwrap().push((queue_name.to_owned(), body));
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        let found: Vec<Value> = RECEIVED
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(q, v)| q == queue_name && wanted(v))
+            .map(|(_, v)| v.clone())
+            .collect();
+        if found.len() >= at_least && settled_at.is_none() {
+            settled_at = Some(std::time::Instant::now());
+        }
+        let settled = settled_at.is_some_and(|t| t.elapsed() > std::time::Duration::from_secs(2));
+        if settled || started.elapsed() > wait {
+            return found;
+        }
+    }
+}
+
+/// Validates an event's `detail` against its schema in `events/schemas/`.
+pub fn assert_valid_event(event: &Value) {
+    let name = event["detail-type"].as_str().expect("detail-type");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../events/schemas/{name}.json"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&event["detail"])
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{name} event does not match its schema: {errors:?}\n{event}"
+    );
+}

@@ -1,0 +1,10 @@
+//! `POST /products/{sku}/stock`: correct on-hand stock (admin), never below what is reserved.
+
+use inventory::{DynamoProductStore, api};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let store = DynamoProductStore::from_env().await?;
+    shared::http::serve(|req| api::adjust_stock(&store, req)).await
+}

@@ -1,0 +1,138 @@
+//! The DynamoDB adapter of [`ProductStore`]: the `inventory` table keyed by `sku`, a
+//! sparse `catalog` index (partition `catalog = "products"`, sorted by SKU) for listing,
+//! and the table's outbox.
+
+use crate::domain::Product;
+use crate::{ProductEvent, ProductStore};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use shared::catalog::Sku;
+use shared::config::{self, ConfigError};
+use shared::dynamo::{Item, StoreError, from_item, to_item};
+use shared::outbox::Outbox;
+use shared::pagination::PageRequest;
+
+/// The index that lists the catalog in SKU order.
+pub const CATALOG_INDEX: &str = "catalog";
+/// The partition every product has in [`CATALOG_INDEX`]; outbox items lack it.
+const CATALOG_PARTITION: &str = "products";
+
+/// Products in the `inventory` table.
+#[derive(Debug, Clone)]
+pub struct DynamoProductStore {
+    client: Client,
+    table: String,
+    outbox: Outbox,
+}
+
+impl DynamoProductStore {
+    /// A store on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
+        Self {
+            client,
+            outbox: Outbox::new(table.clone(), "sku"),
+            table,
+        }
+    }
+
+    /// The store a Lambda uses: table from `INVENTORY_TABLE`.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let table = config::required("INVENTORY_TABLE")?;
+        let sdk = shared::aws::sdk_config().await;
+        Ok(Self::new(shared::aws::dynamodb(&sdk), table))
+    }
+}
+
+/// Whether a cancelled transaction failed only on its conditions (a lost race, not a fault).
+pub fn cancelled_by_condition(err: &TransactWriteItemsError) -> bool {
+    match err {
+        TransactWriteItemsError::TransactionCanceledException(e) => e
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        _ => false,
+    }
+}
+
+impl ProductStore for DynamoProductStore {
+    async fn get(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("sku", AttributeValue::S(sku.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::request("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    async fn save(
+        &self,
+        product: &Product,
+        expected: Option<u64>,
+        event: &ProductEvent,
+    ) -> Result<bool, StoreError> {
+        let mut item = to_item(product)?;
+        item.insert(
+            "catalog".into(),
+            AttributeValue::S(CATALOG_PARTITION.into()),
+        );
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(sku)"),
+            Some(v) => put
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+        }
+        .build()
+        .map_err(|e| StoreError::request("build product put", e))?;
+        let outbox = match event {
+            ProductEvent::Upserted(e) => self.outbox.put(e)?,
+            ProductEvent::StockAdjusted(e) => self.outbox.put(e)?,
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(outbox)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = e.into_service_error();
+                if cancelled_by_condition(&e) {
+                    Ok(false)
+                } else {
+                    Err(StoreError::request("TransactWriteItems", e))
+                }
+            }
+        }
+    }
+
+    async fn list(&self, page: &PageRequest) -> Result<(Vec<Product>, Option<Item>), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CATALOG_INDEX)
+            .key_condition_expression("catalog = :products")
+            .expression_attribute_values(":products", AttributeValue::S(CATALOG_PARTITION.into()))
+            .limit(page.limit)
+            .set_exclusive_start_key(page.cursor.clone())
+            .send()
+            .await
+            .map_err(|e| StoreError::request("Query", e))?;
+        let products = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<Product>, _>>()?;
+        Ok((products, out.last_evaluated_key))
+    }
+}

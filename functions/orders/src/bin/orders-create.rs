@@ -1,0 +1,13 @@
+//! `POST /orders`: place an order (idempotent by `Idempotency-Key`); 202 `PENDING`.
+
+use orders::{DynamoCatalog, DynamoOrderStore, api};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let sdk = shared::aws::sdk_config().await;
+    let client = shared::aws::dynamodb(&sdk);
+    let store = DynamoOrderStore::from_env(client.clone()).await?;
+    let catalog = DynamoCatalog::from_env(client)?;
+    shared::http::serve(|req| api::create(&store, &catalog, store.idempotency(), req)).await
+}

@@ -1,0 +1,11 @@
+//! `GET /orders`: the caller's orders newest first (an admin may name `?user_id=`).
+
+use orders::{DynamoOrderStore, api};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let sdk = shared::aws::sdk_config().await;
+    let store = DynamoOrderStore::from_env(shared::aws::dynamodb(&sdk)).await?;
+    shared::http::serve(|req| api::list(&store, req)).await
+}

@@ -1,0 +1,134 @@
+//! The transactional outbox: an event to publish is written as an item of the service's
+//! own table, in the same DynamoDB transaction as the state change it describes. The
+//! relay (`outbox-relay`) reads the table's stream and publishes each outbox item to the
+//! bus, so no event is lost when a function dies between its write and its publish.
+
+use crate::dynamo::{StoreError, to_item};
+use crate::events::{DomainEvent, Envelope};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+
+/// `record_type` of outbox items, which the relay looks for among stream records.
+pub const OUTBOX_RECORD_TYPE: &str = "outbox";
+/// Outbox items expire (DynamoDB TTL) a day after they were written; the relay publishes
+/// them within seconds, the rest of the day is for looking at them.
+pub const OUTBOX_RETENTION_SECS: i64 = 24 * 3600;
+
+/// An event waiting to be published, as stored and as the relay reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// Always [`OUTBOX_RECORD_TYPE`]; tells outbox items from the table's own items.
+    pub record_type: String,
+    /// The event's ULID (also in `detail`).
+    pub event_id: String,
+    /// EventBridge `source`.
+    pub source: String,
+    /// EventBridge `detail-type`.
+    pub detail_type: String,
+    /// EventBridge `detail`: the JSON envelope.
+    pub detail: String,
+    /// When the change happened, RFC 3339; the EventBridge event's `time`.
+    pub occurred_at: String,
+    /// DynamoDB TTL, epoch seconds.
+    pub expires_at: i64,
+}
+
+impl OutboxRecord {
+    /// The record of an event.
+    pub fn of<T: DomainEvent>(envelope: &Envelope<T>) -> Result<Self, StoreError> {
+        let detail = serde_json::to_string(envelope)
+            .map_err(|e| StoreError::request("serialize event", e))?;
+        Ok(Self {
+            record_type: OUTBOX_RECORD_TYPE.to_owned(),
+            event_id: envelope.metadata.event_id.clone(),
+            source: T::SOURCE.to_owned(),
+            detail_type: T::NAME.to_owned(),
+            detail,
+            occurred_at: envelope
+                .metadata
+                .occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            expires_at: envelope.metadata.occurred_at.timestamp() + OUTBOX_RETENTION_SECS,
+        })
+    }
+}
+
+/// Writes outbox items into one table, whose hash key is `key_attribute`.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    table: String,
+    key_attribute: &'static str,
+}
+
+impl Outbox {
+    /// The outbox of `table`.
+    pub fn new(table: impl Into<String>, key_attribute: &'static str) -> Self {
+        Self {
+            table: table.into(),
+            key_attribute,
+        }
+    }
+
+    /// The transaction item that records `envelope` for publishing. Its key is
+    /// `outbox#<event id>`, which no domain item can have.
+    pub fn put<T: DomainEvent>(
+        &self,
+        envelope: &Envelope<T>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let record = OutboxRecord::of(envelope)?;
+        let mut item = to_item(&record)?;
+        item.insert(
+            self.key_attribute.to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("outbox#{}", record.event_id)),
+        );
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", self.key_attribute)
+            .build()
+            .map_err(|e| StoreError::request("build outbox put", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Sku;
+    use crate::events::StockAdjusted;
+
+    #[test]
+    fn outbox_items_carry_the_envelope_and_expire() {
+        let sku = Sku::try_from("ABC".to_owned()).unwrap();
+        let env = Envelope::new(
+            StockAdjusted {
+                sku,
+                delta: 1,
+                on_hand: 1,
+                reserved: 0,
+                available: 1,
+            },
+            crate::time::now(),
+            "c",
+            None,
+        );
+        let record = OutboxRecord::of(&env).unwrap();
+        assert_eq!(record.detail_type, "StockAdjusted");
+        assert_eq!(record.source, "commerce.inventory");
+        let back: Envelope<StockAdjusted> = serde_json::from_str(&record.detail).unwrap();
+        assert_eq!(back, env);
+        assert_eq!(
+            record.expires_at - env.metadata.occurred_at.timestamp(),
+            OUTBOX_RETENTION_SECS
+        );
+
+        let item = Outbox::new("t", "sku").put(&env).unwrap();
+        let put = item.put().unwrap();
+        assert_eq!(
+            put.item()["sku"].as_s().unwrap(),
+            &format!("outbox#{}", record.event_id)
+        );
+        assert_eq!(put.item()["record_type"].as_s().unwrap(), "outbox");
+    }
+}
