@@ -5,10 +5,21 @@ locals {
   functions = var.declaration.functions
 
   function_env = {
-    for name, spec in local.functions : name => {
-      for table, _actions in try(spec.tables, {}) :
-      var.declaration.tables[table].env => aws_dynamodb_table.this[table].name
-    }
+    for name, spec in local.functions : name => merge(
+      {
+        for table, _actions in try(spec.tables, {}) :
+        var.declaration.tables[table].env => aws_dynamodb_table.this[table].name
+      },
+      length(try(spec.bus, [])) > 0 ? { (var.declaration.bus.env) = aws_cloudwatch_event_bus.commerce.name } : {}
+    )
+  }
+
+  # Queues a function consumes (its SQS mappings) and sends failure records to.
+  consumed_queues = {
+    for name, spec in local.functions : name => [for s in try(spec.event_sources, []) : s.queue if try(s.queue, null) != null]
+  }
+  failure_queues = {
+    for name, spec in local.functions : name => distinct([for s in try(spec.event_sources, []) : s.on_failure_queue if try(s.on_failure_queue, null) != null])
   }
 }
 
@@ -47,9 +58,49 @@ data "aws_iam_policy_document" "function" {
   dynamic "statement" {
     for_each = try(each.value.tables, {})
     content {
-      sid       = "Table${replace(title(statement.key), "-", "")}"
-      actions   = statement.value
-      resources = [aws_dynamodb_table.this[statement.key].arn]
+      sid     = "Table${replace(title(statement.key), "-", "")}"
+      actions = statement.value
+      # Query and Scan may use the table's indexes.
+      resources = anytrue([for a in statement.value : contains(["dynamodb:Query", "dynamodb:Scan"], a)]) ? [
+        aws_dynamodb_table.this[statement.key].arn,
+        "${aws_dynamodb_table.this[statement.key].arn}/index/*",
+      ] : [aws_dynamodb_table.this[statement.key].arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(try(each.value.streams, [])) > 0 ? [1] : []
+    content {
+      sid       = "ReadStreams"
+      actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+      resources = [for t in each.value.streams : aws_dynamodb_table.this[t].stream_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(try(each.value.bus, [])) > 0 ? [1] : []
+    content {
+      sid       = "PublishToBus"
+      actions   = each.value.bus
+      resources = [aws_cloudwatch_event_bus.commerce.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.consumed_queues[each.key]) > 0 ? [1] : []
+    content {
+      sid       = "ConsumeQueues"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+      resources = [for q in local.consumed_queues[each.key] : aws_sqs_queue.this[q].arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.failure_queues[each.key]) > 0 ? [1] : []
+    content {
+      sid       = "RecordFailures"
+      actions   = ["sqs:SendMessage"]
+      resources = [for q in local.failure_queues[each.key] : aws_sqs_queue.this[q].arn]
     }
   }
 }

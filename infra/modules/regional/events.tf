@@ -1,0 +1,97 @@
+# The commerce bus, its archive, and every consumer's queue: rule -> SQS queue (with a
+# dead-letter queue) -> Lambda, so a slow or failing consumer never loses events.
+
+locals {
+  bus_name = var.name_prefix
+  queues   = try(var.declaration.queues, {})
+  dlq_queues = {
+    for name, spec in local.queues : name => spec if try(spec.dlq, true)
+  }
+}
+
+resource "aws_cloudwatch_event_bus" "commerce" {
+  name = local.bus_name
+}
+
+resource "aws_cloudwatch_event_archive" "commerce" {
+  name             = "${local.bus_name}-archive"
+  description      = "Every event published on the bus, for replay"
+  event_source_arn = aws_cloudwatch_event_bus.commerce.arn
+  retention_days   = try(var.declaration.bus.archive_retention_days, 0)
+}
+
+resource "aws_sqs_queue" "dlq" {
+  for_each = local.dlq_queues
+
+  name                      = "${var.name_prefix}-${each.key}-dlq"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_sqs_queue" "this" {
+  for_each = local.queues
+
+  name                       = "${var.name_prefix}-${each.key}"
+  visibility_timeout_seconds = try(each.value.visibility_timeout_s, 30)
+  message_retention_seconds  = try(each.value.message_retention_s, 345600)
+  sqs_managed_sse_enabled    = true
+
+  redrive_policy = try(each.value.dlq, true) ? jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq[each.key].arn
+    maxReceiveCount     = try(each.value.max_receive_count, 5)
+  }) : null
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
+  for_each = local.dlq_queues
+
+  queue_url = aws_sqs_queue.dlq[each.key].id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.this[each.key].arn]
+  })
+}
+
+resource "aws_cloudwatch_event_rule" "this" {
+  for_each = try(var.declaration.rules, {})
+
+  name           = "${local.bus_name}-${each.key}"
+  description    = each.value.description
+  event_bus_name = aws_cloudwatch_event_bus.commerce.name
+  event_pattern  = jsonencode(each.value.event_pattern)
+}
+
+resource "aws_cloudwatch_event_target" "this" {
+  for_each = try(var.declaration.rules, {})
+
+  rule           = aws_cloudwatch_event_rule.this[each.key].name
+  event_bus_name = aws_cloudwatch_event_bus.commerce.name
+  target_id      = "queue"
+  arn            = aws_sqs_queue.this[each.value.queue].arn
+}
+
+# Each rule's queue accepts messages from that rule only.
+data "aws_iam_policy_document" "queue_from_rules" {
+  for_each = { for q in distinct([for r in values(try(var.declaration.rules, {})) : r.queue]) : q => q }
+
+  statement {
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.this[each.key].arn]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [for name, r in try(var.declaration.rules, {}) : aws_cloudwatch_event_rule.this[name].arn if r.queue == each.key]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "from_rules" {
+  for_each = data.aws_iam_policy_document.queue_from_rules
+
+  queue_url = aws_sqs_queue.this[each.key].id
+  policy    = each.value.json
+}
