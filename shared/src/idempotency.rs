@@ -18,7 +18,6 @@
 //! event id as the key.
 
 use crate::dynamo::{StoreError, from_item, is_condition_failed, to_attribute, to_item};
-use crate::http::json_at;
 use crate::problem::ApiError;
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
@@ -57,17 +56,23 @@ pub struct StoredResponse {
 impl StoredResponse {
     /// The response as the client gets it (`replayed` adds [`REPLAYED_HEADER`]).
     pub fn to_response(&self, replayed: bool) -> Result<Response<Body>, ApiError> {
-        let status = http::StatusCode::from_u16(self.status).map_err(ApiError::internal)?;
-        let value: serde_json::Value =
-            serde_json::from_str(&self.body).map_err(ApiError::internal)?;
-        let mut response = match &self.location {
-            Some(loc) => json_at(status, loc, &value)?,
-            None => crate::http::json(status, &value)?,
-        };
+        // The stored bytes, exactly: a replay is the first answer again.
+        let mut response = Response::new(Body::Text(self.body.clone()));
+        *response.status_mut() =
+            http::StatusCode::from_u16(self.status).map_err(ApiError::internal)?;
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Some(loc) = &self.location {
+            headers.insert(
+                http::header::LOCATION,
+                http::HeaderValue::from_str(loc).map_err(ApiError::internal)?,
+            );
+        }
         if replayed {
-            response
-                .headers_mut()
-                .insert(REPLAYED_HEADER, http::HeaderValue::from_static("true"));
+            headers.insert(REPLAYED_HEADER, http::HeaderValue::from_static("true"));
         }
         Ok(response)
     }
@@ -403,6 +408,7 @@ mod tests {
         assert_eq!(r.status(), 202);
         assert_eq!(r.headers()["location"], "/orders/X");
         assert_eq!(r.headers()[REPLAYED_HEADER], "true");
+        assert_eq!(r.body().as_ref(), br#"{"order_id":"X"}"#);
         assert!(
             stored
                 .to_response(false)
