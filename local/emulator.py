@@ -21,6 +21,8 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
      local/ do that job, asynchronously, as Lambda does.
   4. Small corrections to moto's Step Functions interpreter (service-error names on plain
      function-ARN tasks, generated execution names).
+  5. DynamoDB requests are atomic, as in AWS: concurrent conditional writes and
+     transactions cannot interleave between their check and their write.
 
 moto version this was written against: 5.2.5. Line numbers in comments refer to it.
 """
@@ -286,6 +288,32 @@ def patch_step_functions_execution_names() -> None:
     StepFunctionsParserBackend.start_execution = start_execution
 
 
+# ---------------------------------------------------------------------------------------
+# Patch: DynamoDB requests are atomic.
+# ---------------------------------------------------------------------------------------
+_DYNAMODB_LOCK = threading.Lock()
+
+
+def serialize_dynamodb_requests() -> None:
+    """In AWS a conditional write, and a transaction, is atomic: two writers that both read
+    version 3 cannot both write "version = 3 -> 4". moto's threaded server checks the
+    condition and then writes, with nothing in between held, so concurrent requests can
+    both pass (seen as lost updates in the inventory concurrency test). One lock around
+    every DynamoDB action (moto/core/responses.py BaseResponse.call_action, as
+    DynamoHandler inherits it) makes each request atomic again, reads included, so no
+    read sees a transaction half applied.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.call_action
+
+    def call_action(self):
+        with _DYNAMODB_LOCK:
+            return original(self)
+
+    DynamoHandler.call_action = call_action
+
+
 def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
     enable_step_functions_execution()
     patch_lambda_invoke(cargo_lambda_url, invoke_timeout)
@@ -293,6 +321,7 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
     disable_event_source_mapping_invocations()
     patch_step_functions_lambda_service_errors()
     patch_step_functions_execution_names()
+    serialize_dynamodb_requests()
 
 
 # ---------------------------------------------------------------------------------------

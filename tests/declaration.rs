@@ -335,3 +335,27 @@ fn queues_rules_and_event_sources_reference_declared_parts() {
         "queues nothing sends to or reads: {unused:?}"
     );
 }
+
+/// A claim must outlive its holder: every function that claims idempotency keys times
+/// out before the lease runs out, so a live request is never overtaken.
+#[test]
+fn functions_claiming_idempotency_keys_time_out_before_the_lease() {
+    let decl = declaration();
+    let lease_s = shared::idempotency::DEFAULT_LEASE_MILLIS / 1000;
+    let mut claimers = 0;
+    for (name, spec) in decl["functions"].as_object().unwrap() {
+        if spec
+            .get("tables")
+            .and_then(|t| t.get("idempotency"))
+            .is_some()
+        {
+            claimers += 1;
+            let timeout = spec["timeout_s"].as_i64().unwrap();
+            assert!(
+                timeout < lease_s,
+                "{name}: timeout {timeout}s is not below the {lease_s}s lease"
+            );
+        }
+    }
+    assert!(claimers > 0, "no function claims idempotency keys");
+}

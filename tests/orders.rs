@@ -255,6 +255,65 @@ async fn twenty_concurrent_requests_with_one_key_make_exactly_one_order() {
     }
     assert_eq!(ids.len(), 1, "every success names the same order");
     assert_eq!(orders_in_table(&user).await.len(), 1, "exactly one order");
+    let id = ids.into_iter().next().unwrap();
+    assert_eq!(
+        order_placed_events(&id, 1).await.len(),
+        1,
+        "exactly one OrderPlaced"
+    );
+}
+
+/// A request whose twin is still being handled gets 409 with `Retry-After`; once the
+/// twin's lease has run out (its Lambda died), the request takes over.
+#[tokio::test]
+async fn a_request_still_in_progress_is_409_with_retry_after_until_its_lease_runs_out() {
+    let sku = fresh_sku("LSE");
+    create_product(&sku, "1.00", "EUR", 5).await;
+    let user = fresh_user_id();
+    let body = order_body(&[(&sku, 1)]);
+    let now = chrono::Utc::now();
+    let record = |lease_until: i64| {
+        shared::dynamo::to_item(&json!({
+            "id": shared::idempotency::record_id("orders-create", &user, "busy-key"),
+            "status": "IN_PROGRESS",
+            "fingerprint": shared::idempotency::fingerprint(body.to_string().as_bytes()),
+            "token": "another-request",
+            "lease_until": lease_until,
+            "expires_at": now.timestamp() + 86400,
+        }))
+        .unwrap()
+    };
+    let ddb = aws_sdk_dynamodb::Client::new(&aws().await);
+    ddb.put_item()
+        .table_name(table("idempotency"))
+        .set_item(Some(record(now.timestamp_millis() + 30_000)))
+        .send()
+        .await
+        .unwrap();
+
+    let res = place(&user, "busy-key", &body).await;
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let p = assert_problem(res, 409).await;
+    assert_eq!(p["type"], "urn:commerce:problem:request-in-progress");
+    assert!(orders_in_table(&user).await.is_empty());
+
+    ddb.put_item()
+        .table_name(table("idempotency"))
+        .set_item(Some(record(now.timestamp_millis() - 1)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        place(&user, "busy-key", &body).await.status(),
+        202,
+        "the expired lease is taken over"
+    );
+    assert_eq!(orders_in_table(&user).await.len(), 1);
 }
 
 #[tokio::test]
@@ -342,8 +401,13 @@ async fn every_intake_refusal_is_a_problem_document_and_stores_nothing() {
     )
     .await;
 
-    // A refused request released its key: fixed, the same key goes through.
-    let res = place(&user, "e7", &order_body(&[(&sku, 2)])).await;
+    // A refusal is the key's answer: the same request gets it again; a new key for the
+    // fixed request goes through; the refused key with another body is a 422.
+    let again = place(&user, "e7", &order_body(&[(&sku, 3)])).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_problem(again, 409).await;
+    assert_problem(place(&user, "e7", &order_body(&[(&sku, 2)])).await, 422).await;
+    let res = place(&user, "e10", &order_body(&[(&sku, 2)])).await;
     assert_eq!(res.status(), 202);
     assert_eq!(
         orders_in_table(&user).await.len(),
@@ -380,6 +444,48 @@ async fn every_intake_refusal_is_a_problem_document_and_stores_nothing() {
         .await
         .unwrap();
     assert_problem(res, 400).await;
+    let admin = token(&fresh_admin_id(), true);
+    let res = http()
+        .get(format!("{}/orders?user_id=", api_url()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_problem(res, 400).await["errors"][0]["field"],
+        "user_id"
+    );
+    let res = http()
+        .get(format!("{}/orders?user_id=a%20b", api_url()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_problem(res, 400).await["errors"][0]["field"],
+        "user_id"
+    );
+    // Forged cursors: another partition, a non-ULID key, a number, an empty string.
+    use base64::Engine;
+    for forged in [
+        json!({"user_id": "someone-else", "order_id": ulid::Ulid::new().to_string()}),
+        json!({"user_id": user, "order_id": "not-a-ulid"}),
+        json!({"user_id": user, "order_id": 5}),
+        json!({"user_id": "", "order_id": ulid::Ulid::new().to_string()}),
+    ] {
+        let c = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged.to_string());
+        let res = http()
+            .get(format!("{}/orders?cursor={c}", api_url()))
+            .bearer_auth(token(&user, false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            assert_problem(res, 400).await["errors"][0]["field"],
+            "cursor",
+            "{forged}"
+        );
+    }
     let res = http()
         .post(format!("{}/orders", api_url()))
         .header("idempotency-key", "x")

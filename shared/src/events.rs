@@ -117,6 +117,9 @@ pub struct ProductUpserted {
     pub price: Money,
     /// True when the product did not exist before.
     pub created: bool,
+    /// The product's version after the change. Events of one product can arrive out of
+    /// order (each outbox item is its own stream key): keep the highest version seen.
+    pub version: u64,
 }
 
 impl DomainEvent for ProductUpserted {
@@ -138,6 +141,8 @@ pub struct StockAdjusted {
     pub reserved: i64,
     /// On hand minus reserved.
     pub available: i64,
+    /// The product's version after the change (see [`ProductUpserted::version`]).
+    pub version: u64,
 }
 
 impl DomainEvent for StockAdjusted {
@@ -223,6 +228,7 @@ mod tests {
                 on_hand: 3,
                 reserved: 1,
                 available: 2,
+                version: 4,
             },
             crate::time::now(),
             "corr-1",

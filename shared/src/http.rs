@@ -146,10 +146,7 @@ fn set_header(response: &mut Response<Body>, name: &'static str, value: &str) {
 
 /// The problem+json response for `err`.
 pub fn problem_response(err: ApiError, request_id: &str) -> Response<Body> {
-    let retry_after = match &err {
-        ApiError::InProgress { retry_after_secs } => Some(*retry_after_secs),
-        _ => None,
-    };
+    let retry_after = err.retry_after_secs();
     let problem = err.into_problem(request_id);
     let status = problem.status;
     let body = serde_json::to_string(&problem).unwrap_or_else(|_| {

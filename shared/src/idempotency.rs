@@ -11,7 +11,12 @@
 //!   still running), or 422 (another body);
 //! - completing stores the response, ideally inside the operation's own transaction
 //!   ([`Idempotency::completion`]), so the effect and its record commit together;
-//! - a failed operation releases its claim, so the client can retry with the same key.
+//! - a refused operation (a final 4xx such as 404, 409, 422) records its refusal, which
+//!   repeats answer again; an operation that failed on our side (5xx, contention)
+//!   releases its claim, so the client can retry with the same key.
+//!
+//! Each claim carries a token of its own: after a takeover (the first holder's lease ran
+//! out) the old holder can neither complete nor release the new holder's claim.
 //!
 //! Expiry is checked on read (`expires_at`); DynamoDB's TTL deletes records later. HTTP
 //! handlers use [`run`]; saga steps and consumers use the same calls with the order id or
@@ -35,9 +40,13 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// How long a completed record answers repeats (API.md: at least 24 hours).
 pub const RETENTION_SECS: i64 = 24 * 3600;
-/// How long a claim holds before another request may take over: longer than any
-/// function's timeout, so a live request is never overtaken.
-pub const LEASE_MILLIS: i64 = 60_000;
+/// How long a claim holds by default before another request may take over: longer than
+/// the timeout of every function that claims keys (the declaration test checks it), so a
+/// live request is never overtaken.
+pub const DEFAULT_LEASE_MILLIS: i64 = 60_000;
+/// How often completing a claim is tried before giving up (the operation's effect has
+/// happened by then; giving up leaves the key to be retaken after its lease).
+const COMPLETE_ATTEMPTS: u32 = 3;
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETED: &str = "COMPLETED";
@@ -51,6 +60,9 @@ pub struct StoredResponse {
     pub body: String,
     /// `Location` header, if it had one.
     pub location: Option<String>,
+    /// Media type, when not `application/json` (a recorded refusal is problem+json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
 }
 
 impl StoredResponse {
@@ -61,9 +73,10 @@ impl StoredResponse {
         *response.status_mut() =
             http::StatusCode::from_u16(self.status).map_err(ApiError::internal)?;
         let headers = response.headers_mut();
+        let content_type = self.content_type.as_deref().unwrap_or("application/json");
         headers.insert(
             http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
+            http::HeaderValue::from_str(content_type).map_err(ApiError::internal)?,
         );
         if let Some(loc) = &self.location {
             headers.insert(
@@ -83,6 +96,8 @@ struct Record {
     id: String,
     status: String,
     fingerprint: String,
+    /// The holder's token; only it may complete or release the claim.
+    token: String,
     response: Option<StoredResponse>,
     /// Epoch milliseconds until which an in-progress claim holds.
     lease_until: i64,
@@ -113,6 +128,8 @@ pub struct Claimed {
     pub id: String,
     /// The request's fingerprint.
     pub fingerprint: String,
+    /// This holder's token.
+    pub token: String,
 }
 
 /// The idempotency table.
@@ -120,6 +137,7 @@ pub struct Claimed {
 pub struct Idempotency {
     client: Client,
     table: String,
+    lease_millis: i64,
 }
 
 /// SHA-256 (hex) of a body's canonical JSON (object keys sorted, no whitespace), so two
@@ -133,9 +151,10 @@ pub fn fingerprint(body: &[u8]) -> String {
 }
 
 /// The record id of a key: per operation (`scope`) and per caller (`owner`), so two
-/// clients choosing the same key never collide.
+/// clients choosing the same key never collide. The owner's length is part of the id, so
+/// no `#` in an owner or key can make two different pairs meet.
 pub fn record_id(scope: &str, owner: &str, key: &str) -> String {
-    format!("{scope}#{owner}#{key}")
+    format!("{scope}#{}#{owner}#{key}", owner.len())
 }
 
 /// Reads the `Idempotency-Key` header: required, 1..=255 visible ASCII characters.
@@ -162,7 +181,14 @@ impl Idempotency {
         Self {
             client,
             table: table.into(),
+            lease_millis: DEFAULT_LEASE_MILLIS,
         }
+    }
+
+    /// The same store with another lease (it must outlast the claiming function's timeout).
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease_millis = i64::try_from(lease.as_millis()).unwrap_or(DEFAULT_LEASE_MILLIS);
+        self
     }
 
     /// Claims `id` for a request with `fingerprint` (one round trip, see the module doc).
@@ -176,8 +202,9 @@ impl Idempotency {
             id: id.to_owned(),
             status: IN_PROGRESS.to_owned(),
             fingerprint: fingerprint.to_owned(),
+            token: ulid::Ulid::new().to_string(),
             response: None,
-            lease_until: now.timestamp_millis() + LEASE_MILLIS,
+            lease_until: now.timestamp_millis() + self.lease_millis,
             expires_at: now.timestamp() + RETENTION_SECS,
         };
         let result = self
@@ -203,6 +230,7 @@ impl Idempotency {
                 return Ok(Claim::Acquired(Claimed {
                     id: id.to_owned(),
                     fingerprint: fingerprint.to_owned(),
+                    token: record.token,
                 }));
             }
             Err(e) if is_condition_failed(&e) => e,
@@ -242,14 +270,14 @@ impl Idempotency {
             .update_expression(
                 "SET #status = :completed, #response = :response, #expires = :expires",
             )
-            .condition_expression("#status = :in_progress AND #fp = :fp")
+            .condition_expression("#status = :in_progress AND #token = :token")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#response", "response")
             .expression_attribute_names("#expires", "expires_at")
-            .expression_attribute_names("#fp", "fingerprint")
+            .expression_attribute_names("#token", "token")
             .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":fp", AttributeValue::S(claimed.fingerprint.clone()))
+            .expression_attribute_values(":token", AttributeValue::S(claimed.token.clone()))
             .expression_attribute_values(":response", to_attribute(response)?)
             .expression_attribute_values(
                 ":expires",
@@ -273,26 +301,43 @@ impl Idempotency {
             .build())
     }
 
-    /// Completes `claimed` on its own (for operations without a transaction).
+    /// Completes `claimed` on its own (for operations without a transaction), trying a
+    /// few times. `Ok(false)` when the claim is no longer this holder's (its lease ran out
+    /// and another request took the key).
     pub async fn complete(
         &self,
         claimed: &Claimed,
         response: &StoredResponse,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let u = self.completion_update(claimed, response, now)?;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(u.key))
-            .update_expression(u.update_expression)
-            .set_condition_expression(u.condition_expression)
-            .set_expression_attribute_names(u.expression_attribute_names)
-            .set_expression_attribute_values(u.expression_attribute_values)
-            .send()
-            .await
-            .map_err(|e| StoreError::request("UpdateItem", e))?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let u = self.completion_update(claimed, response, now)?;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(u.key))
+                .update_expression(u.update_expression)
+                .set_condition_expression(u.condition_expression)
+                .set_expression_attribute_names(u.expression_attribute_names)
+                .set_expression_attribute_values(u.expression_attribute_values)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(e) if is_condition_failed(&e) => return Ok(false),
+                Err(e) if attempt + 1 >= COMPLETE_ATTEMPTS => {
+                    return Err(StoreError::request("UpdateItem", e));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, id = %claimed.id, attempt, "completing idempotency claim failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * 4_u64.pow(attempt)))
+                        .await;
+                }
+            }
+        }
     }
 
     /// Gives `claimed` up after a failed operation, so the same key can be tried again.
@@ -302,11 +347,11 @@ impl Idempotency {
             .delete_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(claimed.id.clone()))
-            .condition_expression("#status = :in_progress AND #fp = :fp")
+            .condition_expression("#status = :in_progress AND #token = :token")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#fp", "fingerprint")
+            .expression_attribute_names("#token", "token")
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":fp", AttributeValue::S(claimed.fingerprint.clone()))
+            .expression_attribute_values(":token", AttributeValue::S(claimed.token.clone()))
             .send()
             .await;
         match result {
@@ -355,11 +400,22 @@ where
         Claim::Acquired(claimed) => match operation(claimed.clone()).await {
             Ok((stored, recorded)) => {
                 if recorded == Recorded::No {
-                    store
-                        .complete(&claimed, &stored, crate::time::now())
-                        .await?;
+                    finish(store, &claimed, &stored).await;
                 }
                 stored.to_response(false)
+            }
+            Err(err) if err.is_final() => {
+                // A refusal is this key's answer: a repeat gets it again (API.md).
+                let request_id = crate::http::meta(req).request_id;
+                let refusal = crate::http::problem_response(err, &request_id);
+                let stored = StoredResponse {
+                    status: refusal.status().as_u16(),
+                    body: String::from_utf8_lossy(refusal.body().as_ref()).into_owned(),
+                    location: None,
+                    content_type: Some(crate::problem::PROBLEM_JSON.to_owned()),
+                };
+                finish(store, &claimed, &stored).await;
+                Ok(refusal)
             }
             Err(err) => {
                 if let Err(release) = store.release(&claimed).await {
@@ -368,6 +424,20 @@ where
                 Err(err)
             }
         },
+    }
+}
+
+/// Records an answer; a failure to record is logged, not answered: the operation's
+/// effect has happened and the client must learn of it.
+async fn finish(store: &Idempotency, claimed: &Claimed, stored: &StoredResponse) {
+    match store.complete(claimed, stored, crate::time::now()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::error!(id = %claimed.id, "idempotency claim was taken over before it completed")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, id = %claimed.id, "could not record the answer for an idempotency key")
+        }
     }
 }
 
@@ -383,6 +453,11 @@ mod tests {
         assert_ne!(a, fingerprint(br#"{"a":[2,1],"b":1}"#));
         assert_eq!(a.len(), 64);
         assert_ne!(fingerprint(b"not json"), fingerprint(b"not json!"));
+    }
+
+    #[test]
+    fn owners_and_keys_containing_separators_do_not_collide() {
+        assert_ne!(record_id("s", "a#b", "c"), record_id("s", "a", "b#c"));
     }
 
     #[test]
@@ -403,6 +478,7 @@ mod tests {
             status: 202,
             body: r#"{"order_id":"X"}"#.into(),
             location: Some("/orders/X".into()),
+            content_type: None,
         };
         let r = stored.to_response(true).unwrap();
         assert_eq!(r.status(), 202);

@@ -4,7 +4,6 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
-use std::str::FromStr;
 
 /// Active ISO 4217 currencies and their minor units (exponent). Funds and precious-metal
 /// codes are left out: nothing here is priced in them.
@@ -254,7 +253,8 @@ impl Money {
         if !plain {
             return Err(MoneyError::NotADecimal);
         }
-        let value = Decimal::from_str(amount).map_err(|_| MoneyError::NotADecimal)?;
+        // Exact: a string with more digits than a Decimal holds is refused, not rounded.
+        let value = Decimal::from_str_exact(amount).map_err(|_| MoneyError::NotADecimal)?;
         if value.is_sign_negative() && !value.is_zero() {
             return Err(MoneyError::Negative);
         }
@@ -264,7 +264,9 @@ impl Money {
                 digits: currency.minor_units,
             });
         }
-        let minor = (value * Decimal::from(10_i64.pow(u32::from(currency.minor_units))))
+        let minor = value
+            .checked_mul(Decimal::from(10_i64.pow(u32::from(currency.minor_units))))
+            .ok_or(MoneyError::TooLarge)?
             .trunc()
             .mantissa();
         let minor = i64::try_from(minor).map_err(|_| MoneyError::TooLarge)?;

@@ -108,6 +108,7 @@ mod tests {
                 on_hand: 1,
                 reserved: 0,
                 available: 1,
+                version: 2,
             },
             crate::time::now(),
             "c",

@@ -64,18 +64,32 @@ pub fn encode_cursor(key: &Item) -> Result<String, StoreError> {
     Ok(URL_SAFE_NO_PAD.encode(json.to_string()))
 }
 
+/// The string value of `attribute` in a decoded cursor, for the store's own checks.
+pub fn cursor_str<'a>(cursor: &'a Item, attribute: &str) -> Option<&'a str> {
+    cursor
+        .get(attribute)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// The 400 for a cursor that does not belong to the list it was sent to.
+pub fn foreign_cursor() -> ApiError {
+    ApiError::field("cursor", "is not a cursor this list returned")
+}
+
 /// The key a cursor stands for, if it is one of ours with exactly `key_attributes`.
 pub fn decode_cursor(raw: &str, key_attributes: &[&str]) -> Result<Item, ApiError> {
     let invalid = || ApiError::field("cursor", "is not a cursor this list returned");
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
     let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     let obj = json.as_object().ok_or_else(invalid)?;
+    // Non-empty strings within DynamoDB's key size, or numbers: anything else would make
+    // DynamoDB refuse the request, which must be the client's 400, not our 500.
     let shape_ok = obj.len() == key_attributes.len()
-        && key_attributes.iter().all(|k| {
-            matches!(
-                obj.get(*k),
-                Some(serde_json::Value::String(_) | serde_json::Value::Number(_))
-            )
+        && key_attributes.iter().all(|k| match obj.get(*k) {
+            Some(serde_json::Value::String(v)) => (1..=1024).contains(&v.len()),
+            Some(serde_json::Value::Number(_)) => true,
+            _ => false,
         });
     if !shape_ok {
         return Err(invalid());
@@ -100,7 +114,17 @@ mod tests {
         assert_eq!(decode_cursor(&c, &["user_id", "order_id"]).unwrap(), key);
         assert!(decode_cursor(&c, &["sku"]).is_err());
         assert!(decode_cursor("not base64!", &["sku"]).is_err());
-        let other = URL_SAFE_NO_PAD.encode(r#"{"user_id":{"nested":1},"order_id":"x"}"#);
-        assert!(decode_cursor(&other, &["user_id", "order_id"]).is_err());
+        for forged in [
+            r#"{"user_id":{"nested":1},"order_id":"x"}"#.to_owned(),
+            r#"{"user_id":"","order_id":"x"}"#.to_owned(),
+            format!(r#"{{"user_id":"{}","order_id":"x"}}"#, "u".repeat(1025)),
+            r#"{"user_id":"u","order_id":"x","extra":"y"}"#.to_owned(),
+        ] {
+            let c = URL_SAFE_NO_PAD.encode(&forged);
+            assert!(
+                decode_cursor(&c, &["user_id", "order_id"]).is_err(),
+                "{forged}"
+            );
+        }
     }
 }

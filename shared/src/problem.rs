@@ -57,6 +57,10 @@ pub enum ApiError {
         /// Seconds after which a retry may find it finished.
         retry_after_secs: u64,
     },
+    /// Another writer changed the resource at the same moment, repeatedly; retry (409 +
+    /// `Retry-After`).
+    #[error("contention: {0}")]
+    Contention(String),
     /// The body is larger than the API accepts (413).
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge {
@@ -92,11 +96,32 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) | Self::InProgress { .. } => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::InProgress { .. } | Self::Contention(_) => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whether this is the request's final answer, which an idempotency key records and
+    /// replays: a refusal of what the client asked. Not final: our failures, contention
+    /// and "still in progress", which a retry may get past.
+    pub fn is_final(&self) -> bool {
+        !matches!(
+            self,
+            Self::Internal(_) | Self::InProgress { .. } | Self::Contention(_) | Self::Unauthorized
+        )
+    }
+
+    /// Seconds a client should wait before retrying, when the answer says so.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::InProgress { retry_after_secs } => Some(*retry_after_secs),
+            Self::Contention(_) => Some(1),
+            _ => None,
         }
     }
 
@@ -138,6 +163,12 @@ impl ApiError {
                 format!(
                     "A request with this Idempotency-Key is still being handled; retry after {retry_after_secs} s"
                 ),
+                vec![],
+            ),
+            Self::Contention(detail) => (
+                "concurrent-modification",
+                "Changed concurrently",
+                detail,
                 vec![],
             ),
             Self::PayloadTooLarge { limit } => (

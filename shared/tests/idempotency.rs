@@ -28,6 +28,7 @@ fn response() -> StoredResponse {
         status: 202,
         body: r#"{"order_id":"X"}"#.into(),
         location: Some("/orders/X".into()),
+        content_type: None,
     }
 }
 
@@ -77,7 +78,7 @@ async fn a_claim_is_replayed_refused_or_retaken_as_its_record_says() {
         Claim::Mismatch
     ));
 
-    store.complete(&claimed, &response(), now).await.unwrap();
+    assert!(store.complete(&claimed, &response(), now).await.unwrap());
     match store
         .claim(&key, &fp, now + Duration::hours(23))
         .await
@@ -117,17 +118,30 @@ async fn a_released_or_abandoned_claim_can_be_taken_again() {
     ));
 
     // A claim whose Lambda died: once its lease runs out, the next request takes over,
-    // and the dead one can no longer complete it.
+    // and the old holder can neither complete nor release the new holder's claim.
     let key = id();
     let Claim::Acquired(dead) = store.claim(&key, &fp, now).await.unwrap() else {
         panic!()
     };
     let later = now + Duration::seconds(61);
-    let Claim::Acquired(_) = store.claim(&key, &fp, later).await.unwrap() else {
+    let Claim::Acquired(alive) = store.claim(&key, &fp, later).await.unwrap() else {
         panic!("lease expired")
     };
     assert!(
-        store.complete(&dead, &response(), later).await.is_ok(),
-        "same fingerprint: still completes"
+        !store.complete(&dead, &response(), later).await.unwrap(),
+        "the old holder lost the key"
     );
+    store.release(&dead).await.unwrap();
+    assert!(
+        matches!(
+            store.claim(&key, &fp, later).await.unwrap(),
+            Claim::InProgress { .. }
+        ),
+        "the old holder's release left the new claim alone"
+    );
+    assert!(store.complete(&alive, &response(), later).await.unwrap());
+    assert!(matches!(
+        store.claim(&key, &fp, later).await.unwrap(),
+        Claim::Replay(_)
+    ));
 }

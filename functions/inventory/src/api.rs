@@ -9,7 +9,7 @@ use shared::catalog::Sku;
 use shared::http::{json, json_at, meta, parse_json, path_param};
 use shared::identity::Caller;
 use shared::money::Money;
-use shared::pagination::{Page, encode_cursor, page_request};
+use shared::pagination::{Page, cursor_str, encode_cursor, foreign_cursor, page_request};
 use shared::{ApiError, FieldError};
 
 /// Body of `PUT /products/{sku}`.
@@ -119,6 +119,13 @@ pub async fn list_products(
 ) -> Result<Response<Body>, ApiError> {
     Caller::from_context(req.request_context_ref())?;
     let page = page_request(&req, &["catalog", "sku"])?;
+    if let Some(c) = &page.cursor {
+        let ours = cursor_str(c, "catalog") == Some("products")
+            && cursor_str(c, "sku").is_some_and(|s| Sku::try_from(s.to_owned()).is_ok());
+        if !ours {
+            return Err(foreign_cursor());
+        }
+    }
     let (products, next) = store.list(&page).await?;
     let next_cursor = next.as_ref().map(encode_cursor).transpose()?;
     let page = Page {

@@ -90,13 +90,17 @@ impl ProductStore for DynamoProductStore {
         }
         .build()
         .map_err(|e| StoreError::request("build product put", e))?;
-        let outbox = match event {
-            ProductEvent::Upserted(e) => self.outbox.put(e)?,
-            ProductEvent::StockAdjusted(e) => self.outbox.put(e)?,
+        let (outbox, event_id) = match event {
+            ProductEvent::Upserted(e) => (self.outbox.put(e)?, &e.metadata.event_id),
+            ProductEvent::StockAdjusted(e) => (self.outbox.put(e)?, &e.metadata.event_id),
         };
         let result = self
             .client
             .transact_write_items()
+            // The SDK retries a transaction whose answer was lost; with the attempt's own
+            // token DynamoDB answers that retry with the first outcome instead of failing
+            // its version condition (which would apply the change a second time).
+            .client_request_token(event_id)
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(outbox)
             .send()
@@ -120,7 +124,9 @@ impl ProductStore for DynamoProductStore {
             .query()
             .table_name(&self.table)
             .index_name(CATALOG_INDEX)
-            .key_condition_expression("catalog = :products")
+            // `catalog` is a DynamoDB reserved word.
+            .key_condition_expression("#catalog = :products")
+            .expression_attribute_names("#catalog", "catalog")
             .expression_attribute_values(":products", AttributeValue::S(CATALOG_PARTITION.into()))
             .limit(page.limit)
             .set_exclusive_start_key(page.cursor.clone())

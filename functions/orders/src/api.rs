@@ -2,7 +2,6 @@
 
 use crate::domain::{OrderView, Quantity, Shipping};
 use crate::{Catalog, NewOrder, OrderStore, Trace};
-use aws_sdk_dynamodb::types::AttributeValue;
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
@@ -10,7 +9,7 @@ use shared::catalog::Sku;
 use shared::http::{json, meta, parse_json, path_param};
 use shared::idempotency::{self, Idempotency, Recorded};
 use shared::identity::Caller;
-use shared::pagination::{Page, encode_cursor, page_request};
+use shared::pagination::{Page, cursor_str, encode_cursor, foreign_cursor, page_request};
 use shared::{ApiError, FieldError};
 use std::collections::HashSet;
 
@@ -153,17 +152,23 @@ pub async fn list(orders: &impl OrderStore, req: Request) -> Result<Response<Bod
     let user_id = match requested {
         Some(u) if u != caller.user_id => {
             caller.require_admin()?;
+            let valid = (1..=128).contains(&u.len())
+                && u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(ApiError::field("user_id", "must be a user id"));
+            }
             u
         }
         _ => caller.user_id.clone(),
     };
     let page = page_request(&req, &["order_id", "user_id"])?;
-    let same_user = page
-        .cursor
-        .as_ref()
-        .is_none_or(|c| c.get("user_id") == Some(&AttributeValue::S(user_id.clone())));
-    if !same_user {
-        return Err(ApiError::field("cursor", "belongs to another list"));
+    if let Some(c) = &page.cursor {
+        let ours = cursor_str(c, "user_id") == Some(user_id.as_str())
+            && cursor_str(c, "order_id").is_some_and(|id| ulid::Ulid::from_string(id).is_ok());
+        if !ours {
+            return Err(foreign_cursor());
+        }
     }
     let (found, next) = orders.list_for_user(&user_id, &page).await?;
     let next_cursor = next.as_ref().map(encode_cursor).transpose()?;

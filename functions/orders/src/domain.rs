@@ -173,11 +173,9 @@ impl Shipping {
             postal_code: check("postal_code", text(20, postal_code)),
             country: check(
                 "country",
-                if country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()) {
-                    Ok(country)
-                } else {
-                    Err("must be an ISO 3166-1 alpha-2 country code such as DE".into())
-                },
+                shared::country::CountryCode::try_from(country)
+                    .map(String::from)
+                    .map_err(|e| e.to_string()),
             ),
         };
         if errors.is_empty() {

@@ -232,6 +232,7 @@ pub async fn place(
         body: serde_json::to_string(&OrderView::from(&order))
             .map_err(|e| StoreError::request("serialize order", e))?,
         location: Some(format!("/orders/{}", order.order_id)),
+        content_type: None,
     };
     let intake = Intake {
         event: &event,

@@ -61,6 +61,8 @@ impl OrderStore for DynamoOrderStore {
         let mut tx = self
             .client
             .transact_write_items()
+            // An SDK retry after a lost answer gets the first outcome, not a condition failure.
+            .client_request_token(&order.order_id)
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(self.outbox.put(intake.event)?);
         if let Some((claimed, response)) = intake.claim {

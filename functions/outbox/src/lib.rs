@@ -2,11 +2,14 @@
 //! to the `commerce` bus.
 //!
 //! Records come in stream order. Outbox items are grouped into `PutEvents` calls of at
-//! most 10 entries and under 256 KB. At the first entry EventBridge refuses (or the
-//! first call that fails), the relay stops and reports that record's sequence number as
-//! the batch's failure: Lambda then retries from exactly there, so nothing after it is
-//! skipped and nothing before it is published twice. Other items of the table (the
-//! products, the orders) are not events and are passed over.
+//! most 10 entries and under 256 KB. Entries EventBridge refuses (throttling, a passing
+//! fault) are sent again, alone, a few times with backoff; only an entry still refused
+//! after that stops the relay, which reports its sequence number as the batch's failure.
+//! Lambda then retries from exactly there: nothing after it is skipped, nothing before it
+//! is published twice. (Its chunk-mates that were accepted are published again on that
+//! retry, the one duplicate path; it needs EventBridge to refuse one entry for seconds,
+//! and consumers dedupe by `event_id`.) Other items of the table (the products, the
+//! orders) are not events and are passed over.
 
 pub mod bus;
 
@@ -19,6 +22,9 @@ use std::future::Future;
 pub const MAX_ENTRIES: usize = 10;
 /// PutEvents takes at most 256 KB; we keep a margin for the size formula's details.
 pub const MAX_REQUEST_BYTES: usize = 250 * 1024;
+/// How often refused entries are sent again within one invocation, and the first wait.
+const RESEND_ATTEMPTS: u32 = 3;
+const RESEND_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One event for the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,26 +131,42 @@ async fn publish_in_order(
             bytes += pending[end].1.size();
             end += 1;
         }
-        let chunk: Vec<BusEntry> = pending[start..end].iter().map(|(_, e)| e.clone()).collect();
-        match bus.put_events(&chunk).await {
-            Ok(results) => {
-                for (i, (seq, entry)) in pending[start..end].iter().enumerate() {
-                    match results.get(i) {
-                        Some(None) => {
-                            tracing::info!(event_id = %entry.event_id, detail_type = %entry.detail_type, "published");
+        let chunk = &pending[start..end];
+        // Indices (into `chunk`) not yet accepted by the bus.
+        let mut remaining: Vec<usize> = (0..chunk.len()).collect();
+        for attempt in 0..=RESEND_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(RESEND_BACKOFF * 4_u32.pow(attempt - 1)).await;
+            }
+            let entries: Vec<BusEntry> = remaining.iter().map(|&i| chunk[i].1.clone()).collect();
+            match bus.put_events(&entries).await {
+                Ok(results) => {
+                    let mut refused = Vec::new();
+                    for (k, &i) in remaining.iter().enumerate() {
+                        let entry = &chunk[i].1;
+                        match results.get(k) {
+                            Some(None) => {
+                                tracing::info!(event_id = %entry.event_id, detail_type = %entry.detail_type, "published");
+                            }
+                            Some(Some(error)) => {
+                                tracing::warn!(event_id = %entry.event_id, %error, attempt, "bus refused entry");
+                                refused.push(i);
+                            }
+                            None => refused.push(i),
                         }
-                        Some(Some(error)) => {
-                            tracing::warn!(event_id = %entry.event_id, %error, "bus refused entry; retrying from it");
-                            return Some(failure(*seq));
-                        }
-                        None => return Some(failure(*seq)),
                     }
+                    remaining = refused;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, attempt, "PutEvents failed");
                 }
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "PutEvents failed; retrying from the chunk's first record");
-                return Some(failure(pending[start].0));
+            if remaining.is_empty() {
+                break;
             }
+        }
+        if let Some(&first) = remaining.first() {
+            return Some(failure(chunk[first].0));
         }
         start = end;
     }
@@ -156,12 +178,15 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// A bus in memory that refuses the entries whose event ids it is told to.
+    /// A bus in memory that refuses the entries whose event ids it is told to, `times`
+    /// times each (`u32::MAX`: always).
     #[derive(Default)]
     struct MemoryBus {
         published: Mutex<Vec<BusEntry>>,
         calls: Mutex<Vec<usize>>,
         refuse: Vec<String>,
+        times: u32,
+        refused: Mutex<std::collections::HashMap<String, u32>>,
     }
 
     impl EventBus for MemoryBus {
@@ -173,8 +198,11 @@ mod tests {
             Ok(entries
                 .iter()
                 .map(|e| {
-                    if self.refuse.contains(&e.event_id) {
-                        Some("InternalFailure".to_owned())
+                    let mut refused = self.refused.lock().unwrap();
+                    let count = refused.entry(e.event_id.clone()).or_default();
+                    if self.refuse.contains(&e.event_id) && *count < self.times {
+                        *count += 1;
+                        Some("ThrottlingException".to_owned())
                     } else {
                         self.published.lock().unwrap().push(e.clone());
                         None
@@ -245,21 +273,56 @@ mod tests {
         assert_eq!(*bus.calls.lock().unwrap(), vec![2, 2, 2]);
     }
 
+    fn published_ids(bus: &MemoryBus) -> Vec<String> {
+        bus.published
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.event_id.clone())
+            .collect()
+    }
+
     #[tokio::test]
-    async fn a_refused_entry_stops_the_batch_at_its_sequence_number() {
+    async fn a_briefly_refused_entry_is_sent_again_and_nothing_is_published_twice() {
         let bus = MemoryBus {
             refuse: vec!["E13".into()],
+            times: 2,
             ..Default::default()
         };
         let records: Vec<EventRecord> = (1..=20).map(|i| record(i, true, 10)).collect();
+        let response = relay(&bus, &records).await;
+        assert!(response.batch_item_failures.is_empty());
+        let mut ids = published_ids(&bus);
+        assert_eq!(ids.len(), 20, "each published exactly once: {ids:?}");
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 20);
+        assert_eq!(
+            *bus.calls.lock().unwrap(),
+            vec![10, 10, 1, 1],
+            "only the refused entry was resent"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_entry_refused_for_good_stops_the_batch_at_its_sequence_number() {
+        let bus = MemoryBus {
+            refuse: vec!["E13".into()],
+            times: u32::MAX,
+            ..Default::default()
+        };
+        let records: Vec<EventRecord> = (1..=30).map(|i| record(i, true, 10)).collect();
         let response = relay(&bus, &records).await;
         assert_eq!(response.batch_item_failures.len(), 1);
         assert_eq!(
             response.batch_item_failures[0].item_identifier.as_deref(),
             Some("000013")
         );
-        // Nothing after the refused entry's chunk was attempted.
-        assert_eq!(*bus.calls.lock().unwrap(), vec![10, 10]);
+        // The third chunk was never attempted; E13's chunk-mates went out once each.
+        let ids = published_ids(&bus);
+        assert_eq!(ids.len(), 19);
+        assert!(!ids.contains(&"E21".to_owned()));
+        assert_eq!(*bus.calls.lock().unwrap(), vec![10, 10, 1, 1, 1]);
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! HTTP handlers for the `/users` routes: parse the request into domain values, run the
 //! operation, answer JSON or a problem document.
 
-use crate::domain::{CountryCode, Email, Invalid, UserChanges, UserName};
+use crate::domain::{CountryCode, Email, UserChanges, UserName};
 use crate::{NewUser, UserStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -38,18 +38,18 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 }
 
 /// Converts one raw field, recording its error under `field`.
-fn convert<T: TryFrom<String, Error = Invalid>>(
+fn convert<T: TryFrom<String, Error = E>, E: std::fmt::Display>(
     field: &str,
     raw: String,
     errors: &mut Vec<FieldError>,
 ) -> Option<T> {
     T::try_from(raw)
-        .map_err(|e| errors.push(FieldError::new(field, e.0)))
+        .map_err(|e| errors.push(FieldError::new(field, e.to_string())))
         .ok()
 }
 
 /// Converts an optional patch field; `null` is an error.
-fn convert_patch<T: TryFrom<String, Error = Invalid>>(
+fn convert_patch<T: TryFrom<String, Error = E>, E: std::fmt::Display>(
     field: &str,
     raw: Option<Option<String>>,
     errors: &mut Vec<FieldError>,
@@ -66,9 +66,9 @@ fn convert_patch<T: TryFrom<String, Error = Invalid>>(
 impl CreateUserRequest {
     fn validate(self) -> Result<NewUser, ApiError> {
         let mut errors = Vec::new();
-        let email = convert::<Email>("email", self.email, &mut errors);
-        let name = convert::<UserName>("name", self.name, &mut errors);
-        let country = convert::<CountryCode>("country", self.country, &mut errors);
+        let email = convert::<Email, _>("email", self.email, &mut errors);
+        let name = convert::<UserName, _>("name", self.name, &mut errors);
+        let country = convert::<CountryCode, _>("country", self.country, &mut errors);
         match (email, name, country) {
             (Some(email), Some(name), Some(country)) if errors.is_empty() => Ok(NewUser {
                 email,

@@ -1,0 +1,105 @@
+//! Every event the relay publishes is valid against its schema in `events/schemas/`.
+//!
+//! The test listens the way an operator would debug the bus: it adds a rule for every
+//! `commerce.*` source, targeting a queue of its own, then makes each kind of change and
+//! checks every event that arrives (its own and any other test's).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use e2e::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn listen_to_everything() -> String {
+    let sdk = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(queue("e2e-all-events"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    events
+        .put_rule()
+        .name("e2e-all-events")
+        .event_bus_name("commerce")
+        .event_pattern(
+            json!({"source": ["commerce.orders", "commerce.inventory", "commerce.users"]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("e2e-all-events")
+        .event_bus_name("commerce")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
+#[tokio::test]
+async fn every_published_event_matches_its_schema() {
+    listen_to_everything().await;
+    let sku = fresh_sku("EVT");
+    create_product(&sku, "7.25", "USD", 3).await; // ProductUpserted, StockAdjusted
+    let user = fresh_user_id();
+    let res = http()
+        .post(format!("{}/orders", api_url()))
+        .bearer_auth(token(&user, false))
+        .header("idempotency-key", "events")
+        .json(&json!({
+            "items": [{"sku": sku, "quantity": 1}],
+            "shipping": {"name": "N", "line1": "L", "city": "C", "postal_code": "P", "country": "US"},
+            "payment": {"token": "tok_visa"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+
+    let sku_for = sku.clone();
+    let mine = move |e: &Value| {
+        e["detail"]["data"]["sku"] == sku_for.as_str()
+            || e["detail"]["data"]["items"][0]["sku"] == sku_for.as_str()
+    };
+    let seen = events_on_queue("e2e-all-events", 3, Duration::from_secs(60), mine).await;
+    let mut kinds: Vec<&str> = seen
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["OrderPlaced", "ProductUpserted", "StockAdjusted"]);
+    let all = events_on_queue("e2e-all-events", 0, Duration::from_secs(1), |_| true).await;
+    assert!(all.len() >= 3);
+    for event in &all {
+        assert_valid_event(event);
+    }
+    let stock = seen
+        .iter()
+        .find(|e| e["detail-type"] == "StockAdjusted")
+        .unwrap();
+    assert_eq!(stock["detail"]["data"]["on_hand"], 3);
+    assert_eq!(stock["detail"]["data"]["version"], 2);
+}
