@@ -150,6 +150,53 @@ impl DomainEvent for StockAdjusted {
     const SOURCE: &'static str = "commerce.inventory";
 }
 
+/// Units of one product held, taken or given back for an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockLine {
+    /// Which product.
+    pub sku: Sku,
+    /// How many units.
+    #[schemars(range(min = 1, max = 1000))]
+    pub quantity: u32,
+}
+
+macro_rules! stock_event {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// The order the units are for.
+            pub order_id: String,
+            /// The units, per product.
+            pub lines: Vec<StockLine>,
+        }
+
+        impl DomainEvent for $name {
+            const NAME: &'static str = stringify!($name);
+            const SOURCE: &'static str = "commerce.inventory";
+        }
+    };
+}
+
+stock_event!(
+    /// Every line of an order was reserved (all or none): available went down, reserved up.
+    StockReserved
+);
+stock_event!(
+    /// An order's reservation was given back (the saga compensated): available went up again.
+    StockReleased
+);
+stock_event!(
+    /// An order's reserved units left the warehouse: on hand and reserved went down.
+    StockCommitted
+);
+stock_event!(
+    /// A cancelled order's units came back to the shelf: on hand and available went up.
+    StockRestocked
+);
+
 /// The schema of `Envelope<T>` as checked into `events/schemas/<NAME>.json`.
 pub fn schema_of<T: DomainEvent>() -> serde_json::Value {
     let mut schema = schemars::schema_for!(Envelope<T>).to_value();
@@ -176,6 +223,10 @@ pub fn all_schemas() -> Vec<(&'static str, serde_json::Value)> {
         (OrderPlaced::NAME, schema_of::<OrderPlaced>()),
         (ProductUpserted::NAME, schema_of::<ProductUpserted>()),
         (StockAdjusted::NAME, schema_of::<StockAdjusted>()),
+        (StockReserved::NAME, schema_of::<StockReserved>()),
+        (StockReleased::NAME, schema_of::<StockReleased>()),
+        (StockCommitted::NAME, schema_of::<StockCommitted>()),
+        (StockRestocked::NAME, schema_of::<StockRestocked>()),
     ]
 }
 

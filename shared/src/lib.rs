@@ -23,6 +23,7 @@ pub mod money;
 pub mod outbox;
 pub mod pagination;
 pub mod problem;
+pub mod step;
 pub mod telemetry;
 pub mod time;
 

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod reservation;
 pub mod store;
 
 use domain::{Product, ProductName, StockDelta, StockError};

@@ -1,0 +1,11 @@
+//! Saga step: the order is paid, its reserved units leave stock.
+
+use inventory::reservation::Move;
+use inventory::reservation::Reservations;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let store = Reservations::from_env().await?;
+    shared::step::run(|input| inventory::reservation::move_step(&store, Move::Commit, input)).await
+}

@@ -1,0 +1,11 @@
+//! Saga compensation: give an order's reserved units back (idempotent; nothing reserved is nothing to do).
+
+use inventory::reservation::Move;
+use inventory::reservation::Reservations;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let store = Reservations::from_env().await?;
+    shared::step::run(|input| inventory::reservation::move_step(&store, Move::Release, input)).await
+}

@@ -1,0 +1,10 @@
+//! Saga step: reserve every line of an order (all or none); `OutOfStock` when a line is short.
+
+use inventory::reservation::Reservations;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let store = Reservations::from_env().await?;
+    shared::step::run(|input| inventory::reservation::reserve_step(&store, input)).await
+}

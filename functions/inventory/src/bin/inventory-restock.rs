@@ -1,0 +1,11 @@
+//! Cancellation step: a confirmed order's units come back to the shelf.
+
+use inventory::reservation::Move;
+use inventory::reservation::Reservations;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let store = Reservations::from_env().await?;
+    shared::step::run(|input| inventory::reservation::move_step(&store, Move::Restock, input)).await
+}

@@ -1,0 +1,534 @@
+//! Stock reservations for the place-order saga: the four steps that move an order's units
+//! (reserve, release, commit, restock), each one transaction, each idempotent by order id.
+//!
+//! An order's reservation is an item of the inventory table (`sku = reservation#<order>`)
+//! whose state moves `RESERVED → RELEASED` (compensation), `RESERVED → COMMITTED`
+//! (payment captured) and `COMMITTED → RESTOCKED` (cancelled after confirmation). Every
+//! step changes the products and the reservation's state in one transaction guarded by
+//! the state it expects, so a retried or replayed step finds the state already moved and
+//! changes nothing twice. Reserving writes every line's condition (`available >= q`) into
+//! the same transaction: all lines or none, and available never negative.
+
+use crate::store::cancelled_by_condition;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+use shared::catalog::Sku;
+use shared::dynamo::{StoreError, from_item, to_item};
+use shared::events::{
+    Envelope, StockCommitted, StockLine, StockReleased, StockReserved, StockRestocked,
+};
+use shared::outbox::Outbox;
+use shared::step::StepError;
+use shared::time::{Timestamp, rfc3339};
+
+/// The `errorType` when some line cannot be reserved.
+pub const OUT_OF_STOCK: &str = "OutOfStock";
+/// The `errorType` when a step finds the reservation in a state it cannot move from.
+pub const INVALID_STATE: &str = "ReservationStateInvalid";
+
+/// Where an order's units are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReservationState {
+    /// Held for the order.
+    Reserved,
+    /// Given back (the order failed).
+    Released,
+    /// Shipped (the order is confirmed).
+    Committed,
+    /// Back on the shelf (the confirmed order was cancelled).
+    Restocked,
+}
+
+/// A step of the reservation's life, with the state it moves from and to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// `RESERVED → RELEASED`.
+    Release,
+    /// `RESERVED → COMMITTED`.
+    Commit,
+    /// `COMMITTED → RESTOCKED`.
+    Restock,
+}
+
+impl Move {
+    /// The state this move starts from and the one it ends in.
+    pub fn states(self) -> (ReservationState, ReservationState) {
+        use ReservationState::*;
+        match self {
+            Move::Release => (Reserved, Released),
+            Move::Commit => (Reserved, Committed),
+            Move::Restock => (Committed, Restocked),
+        }
+    }
+
+    /// Changes per unit to (on hand, reserved, available).
+    fn deltas(self) -> (i64, i64, i64) {
+        match self {
+            Move::Release => (0, -1, 1),
+            Move::Commit => (-1, -1, 0),
+            Move::Restock => (1, 0, 1),
+        }
+    }
+}
+
+/// The reservation item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// `reservation#<order id>`.
+    pub sku: String,
+    /// Always `reservation`: tells it from products and outbox items.
+    pub record_type: String,
+    /// The order.
+    pub order_id: String,
+    /// Where the units are.
+    pub state: ReservationState,
+    /// The units.
+    pub lines: Vec<StockLine>,
+    /// Reserved.
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+    /// Last moved.
+    #[serde(with = "rfc3339")]
+    pub updated_at: Timestamp,
+}
+
+/// What a step answers the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepOutcome {
+    /// The order.
+    pub order_id: String,
+    /// The reservation's state after the step.
+    pub state: ReservationState,
+    /// False when the step had already happened (a retry or a replay).
+    pub changed: bool,
+}
+
+fn reservation_key(order_id: &str) -> String {
+    format!("reservation#{order_id}")
+}
+
+/// Reservations in the inventory table.
+#[derive(Debug, Clone)]
+pub struct Reservations {
+    client: Client,
+    table: String,
+    outbox: Outbox,
+}
+
+impl Reservations {
+    /// Reservations in `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
+        Self {
+            client,
+            outbox: Outbox::new(table.clone(), "sku"),
+            table,
+        }
+    }
+
+    /// The store a step Lambda uses: `INVENTORY_TABLE`.
+    pub async fn from_env() -> Result<Self, shared::config::ConfigError> {
+        let table = shared::config::required("INVENTORY_TABLE")?;
+        let sdk = shared::aws::sdk_config().await;
+        Ok(Self::new(shared::aws::dynamodb(&sdk), table))
+    }
+
+    /// The reservation of `order_id`, if any.
+    pub async fn get(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("sku", AttributeValue::S(reservation_key(order_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::request("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    fn product_update(
+        &self,
+        sku: &Sku,
+        quantity: u32,
+        deltas: (i64, i64, i64),
+        guard_available: bool,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let q = i64::from(quantity);
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("sku", AttributeValue::S(sku.to_string()))
+            // Every attribute through a placeholder; `version` keeps product writes honest
+            // (a stock correction that read an older version must retry).
+            .update_expression("ADD #on_hand :d_on_hand, #reserved :d_reserved, #available :d_available, #version :one")
+            .expression_attribute_names("#on_hand", "on_hand")
+            .expression_attribute_names("#reserved", "reserved")
+            .expression_attribute_names("#available", "available")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":d_on_hand", AttributeValue::N((deltas.0 * q).to_string()))
+            .expression_attribute_values(":d_reserved", AttributeValue::N((deltas.1 * q).to_string()))
+            .expression_attribute_values(":d_available", AttributeValue::N((deltas.2 * q).to_string()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        update = if guard_available {
+            update
+                .condition_expression("attribute_exists(sku) AND #available >= :q")
+                .expression_attribute_values(":q", AttributeValue::N(q.to_string()))
+        } else {
+            update.condition_expression("attribute_exists(sku)")
+        };
+        let update = update
+            .build()
+            .map_err(|e| StoreError::request("build product update", e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Reserves every line for `order_id`, or none: `OutOfStock` names the short lines.
+    pub async fn reserve(
+        &self,
+        order_id: &str,
+        lines: &[StockLine],
+        envelope: &Envelope<StockReserved>,
+        now: Timestamp,
+    ) -> Result<StepOutcome, StepError> {
+        if let Some(existing) = self.get(order_id).await? {
+            return Ok(StepOutcome {
+                order_id: order_id.to_owned(),
+                state: existing.state,
+                changed: false,
+            });
+        }
+        let reservation = Reservation {
+            sku: reservation_key(order_id),
+            record_type: "reservation".into(),
+            order_id: order_id.to_owned(),
+            state: ReservationState::Reserved,
+            lines: lines.to_vec(),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut items = Vec::with_capacity(lines.len() + 2);
+        for line in lines {
+            items.push(self.product_update(&line.sku, line.quantity, (0, 1, -1), true)?);
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&reservation)?))
+            .condition_expression("attribute_not_exists(sku)")
+            .build()
+            .map_err(|e| StoreError::request("build reservation put", e))?;
+        items.push(TransactWriteItem::builder().put(put).build());
+        items.push(self.outbox.put(envelope)?);
+        match self
+            .commit_transaction(items, &format!("{order_id}-reserve"))
+            .await
+        {
+            Ok(()) => Ok(StepOutcome {
+                order_id: order_id.to_owned(),
+                state: ReservationState::Reserved,
+                changed: true,
+            }),
+            Err(TxFailure::Conditions(reasons)) => {
+                // The reservation item is after the lines: if it failed, another attempt
+                // of this step got there first.
+                if reasons
+                    .get(lines.len())
+                    .is_some_and(|r| r.as_deref() == Some("ConditionalCheckFailed"))
+                {
+                    let existing = self
+                        .get(order_id)
+                        .await?
+                        .ok_or_else(|| StepError::transient("reservation vanished"))?;
+                    return Ok(StepOutcome {
+                        order_id: order_id.to_owned(),
+                        state: existing.state,
+                        changed: false,
+                    });
+                }
+                let short: Vec<&str> = lines
+                    .iter()
+                    .zip(&reasons)
+                    .filter(|(_, r)| r.as_deref() == Some("ConditionalCheckFailed"))
+                    .map(|(l, _)| l.sku.as_str())
+                    .collect();
+                if short.is_empty() {
+                    Err(StepError::transient(format!(
+                        "reservation cancelled: {reasons:?}"
+                    )))
+                } else {
+                    Err(StepError::business(
+                        OUT_OF_STOCK,
+                        format!("not enough stock for {}", short.join(", ")),
+                    ))
+                }
+            }
+            Err(TxFailure::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// Moves the reservation of `order_id` (release, commit, restock). Already moved:
+    /// nothing changes. Nothing reserved: a release has nothing to give back.
+    pub async fn apply(
+        &self,
+        order_id: &str,
+        step: Move,
+        now: Timestamp,
+        trace: (&str, &str),
+    ) -> Result<StepOutcome, StepError> {
+        let (from, to) = step.states();
+        let Some(reservation) = self.get(order_id).await? else {
+            return if step == Move::Release {
+                Ok(StepOutcome {
+                    order_id: order_id.to_owned(),
+                    state: ReservationState::Released,
+                    changed: false,
+                })
+            } else {
+                Err(StepError::business(
+                    INVALID_STATE,
+                    format!("order {order_id} has no reservation"),
+                ))
+            };
+        };
+        if reservation.state == to {
+            return Ok(StepOutcome {
+                order_id: order_id.to_owned(),
+                state: to,
+                changed: false,
+            });
+        }
+        if reservation.state != from {
+            return Err(StepError::business(
+                INVALID_STATE,
+                format!(
+                    "reservation of {order_id} is {:?}, cannot {step:?}",
+                    reservation.state
+                ),
+            ));
+        }
+        let mut items = Vec::with_capacity(reservation.lines.len() + 2);
+        for line in &reservation.lines {
+            items.push(self.product_update(&line.sku, line.quantity, step.deltas(), false)?);
+        }
+        let state_update = Update::builder()
+            .table_name(&self.table)
+            .key("sku", AttributeValue::S(reservation_key(order_id)))
+            .update_expression("SET #state = :to, #updated = :now")
+            .condition_expression("#state = :from")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_values(":to", shared::dynamo::to_attribute(&to)?)
+            .expression_attribute_values(":from", shared::dynamo::to_attribute(&from)?)
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::S(now.to_rfc3339_opts(shared::time::SecondsFormat::Millis, true)),
+            )
+            .build()
+            .map_err(|e| StoreError::request("build reservation update", e))?;
+        items.push(TransactWriteItem::builder().update(state_update).build());
+        let data = (order_id.to_owned(), reservation.lines.clone());
+        let (correlation, causation) = trace;
+        items.push(match step {
+            Move::Release => self.outbox.put(&Envelope::new(
+                StockReleased {
+                    order_id: data.0,
+                    lines: data.1,
+                },
+                now,
+                correlation,
+                Some(causation),
+            ))?,
+            Move::Commit => self.outbox.put(&Envelope::new(
+                StockCommitted {
+                    order_id: data.0,
+                    lines: data.1,
+                },
+                now,
+                correlation,
+                Some(causation),
+            ))?,
+            Move::Restock => self.outbox.put(&Envelope::new(
+                StockRestocked {
+                    order_id: data.0,
+                    lines: data.1,
+                },
+                now,
+                correlation,
+                Some(causation),
+            ))?,
+        });
+        match self
+            .commit_transaction(items, &format!("{order_id}-{step:?}"))
+            .await
+        {
+            Ok(()) => Ok(StepOutcome {
+                order_id: order_id.to_owned(),
+                state: to,
+                changed: true,
+            }),
+            Err(TxFailure::Conditions(_)) => {
+                // Another attempt of this step moved it meanwhile; report where it is.
+                let now_state = self.get(order_id).await?.map(|r| r.state);
+                match now_state {
+                    Some(s) if s == to => Ok(StepOutcome {
+                        order_id: order_id.to_owned(),
+                        state: to,
+                        changed: false,
+                    }),
+                    other => Err(StepError::transient(format!(
+                        "reservation of {order_id} moved to {other:?} concurrently"
+                    ))),
+                }
+            }
+            Err(TxFailure::Store(e)) => Err(e.into()),
+        }
+    }
+
+    async fn commit_transaction(
+        &self,
+        items: Vec<TransactWriteItem>,
+        token: &str,
+    ) -> Result<(), TxFailure> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(token)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if cancelled_by_condition(&e) {
+                    let reasons = match &e {
+                        TransactWriteItemsError::TransactionCanceledException(c) => c
+                            .cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().map(str::to_owned))
+                            .collect(),
+                        _ => vec![],
+                    };
+                    Err(TxFailure::Conditions(reasons))
+                } else {
+                    Err(TxFailure::Store(StoreError::request(
+                        "TransactWriteItems",
+                        e,
+                    )))
+                }
+            }
+        }
+    }
+}
+
+enum TxFailure {
+    /// Cancelled on conditions; the code of each item's reason, in order.
+    Conditions(Vec<Option<String>>),
+    /// Anything else.
+    Store(StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moves_keep_available_equal_to_on_hand_minus_reserved() {
+        for m in [Move::Release, Move::Commit, Move::Restock] {
+            let (on_hand, reserved, available) = m.deltas();
+            assert_eq!(available, on_hand - reserved, "{m:?}");
+        }
+        assert_eq!(
+            Move::Commit.states(),
+            (ReservationState::Reserved, ReservationState::Committed)
+        );
+        assert_eq!(
+            Move::Restock.states(),
+            (ReservationState::Committed, ReservationState::Restocked)
+        );
+    }
+}
+
+/// What the state machine hands a stock step: the order (extra fields are ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StockStepInput {
+    /// The order.
+    pub order_id: String,
+    /// Its lines (needed to reserve; the other steps read them from the reservation).
+    #[serde(default)]
+    pub items: Vec<StockLineInput>,
+    /// The request's correlation id, carried into the events.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+/// One line of the order as the state machine passes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StockLineInput {
+    /// The product.
+    pub sku: Sku,
+    /// Units.
+    pub quantity: u32,
+}
+
+impl StockStepInput {
+    fn trace(&self) -> (String, String) {
+        let correlation = self
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| self.order_id.clone());
+        (correlation, self.order_id.clone())
+    }
+}
+
+/// Step `inventory-reserve`.
+pub async fn reserve_step(
+    store: &Reservations,
+    input: StockStepInput,
+) -> Result<StepOutcome, StepError> {
+    if input.items.is_empty() {
+        return Err(StepError::business(
+            INVALID_STATE,
+            format!("order {} has no lines to reserve", input.order_id),
+        ));
+    }
+    let lines: Vec<StockLine> = input
+        .items
+        .iter()
+        .map(|l| StockLine {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+        })
+        .collect();
+    let now = shared::time::now();
+    let (correlation, causation) = input.trace();
+    let envelope = Envelope::new(
+        StockReserved {
+            order_id: input.order_id.clone(),
+            lines: lines.clone(),
+        },
+        now,
+        &correlation,
+        Some(&causation),
+    );
+    store.reserve(&input.order_id, &lines, &envelope, now).await
+}
+
+/// Steps `inventory-release`, `inventory-commit`, `inventory-restock`.
+pub async fn move_step(
+    store: &Reservations,
+    step: Move,
+    input: StockStepInput,
+) -> Result<StepOutcome, StepError> {
+    let (correlation, causation) = input.trace();
+    store
+        .apply(
+            &input.order_id,
+            step,
+            shared::time::now(),
+            (&correlation, &causation),
+        )
+        .await
+}
