@@ -197,6 +197,63 @@ stock_event!(
     StockRestocked
 );
 
+macro_rules! payment_event {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// The order paid for.
+            pub order_id: String,
+            /// ULID of the payment.
+            pub payment_id: String,
+            /// The amount concerned.
+            pub amount: Money,
+        }
+
+        impl DomainEvent for $name {
+            const NAME: &'static str = stringify!($name);
+            const SOURCE: &'static str = "commerce.payments";
+        }
+    };
+}
+
+payment_event!(
+    /// The provider holds the order's total on the customer's card.
+    PaymentAuthorized
+);
+payment_event!(
+    /// The held amount was taken.
+    PaymentCaptured
+);
+payment_event!(
+    /// The hold was let go (the order failed before capture).
+    PaymentVoided
+);
+payment_event!(
+    /// A captured amount was given back (the order was cancelled).
+    PaymentRefunded
+);
+
+/// The provider declined the order's payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentDeclined {
+    /// The order.
+    pub order_id: String,
+    /// ULID of the payment record.
+    pub payment_id: String,
+    /// The amount asked for.
+    pub amount: Money,
+    /// The provider's reason (`card_declined`, `insufficient_funds`, ...).
+    pub reason: String,
+}
+
+impl DomainEvent for PaymentDeclined {
+    const NAME: &'static str = "PaymentDeclined";
+    const SOURCE: &'static str = "commerce.payments";
+}
+
 /// The schema of `Envelope<T>` as checked into `events/schemas/<NAME>.json`.
 pub fn schema_of<T: DomainEvent>() -> serde_json::Value {
     let mut schema = schemars::schema_for!(Envelope<T>).to_value();
@@ -227,6 +284,11 @@ pub fn all_schemas() -> Vec<(&'static str, serde_json::Value)> {
         (StockReleased::NAME, schema_of::<StockReleased>()),
         (StockCommitted::NAME, schema_of::<StockCommitted>()),
         (StockRestocked::NAME, schema_of::<StockRestocked>()),
+        (PaymentAuthorized::NAME, schema_of::<PaymentAuthorized>()),
+        (PaymentCaptured::NAME, schema_of::<PaymentCaptured>()),
+        (PaymentVoided::NAME, schema_of::<PaymentVoided>()),
+        (PaymentRefunded::NAME, schema_of::<PaymentRefunded>()),
+        (PaymentDeclined::NAME, schema_of::<PaymentDeclined>()),
     ]
 }
 

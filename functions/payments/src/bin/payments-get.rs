@@ -1,0 +1,10 @@
+//! `GET /orders/{order_id}/payment`: the payment of an order (its owner or an admin).
+
+use payments::store::PaymentStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let store = PaymentStore::from_env(false).await?;
+    shared::http::serve(|req| payments::api::get(&store, req)).await
+}

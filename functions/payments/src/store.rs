@@ -1,0 +1,170 @@
+//! The DynamoDB adapter: the `payments` table keyed by `order_id`, with its outbox, and
+//! the read of an order's payment details from the orders table.
+
+use crate::domain::{Payment, PaymentStatus};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use serde::Deserialize;
+use shared::dynamo::{StoreError, from_item, to_attribute, to_item};
+use shared::money::Money;
+use shared::outbox::Outbox;
+
+/// What authorizing needs of an order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderToPay {
+    /// The customer.
+    pub user_id: String,
+    /// The amount to authorize.
+    pub total: Money,
+    /// The provider token the customer gave at intake.
+    pub payment_token: String,
+}
+
+/// Payments in the `payments` table.
+#[derive(Debug, Clone)]
+pub struct PaymentStore {
+    client: Client,
+    table: String,
+    orders_table: String,
+    outbox: Outbox,
+}
+
+impl PaymentStore {
+    /// Payments in `table`; order details read from `orders_table`.
+    pub fn new(client: Client, table: impl Into<String>, orders_table: impl Into<String>) -> Self {
+        let table = table.into();
+        Self {
+            client,
+            outbox: Outbox::new(table.clone(), "order_id"),
+            table,
+            orders_table: orders_table.into(),
+        }
+    }
+
+    /// The store a Lambda uses: `PAYMENTS_TABLE`, and `ORDERS_TABLE` when it authorizes
+    /// (the only step that reads orders).
+    pub async fn from_env(reads_orders: bool) -> Result<Self, shared::config::ConfigError> {
+        let table = shared::config::required("PAYMENTS_TABLE")?;
+        let orders = if reads_orders {
+            shared::config::required("ORDERS_TABLE")?
+        } else {
+            String::new()
+        };
+        let sdk = shared::aws::sdk_config().await;
+        Ok(Self::new(shared::aws::dynamodb(&sdk), table, orders))
+    }
+
+    /// The payment of an order.
+    pub async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("order_id", AttributeValue::S(order_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::request("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// The order's customer, total and token (read-only, from the orders table).
+    pub async fn order_to_pay(&self, order_id: &str) -> Result<Option<OrderToPay>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.orders_table)
+            .key("order_id", AttributeValue::S(order_id.to_owned()))
+            .consistent_read(true)
+            .projection_expression("user_id, #total, payment_token")
+            .expression_attribute_names("#total", "total")
+            .send()
+            .await
+            .map_err(|e| StoreError::request("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Writes a new payment with its event; `Ok(false)` if the order has one already.
+    pub async fn insert(
+        &self,
+        payment: &Payment,
+        event: TransactWriteItem,
+    ) -> Result<bool, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(payment)?))
+            .condition_expression("attribute_not_exists(order_id)")
+            .build()
+            .map_err(|e| StoreError::request("build payment put", e))?;
+        self.transact(
+            vec![TransactWriteItem::builder().put(put).build(), event],
+            &payment.payment_id,
+        )
+        .await
+    }
+
+    /// Moves a payment `from` → `to` with its event; `Ok(false)` if it was not in `from`.
+    pub async fn transition(
+        &self,
+        order_id: &str,
+        (from, to): (PaymentStatus, PaymentStatus),
+        event: TransactWriteItem,
+        token: &str,
+    ) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("order_id", AttributeValue::S(order_id.to_owned()))
+            .update_expression("SET #status = :to, #updated = :now")
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_values(":to", to_attribute(&to)?)
+            .expression_attribute_values(":from", to_attribute(&from)?)
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::S(
+                    shared::time::now().to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
+                ),
+            )
+            .build()
+            .map_err(|e| StoreError::request("build payment update", e))?;
+        self.transact(
+            vec![TransactWriteItem::builder().update(update).build(), event],
+            token,
+        )
+        .await
+    }
+
+    /// The outbox of the payments table.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        token: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(token)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(c)
+                    if c.cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                {
+                    Ok(false)
+                }
+                other => Err(StoreError::request("TransactWriteItems", other)),
+            },
+        }
+    }
+}
