@@ -22,7 +22,10 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
   4. Small corrections to moto's Step Functions interpreter (service-error names on plain
      function-ARN tasks, generated execution names).
   5. DynamoDB requests are atomic, as in AWS: concurrent conditional writes and
-     transactions cannot interleave between their check and their write.
+     transactions cannot interleave between their check and their write, and no stream
+     read sees the records of a transaction that is rolled back.
+  6. A cancelled transaction leaves the table's stream as it was, and stream readers keep
+     reading it (moto swaps in a copied shard on rollback).
 
 moto version this was written against: 5.2.5. Line numbers in comments refer to it.
 """
@@ -304,14 +307,55 @@ def serialize_dynamodb_requests() -> None:
     read sees a transaction half applied.
     """
     from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
-    original = DynamoHandler.call_action
+    # Stream reads too: moto applies a transaction's items one by one (even after a
+    # failed condition) and restores a snapshot at the end, so a GetRecords in between
+    # would read records of a transaction that never happened.
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        original = handler.call_action
 
-    def call_action(self):
-        with _DYNAMODB_LOCK:
-            return original(self)
+        def call_action(self, _original=original):
+            with _DYNAMODB_LOCK:
+                return _original(self)
 
-    DynamoHandler.call_action = call_action
+        handler.call_action = call_action
+
+
+def keep_stream_shards_through_rollbacks() -> None:
+    """In AWS a cancelled transaction leaves no trace, on the table or on its stream, and a
+    stream reader carries on. moto applies a transaction's items one by one and, when any
+    fails, restores a deep copy of each table taken before
+    (moto/dynamodb/models/__init__.py:604-716): the copy comes with a copy of the stream
+    shard, while every open shard iterator still holds the original shard object
+    (moto/dynamodbstreams/models.py ShardIterator.stream_shard). The original then keeps the
+    records of the cancelled items and never receives another one: the outbox relay would
+    publish events of transactions that never happened and miss every later one. After a
+    rollback, this puts the original shard back on the restored table, cut back to its
+    length before the transaction.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        shards = {
+            name: (table.stream_shard, len(table.stream_shard.items))
+            for name, table in self.tables.items()
+            if getattr(table, "stream_shard", None) is not None
+        }
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for name, (shard, length) in shards.items():
+                table = self.tables.get(name)
+                if table is not None and table.stream_shard is not shard:
+                    del shard.items[length:]
+                    shard.table = table
+                    table.stream_shard = shard
+            raise
+
+    DynamoDBBackend.transact_write_items = transact_write_items
 
 
 def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
@@ -322,6 +366,7 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
     patch_step_functions_lambda_service_errors()
     patch_step_functions_execution_names()
     serialize_dynamodb_requests()
+    keep_stream_shards_through_rollbacks()
 
 
 # ---------------------------------------------------------------------------------------

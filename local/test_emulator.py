@@ -442,6 +442,58 @@ def _concurrent_conditional_writes_test(self):
 
 
 EmulatorTest.test_concurrent_conditional_writes_never_lose_an_update = _concurrent_conditional_writes_test
+
+
+def _rolled_back_transactions_leave_no_stream_records_test(self):
+    self.ddb.create_table(
+        TableName="phantoms",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    for chunk in range(0, 1000, 25):
+        self.ddb.batch_write_item(RequestItems={"phantoms": [
+            {"PutRequest": {"Item": {"pk": {"S": f"filler-{i}"}, "data": {"S": "x" * 200}}}}
+            for i in range(chunk, chunk + 25)
+        ]})
+    arn = self.ddb.describe_table(TableName="phantoms")["Table"]["LatestStreamArn"]
+    shard = self.ddbs.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = self.ddbs.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+    seen, stop = [], threading.Event()
+
+    def read():
+        it = iterator
+        while not stop.is_set():
+            out = self.ddbs.get_records(ShardIterator=it)
+            seen.extend(r["dynamodb"]["Keys"]["pk"]["S"] for r in out["Records"])
+            it = out["NextShardIterator"]
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(40):
+            # The first item's condition fails; moto still applies the second, then rolls
+            # both back. In AWS neither is ever visible, on the table or on its stream.
+            with self.assertRaises(self.ddb.exceptions.TransactionCanceledException):
+                self.ddb.transact_write_items(TransactItems=[
+                    {"ConditionCheck": {"TableName": "phantoms", "Key": {"pk": {"S": "filler-0"}},
+                                        "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {"Put": {"TableName": "phantoms", "Item": {"pk": {"S": f"phantom-{n}"}}}},
+                ])
+        # And the reader still sees what comes after.
+        self.ddb.put_item(TableName="phantoms", Item={"pk": {"S": "after"}})
+        deadline = time.monotonic() + 10
+        while "after" not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        reader.join()
+    self.assertEqual([k for k in seen if k.startswith("phantom")], [])
+    self.assertIn("after", seen, "the stream reader lost the stream after a rollback")
+
+
+EmulatorTest.test_rolled_back_transactions_leave_no_stream_records = _rolled_back_transactions_leave_no_stream_records_test
 del AtomicDynamoDbTest
 
 
