@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install dev test test-unit test-local-tools test-stack lint build token clean
+.PHONY: help install dev test test-unit test-local-tools test-infra test-stack lint build token clean
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:3000 (Ctrl-C stops everything)"
@@ -20,18 +20,23 @@ help:
 	@echo "make build  Lambda zips in target/lambda/<function>/bootstrap.zip"
 	@echo "make token USER_ID=alice [ADMIN=1]   print a local bearer token"
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed local/node/node_modules/.installed
 
 $(VENV)/.installed: local/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r local/requirements.txt
 	touch $@
 
+# Node tools for the checks (asl-validator), pinned by local/node/package-lock.json.
+local/node/node_modules/.installed: local/node/package.json local/node/package-lock.json
+	cd local/node && npm ci --no-audit --no-fund --silent
+	touch $@
+
 dev: install
 	cargo build --workspace --bins
 	$(PY) local/stack.py dev
 
-test: install lint test-unit test-local-tools test-stack
+test: install lint test-unit test-local-tools test-infra test-stack
 	@echo "make test: all passed"
 
 lint:
@@ -46,11 +51,18 @@ test-local-tools: install
 	$(PY) local/test_gateway.py
 	$(PY) local/test_pollers.py
 
+# Static checks of what deploys: the state machines as Terraform and the local stack
+# render them (asl-validator); checkov over infra/ (its own venv, .venv-tools/) and
+# terraform fmt -check where a terraform binary is installed.
+test-infra: install
+	$(PY) local/validate_state_machines.py
+	bash infra/check.sh
+
 # Integration and end-to-end tests need the emulator, cargo lambda watch and the gateway.
 # Build first, so cargo lambda watch only starts binaries that are already linked.
 test-stack: install
 	cargo build --workspace --all-targets --locked
-	$(PY) local/stack.py exec -- cargo test --workspace --tests --locked -- --test-threads 4
+	$(PY) local/stack.py exec -- cargo test --workspace --tests --locked --no-fail-fast -- --test-threads 4
 
 build:
 	cargo lambda build --release --output-format zip --locked

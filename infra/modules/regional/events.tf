@@ -1,5 +1,11 @@
 # The commerce bus, its archive, and every consumer's queue: rule -> SQS queue (with a
 # dead-letter queue) -> Lambda, so a slow or failing consumer never loses events.
+#
+# Every region has the bus (same name: the EventBridge global endpoint needs it) and its
+# archive, which also keeps what the endpoint replicates from the other region. Only the
+# home region's rules are enabled: each event is processed once, where the writes happen.
+# A standby region's rules are switched on when it becomes the home region (README.md,
+# "Failover").
 
 locals {
   bus_name = var.name_prefix
@@ -17,24 +23,26 @@ resource "aws_cloudwatch_event_archive" "commerce" {
   name             = "${local.bus_name}-archive"
   description      = "Every event published on the bus, for replay"
   event_source_arn = aws_cloudwatch_event_bus.commerce.arn
-  retention_days   = try(var.declaration.bus.archive_retention_days, 0)
+  retention_days   = coalesce(var.event_archive_retention_days, try(var.declaration.bus.archive_retention_days, 0))
 }
 
 resource "aws_sqs_queue" "dlq" {
   for_each = local.dlq_queues
 
-  name                      = "${var.name_prefix}-${each.key}-dlq"
-  message_retention_seconds = 1209600
-  sqs_managed_sse_enabled   = true
+  name                              = "${var.name_prefix}-${each.key}-dlq"
+  message_retention_seconds         = 1209600
+  kms_master_key_id                 = aws_kms_key.regional.arn
+  kms_data_key_reuse_period_seconds = 300
 }
 
 resource "aws_sqs_queue" "this" {
   for_each = local.queues
 
-  name                       = "${var.name_prefix}-${each.key}"
-  visibility_timeout_seconds = try(each.value.visibility_timeout_s, 30)
-  message_retention_seconds  = try(each.value.message_retention_s, 345600)
-  sqs_managed_sse_enabled    = true
+  name                              = "${var.name_prefix}-${each.key}"
+  visibility_timeout_seconds        = try(each.value.visibility_timeout_s, 30)
+  message_retention_seconds         = try(each.value.message_retention_s, 345600)
+  kms_master_key_id                 = aws_kms_key.regional.arn
+  kms_data_key_reuse_period_seconds = 300
 
   redrive_policy = try(each.value.dlq, true) ? jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq[each.key].arn
@@ -59,6 +67,7 @@ resource "aws_cloudwatch_event_rule" "this" {
   description    = each.value.description
   event_bus_name = aws_cloudwatch_event_bus.commerce.name
   event_pattern  = jsonencode(each.value.event_pattern)
+  state          = local.is_home ? "ENABLED" : "DISABLED"
 }
 
 resource "aws_cloudwatch_event_target" "this" {
