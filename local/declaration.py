@@ -40,7 +40,47 @@ def function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[
     env = {decl["tables"][t]["env"]: table_name(t, prefix) for t in spec.get("tables", {})}
     if spec.get("bus"):
         env[decl["bus"]["env"]] = bus_name(prefix)
+    for stream in spec.get("kinesis_put", []) + spec.get("kinesis", []):
+        env[decl["streams"][stream]["env"]] = stream_name(stream, prefix)
+    for machine in spec.get("state_machines", {}):
+        env[decl["state_machines"][machine]["env"]] = state_machine_arn(machine, prefix)
     return env
+
+
+def stream_name(stream: str, prefix: str = LOCAL_PREFIX) -> str:
+    """Physical Kinesis stream name: `<prefix>-<stream>`."""
+    return f"{prefix}-{stream}"
+
+
+def state_machine_name(machine: str, prefix: str = LOCAL_PREFIX) -> str:
+    """Physical state machine name: `<prefix>-<machine>`."""
+    return f"{prefix}-{machine}"
+
+
+def state_machine_arn(machine: str, prefix: str = LOCAL_PREFIX, region: str = "us-east-1", account: str = "123456789012") -> str:
+    return f"arn:aws:states:{region}:{account}:stateMachine:{state_machine_name(machine, prefix)}"
+
+
+def function_arn(function: str, region: str = "us-east-1", account: str = "123456789012") -> str:
+    """Locally a function's record is named after its binary (cargo lambda serves it so)."""
+    return f"arn:aws:lambda:{region}:{account}:function:{function}"
+
+
+def render_state_machine(decl: dict, machine: str, where: str = "local") -> str:
+    """The definition with its template variables filled in, as Terraform's templatefile
+    does: `${<function>_arn}` (function name with `_` for `-`) and the machine's
+    parameters for `where` ("local" or "aws"). Only `${name}` is replaced, so JSONPath's
+    `$$.Task.Token` stays as written."""
+    import re
+
+    spec = decl["state_machines"][machine]
+    values = {f.replace("-", "_") + "_arn": function_arn(f) for f in spec["functions"]}
+    values.update({k: str(v[where]) for k, v in spec.get("parameters", {}).items()})
+    text = (ROOT / "infra" / "state-machines" / spec["definition"]).read_text(encoding="utf-8")
+    missing = sorted(set(re.findall(r"\$\{(\w+)\}", text)) - set(values))
+    if missing:
+        raise ValueError(f"{machine}: template variables without a value: {missing}")
+    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
 
 
 def all_function_env(decl: dict, prefix: str = LOCAL_PREFIX) -> dict[str, str]:

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -182,10 +183,37 @@ def ensure_mapping(lam, function: str, source_arn: str, spec: dict, queue_arns: 
     return True
 
 
+def ensure_stream(kinesis, name: str, spec: dict) -> str:
+    """A Kinesis stream, waited for until ACTIVE; returns its ARN."""
+    try:
+        desc = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    except kinesis.exceptions.ResourceNotFoundException:
+        kinesis.create_stream(StreamName=name, ShardCount=spec.get("shards", 1))
+        desc = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    for _ in range(100):
+        if desc["StreamStatus"] == "ACTIVE":
+            break
+        time.sleep(0.1)
+        desc = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    return desc["StreamARN"]
+
+
+def ensure_state_machine(sfn, decl: dict, machine: str, role_arn: str) -> None:
+    name = declaration.state_machine_name(machine)
+    definition = declaration.render_state_machine(decl, machine, "local")
+    arn = declaration.state_machine_arn(machine)
+    try:
+        sfn.describe_state_machine(stateMachineArn=arn)
+        sfn.update_state_machine(stateMachineArn=arn, definition=definition)
+    except sfn.exceptions.StateMachineDoesNotExist:
+        sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=decl["state_machines"][machine].get("type", "STANDARD"))
+
+
 def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = None) -> dict:
     decl = decl or declaration.load()
     ddb, lam, iam = client("dynamodb", endpoint), client("lambda", endpoint), client("iam", endpoint)
     sqs, events = client("sqs", endpoint), client("events", endpoint)
+    kinesis, sfn = client("kinesis", endpoint), client("stepfunctions", endpoint)
     created = {"tables": [], "functions": [], "mappings": []}
     for table, spec in decl["tables"].items():
         name = declaration.table_name(table)
@@ -197,6 +225,9 @@ def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = N
         if ensure_function(lam, fn, spec, declaration.function_env(decl, fn), role_arn, code):
             created["functions"].append(fn)
     queue_arns = {q: ensure_queue(sqs, declaration.queue_name(q), spec) for q, spec in decl.get("queues", {}).items()}
+    stream_arns = {s: ensure_stream(kinesis, declaration.stream_name(s), spec) for s, spec in decl.get("streams", {}).items()}
+    for machine in decl.get("state_machines", {}):
+        ensure_state_machine(sfn, decl, machine, role_arn)
     if decl.get("bus"):
         ensure_bus(events, decl)
         for rule, spec in decl.get("rules", {}).items():
@@ -207,6 +238,8 @@ def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = N
                 arn = ddb.describe_table(TableName=declaration.table_name(source["table_stream"]))["Table"]["LatestStreamArn"]
             elif "queue" in source:
                 arn = queue_arns[source["queue"]]
+            elif "kinesis_stream" in source:
+                arn = stream_arns[source["kinesis_stream"]]
             else:
                 raise ValueError(f"{fn}: unknown event source {source}")
             if ensure_mapping(lam, fn, arn, source, queue_arns):

@@ -255,6 +255,11 @@ fn queues_rules_and_event_sources_reference_declared_parts() {
     let decl = declaration();
     let tables = decl["tables"].as_object().unwrap();
     let queues = decl["queues"].as_object().unwrap();
+    let no_streams = serde_json::Map::new();
+    let kinesis_streams = decl
+        .get("streams")
+        .and_then(Value::as_object)
+        .unwrap_or(&no_streams);
     let mut queues_used = BTreeSet::new();
     for (name, rule) in decl["rules"].as_object().unwrap() {
         let q = rule["queue"].as_str().unwrap();
@@ -288,7 +293,25 @@ fn queues_rules_and_event_sources_reference_declared_parts() {
             .map(|s| s.as_str().unwrap().to_owned())
             .collect();
         let mut streamed = BTreeSet::new();
+        let mut kinesis_read = BTreeSet::new();
         for source in &sources {
+            if let Some(k) = source.get("kinesis_stream").and_then(Value::as_str) {
+                assert!(
+                    kinesis_streams.contains_key(k),
+                    "{name} reads undeclared Kinesis stream {k}"
+                );
+                kinesis_read.insert(k.to_owned());
+                assert!(
+                    source.get("starting_position").is_some(),
+                    "{name}: Kinesis mapping without starting_position"
+                );
+                assert!(
+                    source["maximum_retry_attempts"]
+                        .as_i64()
+                        .is_some_and(|n| n >= 0),
+                    "{name}: unbounded retries"
+                );
+            }
             if let Some(t) = source.get("table_stream").and_then(Value::as_str) {
                 assert!(
                     tables.get(t).is_some_and(|t| t.get("stream").is_some()),
@@ -325,6 +348,17 @@ fn queues_rules_and_event_sources_reference_declared_parts() {
             streams, streamed,
             "{name}: streams it may read vs streams it is mapped to"
         );
+        let kinesis: BTreeSet<String> = spec
+            .get("kinesis")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            kinesis, kinesis_read,
+            "{name}: Kinesis streams it may read vs Kinesis streams it is mapped to"
+        );
     }
     let unused: Vec<_> = queues
         .keys()
@@ -358,4 +392,74 @@ fn functions_claiming_idempotency_keys_time_out_before_the_lease() {
         }
     }
     assert!(claimers > 0, "no function claims idempotency keys");
+}
+
+/// Every function a state machine's definition names (`${<function>_arn}`) is one it
+/// declares, every one it declares exists and is named, and every other template
+/// variable has a value for both AWS and the local stack.
+#[test]
+fn state_machines_reference_existing_functions_and_render() {
+    let decl = declaration();
+    let functions = decl["functions"].as_object().unwrap();
+    let machines = decl["state_machines"].as_object().unwrap();
+    assert!(!machines.is_empty());
+    for (name, spec) in machines {
+        let file = root()
+            .join("infra/state-machines")
+            .join(spec["definition"].as_str().unwrap());
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|_| panic!("{name}: no {}", file.display()));
+        let mut vars = BTreeSet::new();
+        for part in text.split("${").skip(1) {
+            vars.insert(part.split('}').next().unwrap().to_owned());
+        }
+        let declared: BTreeSet<String> = spec["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_owned())
+            .collect();
+        for f in &declared {
+            assert!(
+                functions.contains_key(f),
+                "{name} invokes {f}, which is not a declared function"
+            );
+        }
+        let named: BTreeSet<String> = vars
+            .iter()
+            .filter_map(|v| v.strip_suffix("_arn"))
+            .map(|v| v.replace('_', "-"))
+            .collect();
+        assert_eq!(
+            named, declared,
+            "{name}: functions in the definition vs functions declared"
+        );
+        let params = spec["parameters"].as_object().unwrap();
+        let mut rendered = text.clone();
+        for v in &vars {
+            let value = match v.strip_suffix("_arn") {
+                Some(f) => format!(
+                    "arn:aws:lambda:us-east-1:123456789012:function:{}",
+                    f.replace('_', "-")
+                ),
+                None => {
+                    let p = params
+                        .get(v)
+                        .unwrap_or_else(|| panic!("{name}: no value for ${{{v}}}"));
+                    assert!(
+                        p["aws"].is_number() && p["local"].is_number(),
+                        "{name}: {v} needs aws and local values"
+                    );
+                    p["aws"].to_string()
+                }
+            };
+            rendered = rendered.replace(&format!("${{{v}}}"), &value);
+        }
+        let json: Value = serde_json::from_str(&rendered)
+            .unwrap_or_else(|e| panic!("{name} does not render to JSON: {e}"));
+        assert!(
+            json["States"].is_object() && json["StartAt"].is_string(),
+            "{name} is not a state machine"
+        );
+    }
 }

@@ -9,59 +9,9 @@ use e2e::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-async fn listen_to_everything() -> String {
-    let sdk = aws().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let url = sqs
-        .create_queue()
-        .queue_name(queue("e2e-all-events"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    events
-        .put_rule()
-        .name("e2e-all-events")
-        .event_bus_name("commerce")
-        .event_pattern(
-            json!({"source": ["commerce.orders", "commerce.inventory", "commerce.users"]})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("e2e-all-events")
-        .event_bus_name("commerce")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    url
-}
-
 #[tokio::test]
 async fn every_published_event_matches_its_schema() {
-    listen_to_everything().await;
+    listen_to_bus("e2e-all-events").await;
     let sku = fresh_sku("EVT");
     create_product(&sku, "7.25", "USD", 3).await; // ProductUpserted, StockAdjusted
     let user = fresh_user_id();

@@ -254,6 +254,95 @@ impl DomainEvent for PaymentDeclined {
     const SOURCE: &'static str = "commerce.payments";
 }
 
+macro_rules! order_event {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// The order.
+            pub order_id: String,
+            /// Its customer.
+            pub user_id: String,
+            /// Its total.
+            pub total: Money,
+        }
+
+        impl DomainEvent for $name {
+            const NAME: &'static str = stringify!($name);
+            const SOURCE: &'static str = "commerce.orders";
+        }
+    };
+}
+
+order_event!(
+    /// Paid and stock committed: the order will ship.
+    OrderConfirmed
+);
+order_event!(
+    /// Held for an administrator's fraud review.
+    OrderHeldForReview
+);
+order_event!(
+    /// A confirmed order was cancelled: refunded and restocked.
+    OrderCancelled
+);
+
+/// The order was refused; `reason` is API.md's `status_reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRejected {
+    /// The order.
+    pub order_id: String,
+    /// Its customer.
+    pub user_id: String,
+    /// Its total.
+    pub total: Money,
+    /// `OUT_OF_STOCK`, `PAYMENT_DECLINED`, `FRAUD_SUSPECTED`, `REVIEW_REJECTED`, `TIMED_OUT`.
+    pub reason: String,
+}
+
+impl DomainEvent for OrderRejected {
+    const NAME: &'static str = "OrderRejected";
+    const SOURCE: &'static str = "commerce.orders";
+}
+
+/// What the fraud scorer decided about an order; the saga goes on (`approve`), holds the
+/// order for an administrator (`review`) or rejects it (`deny`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FraudDecision {
+    /// Low risk: the order goes on.
+    Approve,
+    /// Some risk: an administrator decides.
+    Review,
+    /// High risk: the order is rejected.
+    Deny,
+}
+
+/// An order was scored for fraud, once per order (a redelivered request re-answers the
+/// saga with the stored decision and publishes nothing new).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FraudAssessed {
+    /// The order scored.
+    pub order_id: String,
+    /// Risk, 0 (none) to 1000 (certain).
+    #[schemars(range(min = 0, max = 1000))]
+    pub score: u32,
+    /// What the score means for the order.
+    pub decision: FraudDecision,
+    /// The rules that added to the score (`amount_over_2000`, `velocity_7_orders_last_hour`).
+    pub reasons: Vec<String>,
+    /// The rule set or model that scored (`rules-v1`).
+    pub model_version: String,
+}
+
+impl DomainEvent for FraudAssessed {
+    const NAME: &'static str = "FraudAssessed";
+    const SOURCE: &'static str = "commerce.fraud";
+}
+
 /// The schema of `Envelope<T>` as checked into `events/schemas/<NAME>.json`.
 pub fn schema_of<T: DomainEvent>() -> serde_json::Value {
     let mut schema = schemars::schema_for!(Envelope<T>).to_value();
@@ -278,6 +367,10 @@ pub fn schema_of<T: DomainEvent>() -> serde_json::Value {
 pub fn all_schemas() -> Vec<(&'static str, serde_json::Value)> {
     vec![
         (OrderPlaced::NAME, schema_of::<OrderPlaced>()),
+        (OrderConfirmed::NAME, schema_of::<OrderConfirmed>()),
+        (OrderHeldForReview::NAME, schema_of::<OrderHeldForReview>()),
+        (OrderRejected::NAME, schema_of::<OrderRejected>()),
+        (OrderCancelled::NAME, schema_of::<OrderCancelled>()),
         (ProductUpserted::NAME, schema_of::<ProductUpserted>()),
         (StockAdjusted::NAME, schema_of::<StockAdjusted>()),
         (StockReserved::NAME, schema_of::<StockReserved>()),
@@ -289,6 +382,7 @@ pub fn all_schemas() -> Vec<(&'static str, serde_json::Value)> {
         (PaymentVoided::NAME, schema_of::<PaymentVoided>()),
         (PaymentRefunded::NAME, schema_of::<PaymentRefunded>()),
         (PaymentDeclined::NAME, schema_of::<PaymentDeclined>()),
+        (FraudAssessed::NAME, schema_of::<FraudAssessed>()),
     ]
 }
 

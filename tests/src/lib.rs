@@ -253,3 +253,56 @@ pub fn assert_valid_event(event: &Value) {
         "{name} event does not match its schema: {errors:?}\n{event}"
     );
 }
+
+/// Subscribes a queue of the tests' own (`<prefix>-<name>`) to every event on the bus,
+/// as an operator would to watch it. Consumers' queues are theirs: tests read this one.
+pub async fn listen_to_bus(name: &str) {
+    let sdk = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(queue(name))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let sources = [
+        "commerce.orders",
+        "commerce.inventory",
+        "commerce.payments",
+        "commerce.fraud",
+        "commerce.users",
+    ];
+    events
+        .put_rule()
+        .name(name)
+        .event_bus_name("commerce")
+        .event_pattern(json!({"source": sources}).to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(name)
+        .event_bus_name("commerce")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}

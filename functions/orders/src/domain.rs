@@ -205,6 +205,9 @@ pub struct Order {
     pub shipping: Shipping,
     /// The payment provider's token; the saga's authorize step uses it. Never shown.
     pub payment_token: String,
+    /// While `UNDER_REVIEW`: the task token the admin's decision answers. Never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_task_token: Option<String>,
     /// Placed.
     #[serde(with = "rfc3339")]
     pub created_at: Timestamp,

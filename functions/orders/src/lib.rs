@@ -7,7 +7,9 @@
 pub mod api;
 pub mod catalog;
 pub mod domain;
+pub mod saga;
 pub mod store;
+pub mod workflow;
 
 use domain::{CatalogEntry, Order, OrderStatus, OrderView, Quantity, Shipping};
 use shared::ApiError;
@@ -213,6 +215,7 @@ pub async fn place(
         total,
         shipping: new.shipping,
         payment_token: new.payment_token,
+        review_task_token: None,
         created_at: now,
         updated_at: now,
     };

@@ -6,6 +6,7 @@
 //! expects, so a retried or replayed step finds the status moved and changes nothing.
 
 pub mod domain;
+pub mod fraud_check;
 pub mod provider;
 pub mod store;
 

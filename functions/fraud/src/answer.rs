@@ -1,0 +1,223 @@
+//! Answering the saga: the place-order execution waits on a task token
+//! (`.waitForTaskToken`) until the scorer calls `SendTaskSuccess` or `SendTaskFailure`.
+//!
+//! The library decides the [`Answer`]; the [`SagaAnswer`] port delivers it, so tests can
+//! check the decision without a waiting execution, and the Lambda delivers it through
+//! Step Functions ([`StepFunctions`]).
+
+use crate::domain::Assessment;
+use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
+use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
+use serde::Serialize;
+use shared::events::FraudDecision;
+use std::future::Future;
+
+/// The error name a denied order fails the waiting task with; the saga catches it.
+pub const FRAUD_DENIED: &str = "FraudDenied";
+
+/// The output of a successful fraud step, as the saga's next states read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskOutput {
+    /// `approve` or `review` (a denied order fails the task instead).
+    pub decision: FraudDecision,
+    /// The score, 0..=1000.
+    pub score: u32,
+    /// The order.
+    pub order_id: String,
+}
+
+/// What the scorer tells the waiting execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `SendTaskSuccess` with this output (approve, review).
+    Success(TaskOutput),
+    /// `SendTaskFailure` (deny).
+    Failure {
+        /// The error name the saga's `Catch` matches.
+        error: &'static str,
+        /// A short reason for the execution history.
+        cause: String,
+    },
+}
+
+impl Answer {
+    /// The answer an assessment calls for; the same for the first delivery and every
+    /// redelivery, since it is derived from the stored assessment only.
+    pub fn for_assessment(a: &Assessment) -> Self {
+        match a.decision {
+            FraudDecision::Deny => Self::Failure {
+                error: FRAUD_DENIED,
+                cause: format!("score {} ({})", a.score, a.reasons.join(", ")),
+            },
+            decision => Self::Success(TaskOutput {
+                decision,
+                score: a.score,
+                order_id: a.order_id.clone(),
+            }),
+        }
+    }
+}
+
+/// How an answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The waiting task took it.
+    Delivered,
+    /// Nobody waits on the token any more (answered before, timed out, or unknown): named
+    /// by the Step Functions error. Done, not a failure: retrying cannot change it.
+    AlreadyClosed(&'static str),
+}
+
+/// Delivering an answer failed in a way worth retrying (throttled, unreachable).
+#[derive(Debug, thiserror::Error)]
+#[error("Step Functions {operation} failed")]
+pub struct AnswerError {
+    /// The API operation, for the log.
+    pub operation: &'static str,
+    /// The SDK error with its cause chain.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl AnswerError {
+    /// Wraps an error of `operation`.
+    pub fn new(
+        operation: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            operation,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// The port through which the scorer answers a task token.
+pub trait SagaAnswer: Send + Sync {
+    /// Delivers `answer` to the task waiting on `task_token`.
+    fn send(
+        &self,
+        task_token: &str,
+        answer: &Answer,
+    ) -> impl Future<Output = Result<Delivery, AnswerError>> + Send;
+}
+
+/// Answers through the Step Functions API (endpoint from the standard SDK settings).
+#[derive(Debug, Clone)]
+pub struct StepFunctions {
+    client: aws_sdk_sfn::Client,
+}
+
+impl StepFunctions {
+    /// Answers through `client`.
+    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl SagaAnswer for StepFunctions {
+    async fn send(&self, task_token: &str, answer: &Answer) -> Result<Delivery, AnswerError> {
+        match answer {
+            Answer::Success(output) => {
+                let output = serde_json::to_string(output)
+                    .map_err(|e| AnswerError::new("serialize task output", e))?;
+                let sent = self
+                    .client
+                    .send_task_success()
+                    .task_token(task_token)
+                    .output(output)
+                    .send()
+                    .await;
+                match sent.map_err(|e| e.into_service_error()) {
+                    Ok(_) => Ok(Delivery::Delivered),
+                    Err(SendTaskSuccessError::TaskTimedOut(_)) => {
+                        Ok(Delivery::AlreadyClosed("TaskTimedOut"))
+                    }
+                    Err(SendTaskSuccessError::InvalidToken(_)) => {
+                        Ok(Delivery::AlreadyClosed("InvalidToken"))
+                    }
+                    Err(SendTaskSuccessError::TaskDoesNotExist(_)) => {
+                        Ok(Delivery::AlreadyClosed("TaskDoesNotExist"))
+                    }
+                    Err(other) => Err(AnswerError::new("SendTaskSuccess", other)),
+                }
+            }
+            Answer::Failure { error, cause } => {
+                let sent = self
+                    .client
+                    .send_task_failure()
+                    .task_token(task_token)
+                    .error(*error)
+                    .cause(cause)
+                    .send()
+                    .await;
+                match sent.map_err(|e| e.into_service_error()) {
+                    Ok(_) => Ok(Delivery::Delivered),
+                    Err(SendTaskFailureError::TaskTimedOut(_)) => {
+                        Ok(Delivery::AlreadyClosed("TaskTimedOut"))
+                    }
+                    Err(SendTaskFailureError::InvalidToken(_)) => {
+                        Ok(Delivery::AlreadyClosed("InvalidToken"))
+                    }
+                    Err(SendTaskFailureError::TaskDoesNotExist(_)) => {
+                        Ok(Delivery::AlreadyClosed("TaskDoesNotExist"))
+                    }
+                    Err(other) => Err(AnswerError::new("SendTaskFailure", other)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assessment(score: u32, decision: FraudDecision, reasons: &[&str]) -> Assessment {
+        Assessment {
+            order_id: "01JDZ0000000000000000000AB".into(),
+            user_id: "u1".into(),
+            score,
+            decision,
+            reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+            model_version: crate::scoring::MODEL_VERSION.into(),
+            orders_this_hour: 1,
+            assessed_at: shared::time::now(),
+        }
+    }
+
+    #[test]
+    fn approve_and_review_succeed_with_decision_score_and_order() {
+        for decision in [FraudDecision::Approve, FraudDecision::Review] {
+            let Answer::Success(output) =
+                Answer::for_assessment(&assessment(450, decision, &["amount_over_2000"]))
+            else {
+                panic!("{decision:?} must succeed");
+            };
+            assert_eq!(
+                serde_json::to_value(&output).unwrap(),
+                serde_json::json!({
+                    "decision": serde_json::to_value(decision).unwrap(),
+                    "score": 450,
+                    "order_id": "01JDZ0000000000000000000AB"
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn deny_fails_the_task_with_fraud_denied_and_the_reasons() {
+        let answer = Answer::for_assessment(&assessment(
+            900,
+            FraudDecision::Deny,
+            &["amount_over_10000", "velocity_6_orders_last_hour"],
+        ));
+        assert_eq!(
+            answer,
+            Answer::Failure {
+                error: FRAUD_DENIED,
+                cause: "score 900 (amount_over_10000, velocity_6_orders_last_hour)".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! `GET /orders/{order_id}/risk`: the fraud assessment of an order (admin only).
+
+use fraud::store::FraudStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let store = FraudStore::from_env().await?;
+    shared::http::serve(|req| fraud::api::get_risk(&store, req)).await
+}

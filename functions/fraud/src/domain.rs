@@ -1,0 +1,153 @@
+//! A fraud-check request as the payment step puts it on the stream, and an assessment as
+//! stored and as the API shows it.
+
+use serde::{Deserialize, Serialize};
+use shared::events::FraudDecision;
+use shared::money::Money;
+use shared::time::{Timestamp, rfc3339};
+
+/// Why a stream record is not a fraud-check request.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Not JSON of the request's shape (or an invalid amount).
+    #[error("not a fraud-check request: {0}")]
+    Shape(#[from] serde_json::Error),
+    /// A field parsed but cannot be used.
+    #[error("not a fraud-check request: {0}")]
+    Invalid(&'static str),
+}
+
+/// One record of the `transactions` stream: the payment step asks for a decision and
+/// waits on `task_token` for it. Fields beyond these are ignored, so the producer may add
+/// some without breaking the scorer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FraudCheckRequest {
+    /// ULID of the order; the assessment's key, so a redelivery is recognized.
+    pub order_id: String,
+    /// The customer (also the record's partition key, so one user's orders are in order).
+    pub user_id: String,
+    /// The order's total.
+    pub amount: Money,
+    /// The token the execution waits on.
+    pub task_token: String,
+    /// Ties the assessment's event to the client request that placed the order.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// When the saga asked; picks the hour whose orders count toward velocity, so a
+    /// redelivery later on counts in the same hour.
+    #[serde(with = "rfc3339")]
+    pub requested_at: Timestamp,
+}
+
+impl FraudCheckRequest {
+    /// Parses a record's data (JSON), refusing what cannot be scored or answered.
+    pub fn parse(data: &[u8]) -> Result<Self, RequestError> {
+        let request: Self = serde_json::from_slice(data)?;
+        if ulid::Ulid::from_string(&request.order_id).is_err() {
+            return Err(RequestError::Invalid("order_id is not a ULID"));
+        }
+        if request.user_id.trim().is_empty() {
+            return Err(RequestError::Invalid("user_id is empty"));
+        }
+        if request.task_token.trim().is_empty() {
+            return Err(RequestError::Invalid("task_token is empty"));
+        }
+        Ok(request)
+    }
+
+    /// The correlation id the event carries: the request's, else the order id.
+    pub fn correlation(&self) -> &str {
+        self.correlation_id
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .unwrap_or(&self.order_id)
+    }
+}
+
+/// An order's assessment as stored (item `id = order_id`), written once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// The order.
+    pub order_id: String,
+    /// The customer.
+    pub user_id: String,
+    /// 0..=1000.
+    pub score: u32,
+    /// What the score means.
+    pub decision: FraudDecision,
+    /// The rules that added points.
+    pub reasons: Vec<String>,
+    /// The rule set that scored.
+    pub model_version: String,
+    /// The velocity count the score used (this order included), for explaining it later.
+    pub orders_this_hour: u64,
+    /// When it was scored.
+    #[serde(with = "rfc3339")]
+    pub assessed_at: Timestamp,
+}
+
+/// An assessment as `GET /orders/{order_id}/risk` shows it (API.md "fraud assessment").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AssessmentView {
+    /// The order.
+    pub order_id: String,
+    /// 0..=1000.
+    pub score: u32,
+    /// `approve`, `review` or `deny`.
+    pub decision: FraudDecision,
+    /// The rules that added points.
+    pub reasons: Vec<String>,
+    /// The rule set that scored.
+    pub model_version: String,
+    /// When it was scored.
+    #[serde(with = "rfc3339")]
+    pub assessed_at: Timestamp,
+}
+
+impl From<&Assessment> for AssessmentView {
+    fn from(a: &Assessment) -> Self {
+        Self {
+            order_id: a.order_id.clone(),
+            score: a.score,
+            decision: a.decision,
+            reasons: a.reasons.clone(),
+            model_version: a.model_version.clone(),
+            assessed_at: a.assessed_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"order_id": "01JDZ8F3Q4K5M6N7P8R9S0T1V2", "user_id": "u-1",
+        "amount": {"amount": "12.50", "currency": "EUR"}, "task_token": "tok",
+        "correlation_id": "c-1", "requested_at": "2026-11-21T19:30:00+01:00", "extra": 1}"#;
+
+    #[test]
+    fn requests_parse_with_money_and_utc_time_and_ignore_extra_fields() {
+        let r = FraudCheckRequest::parse(GOOD.as_bytes()).unwrap();
+        assert_eq!(r.amount, Money::parse("12.5", "EUR").unwrap());
+        assert_eq!(
+            r.requested_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "2026-11-21T18:30:00Z"
+        );
+        assert_eq!(r.correlation(), "c-1");
+    }
+
+    #[test]
+    fn unusable_requests_are_refused() {
+        let bad =
+            |from: &str, to: &str| FraudCheckRequest::parse(GOOD.replace(from, to).as_bytes());
+        assert!(bad("01JDZ8F3Q4K5M6N7P8R9S0T1V2", "order-1").is_err());
+        assert!(bad(r#""u-1""#, r#""  ""#).is_err());
+        assert!(bad(r#""tok""#, r#""""#).is_err());
+        assert!(bad(r#""12.50""#, r#""12.505""#).is_err());
+        assert!(bad(r#""requested_at""#, r#""at""#).is_err());
+        assert!(FraudCheckRequest::parse(b"not json").is_err());
+        let no_correlation = bad(r#""correlation_id": "c-1","#, "").unwrap();
+        assert_eq!(no_correlation.correlation(), no_correlation.order_id);
+    }
+}

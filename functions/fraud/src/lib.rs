@@ -1,0 +1,333 @@
+//! The fraud service: baseline real-time scoring of the place-order saga's transactions,
+//! and `GET /orders/{order_id}/risk`.
+//!
+//! The saga's payment step puts a fraud-check request (order, user, amount, task token)
+//! on the Kinesis stream `transactions`, partitioned by user id, and waits on the token.
+//! `fraud-score` reads the stream, scores each order, stores the assessment with its
+//! `FraudAssessed` event and the user's velocity count in one transaction, and answers
+//! the token: `SendTaskSuccess` with `{"decision", "score", "order_id"}` for approve and
+//! review, `SendTaskFailure` with error `FraudDenied` for deny.
+//!
+//! # Scoring (`rules-v1`)
+//!
+//! The score (0..=1000) is the sum of the rules below, capped at 1000:
+//!
+//! | rule | condition | points | reason |
+//! |---|---|---|---|
+//! | amount, in major units whatever the currency | below 500 | 0 | |
+//! | | 500 to below 2,000 | 250 | `amount_over_500` |
+//! | | 2,000 to below 10,000 | 500 | `amount_over_2000` |
+//! | | 10,000 and more | 800 | `amount_over_10000` |
+//! | velocity: the user's orders in the order's UTC hour, this one included | each order beyond 5 | +100 | `velocity_<n>_orders_last_hour` |
+//!
+//! | score | decision |
+//! |---|---|
+//! | below 400 | `approve` |
+//! | 400 to below 700 | `review` |
+//! | 700 and more | `deny` |
+//!
+//! "The last hour" is the clock hour (UTC) of the request's `requested_at`: a counter per
+//! user and hour, kept with an atomic `ADD`, so a redelivery counts in the same hour.
+//!
+//! # Exactly one assessment per order
+//!
+//! One consistent batch read gets the order's assessment and the user's counter. An order
+//! already assessed is answered again with the stored decision (a token answered before
+//! yields `TaskTimedOut`/`InvalidToken`, which counts as done). Otherwise the assessment
+//! (put only if absent), the counter's increment (only if it still holds the count the
+//! score used) and the outbox event are one transaction; if the counter moved meanwhile,
+//! the order is read and scored again. So each order is counted once, and each score saw
+//! an exact count. A new order costs two DynamoDB round trips, a redelivery one.
+
+pub mod answer;
+pub mod domain;
+pub mod scoring;
+pub mod store;
+
+use answer::{Answer, AnswerError, Delivery, SagaAnswer};
+use aws_lambda_events::event::kinesis::KinesisEventRecord;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use domain::{Assessment, FraudCheckRequest};
+use scoring::{MODEL_VERSION, Signals};
+use shared::dynamo::StoreError;
+use shared::events::{Envelope, FraudAssessed};
+use std::future::Future;
+use store::{FraudStore, RecordOutcome, VelocityBucket};
+
+/// How often one order is read and scored again because its user's counter moved
+/// between the read and the write; past that the record is retried by the mapping.
+pub const MAX_SCORING_ATTEMPTS: u32 = 8;
+
+/// Why an order could not be scored or answered now; the record is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum FraudError {
+    /// The fraud table failed.
+    #[error("fraud store failed")]
+    Store(#[from] StoreError),
+    /// Step Functions did not take the answer.
+    #[error("answering the saga failed")]
+    Answer(#[from] AnswerError),
+    /// Other orders of the user kept moving its counter.
+    #[error("velocity counter of order {0} kept moving")]
+    Contention(String),
+}
+
+/// What scoring one request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The order's assessment (new, or the one stored before).
+    pub assessment: Assessment,
+    /// What the saga was told.
+    pub answer: Answer,
+    /// False when the order had been assessed before (a redelivery).
+    pub newly_assessed: bool,
+    /// How the answer ended.
+    pub delivery: Delivery,
+}
+
+/// Scores one request (once per order) and answers its task token; see the crate doc.
+pub async fn assess(
+    store: &FraudStore,
+    saga: &impl SagaAnswer,
+    request: &FraudCheckRequest,
+) -> Result<Outcome, FraudError> {
+    let bucket = VelocityBucket::of(&request.user_id, request.requested_at);
+    for _ in 0..MAX_SCORING_ATTEMPTS {
+        let prior = store.prior(&request.order_id, &bucket).await?;
+        if let Some(assessment) = prior.assessment {
+            return answer(saga, request, assessment, false).await;
+        }
+        let orders_this_hour = prior.orders_counted + 1;
+        let scored = scoring::score(&Signals {
+            amount: request.amount,
+            orders_this_hour,
+        });
+        let assessment = Assessment {
+            order_id: request.order_id.clone(),
+            user_id: request.user_id.clone(),
+            score: scored.score,
+            decision: scored.decision,
+            reasons: scored.reasons,
+            model_version: MODEL_VERSION.to_owned(),
+            orders_this_hour,
+            assessed_at: shared::time::now(),
+        };
+        let event = Envelope::new(
+            FraudAssessed {
+                order_id: assessment.order_id.clone(),
+                score: assessment.score,
+                decision: assessment.decision,
+                reasons: assessment.reasons.clone(),
+                model_version: assessment.model_version.clone(),
+            },
+            assessment.assessed_at,
+            request.correlation(),
+            Some(&request.order_id),
+        );
+        let event = store.outbox().put(&event)?;
+        match store
+            .record(&assessment, &bucket, prior.orders_counted, event)
+            .await?
+        {
+            RecordOutcome::Recorded => return answer(saga, request, assessment, true).await,
+            // Read again: the stored assessment, or the counter's new value.
+            RecordOutcome::AlreadyAssessed | RecordOutcome::CounterMoved => continue,
+        }
+    }
+    Err(FraudError::Contention(request.order_id.clone()))
+}
+
+async fn answer(
+    saga: &impl SagaAnswer,
+    request: &FraudCheckRequest,
+    assessment: Assessment,
+    newly_assessed: bool,
+) -> Result<Outcome, FraudError> {
+    let answer = Answer::for_assessment(&assessment);
+    let delivery = saga.send(&request.task_token, &answer).await?;
+    tracing::info!(
+        order_id = %assessment.order_id,
+        score = assessment.score,
+        decision = ?assessment.decision,
+        reasons = ?assessment.reasons,
+        newly_assessed,
+        delivery = ?delivery,
+        "fraud check answered"
+    );
+    Ok(Outcome {
+        assessment,
+        answer,
+        newly_assessed,
+        delivery,
+    })
+}
+
+/// The error and its causes on one line, for the log.
+fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+/// Handles a Kinesis batch in order with `handle`. At the first record that fails (or is
+/// not a fraud-check request) it stops and reports that record's sequence number, so
+/// Lambda retries from exactly there: nothing after it is skipped, and what precedes it is
+/// not handled again. A record that keeps failing ends, after the mapping's retries, in
+/// its on-failure queue.
+pub async fn process_batch<F, Fut>(
+    records: &[KinesisEventRecord],
+    mut handle: F,
+) -> KinesisEventResponse
+where
+    F: FnMut(FraudCheckRequest) -> Fut,
+    Fut: Future<Output = Result<(), FraudError>>,
+{
+    let mut response = KinesisEventResponse::default();
+    for record in records {
+        let sequence_number = &record.kinesis.sequence_number;
+        let result = match FraudCheckRequest::parse(&record.kinesis.data.0) {
+            Ok(request) => handle(request).await.map_err(|e| cause_chain(&e)),
+            Err(e) => Err(cause_chain(&e)),
+        };
+        if let Err(reason) = result {
+            tracing::error!(%sequence_number, %reason, "fraud check failed; retrying from this record");
+            response.add_failure(sequence_number.clone());
+            return response;
+        }
+    }
+    response
+}
+
+/// `fraud-score`: scores every request of a Kinesis batch and answers the saga.
+pub async fn score_batch(
+    store: &FraudStore,
+    saga: &impl SagaAnswer,
+    records: &[KinesisEventRecord],
+) -> KinesisEventResponse {
+    process_batch(records, |request| async move {
+        assess(store, saga, &request).await.map(|_| ())
+    })
+    .await
+}
+
+/// `GET /orders/{order_id}/risk`: administrators only.
+pub mod api {
+    use crate::domain::AssessmentView;
+    use crate::store::FraudStore;
+    use http::StatusCode;
+    use lambda_http::{Body, Request, RequestExt, Response};
+    use shared::ApiError;
+    use shared::identity::Caller;
+
+    /// The fraud assessment of an order: 403 for a non-admin, 404 when there is none.
+    pub async fn get_risk(store: &FraudStore, req: Request) -> Result<Response<Body>, ApiError> {
+        let caller = Caller::from_context(req.request_context_ref())?;
+        caller.require_admin()?;
+        let order_id = shared::http::path_param(&req, "order_id")?;
+        let not_found = || ApiError::NotFound(format!("No fraud assessment for order {order_id}"));
+        if ulid::Ulid::from_string(&order_id).is_err() {
+            return Err(not_found());
+        }
+        let assessment = store.assessment(&order_id).await?.ok_or_else(not_found)?;
+        shared::http::json(StatusCode::OK, &AssessmentView::from(&assessment))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn record(seq: u32, data: &[u8]) -> KinesisEventRecord {
+        use base64::Engine;
+        let data = base64::engine::general_purpose::STANDARD.encode(data);
+        serde_json::from_value(serde_json::json!({
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": "u-1",
+                "sequenceNumber": format!("{seq:06}"),
+                "data": data,
+                "approximateArrivalTimestamp": 1795290000.0
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": format!("shardId-000000000000:{seq:06}"),
+            "eventName": "aws:kinesis:record",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/commerce-transactions"
+        }))
+        .unwrap()
+    }
+
+    fn request(order: u32) -> Vec<u8> {
+        let order_id = format!("01JDZ8F3Q4K5M6N7P8R9S0{order:04}");
+        serde_json::to_vec(&serde_json::json!({
+            "order_id": order_id, "user_id": "u-1",
+            "amount": {"amount": "12.50", "currency": "EUR"},
+            "task_token": format!("token-{order}"), "correlation_id": "c",
+            "requested_at": "2026-11-21T19:30:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_record_is_handled_in_order_when_all_succeed() {
+        let seen = RefCell::new(Vec::new());
+        let records: Vec<_> = (1..=4).map(|i| record(i, &request(i))).collect();
+        let response = process_batch(&records, |r| {
+            seen.borrow_mut().push(r.task_token);
+            async { Ok(()) }
+        })
+        .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(*seen.borrow(), ["token-1", "token-2", "token-3", "token-4"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_record_stops_the_batch_at_its_sequence_number() {
+        let seen = RefCell::new(Vec::new());
+        let records: Vec<_> = (1..=5).map(|i| record(i, &request(i))).collect();
+        let response = process_batch(&records, |r| {
+            seen.borrow_mut().push(r.task_token.clone());
+            async move {
+                if r.task_token == "token-3" {
+                    Err(FraudError::Contention(r.order_id))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        assert_eq!(response.batch_item_failures.len(), 1);
+        assert_eq!(
+            response.batch_item_failures[0].item_identifier.as_deref(),
+            Some("000003")
+        );
+        assert_eq!(*seen.borrow(), ["token-1", "token-2", "token-3"]);
+    }
+
+    #[tokio::test]
+    async fn a_record_that_is_no_request_fails_at_itself() {
+        let seen = RefCell::new(0);
+        let records = vec![
+            record(1, &request(1)),
+            record(2, b"{\"order_id\": 7}"),
+            record(3, &request(3)),
+        ];
+        let response = process_batch(&records, |_| {
+            *seen.borrow_mut() += 1;
+            async { Ok(()) }
+        })
+        .await;
+        assert_eq!(
+            response.batch_item_failures[0].item_identifier.as_deref(),
+            Some("000002")
+        );
+        assert_eq!(*seen.borrow(), 1);
+    }
+}

@@ -1,0 +1,12 @@
+//! `POST /orders/{order_id}/cancel`: cancel a confirmed order (its owner or an admin): refund and restock.
+
+use orders::saga::SagaOrders;
+use orders::workflow::{Workflows, cancel};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let orders = SagaOrders::from_env().await?;
+    let workflows = Workflows::from_env().await;
+    shared::http::serve(|req| cancel(&orders, &workflows, req)).await
+}

@@ -1,0 +1,10 @@
+//! Saga step: the order is paid and its stock committed: `CONFIRMED`.
+
+use orders::saga::{OrderStep, SagaOrders, run_step};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let store = SagaOrders::from_env().await?;
+    shared::step::run(|input| run_step(&store, OrderStep::Confirm, input)).await
+}

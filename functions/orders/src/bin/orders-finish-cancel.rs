@@ -1,0 +1,10 @@
+//! Cancellation step: refunded and restocked: `CANCELLED`.
+
+use orders::saga::{OrderStep, SagaOrders, run_step};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let store = SagaOrders::from_env().await?;
+    shared::step::run(|input| run_step(&store, OrderStep::FinishCancel, input)).await
+}

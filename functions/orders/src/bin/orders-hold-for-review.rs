@@ -1,0 +1,10 @@
+//! Saga step: hold the order for an admin's review, keeping the task token the decision answers.
+
+use orders::saga::{OrderStep, SagaOrders, run_step};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let store = SagaOrders::from_env().await?;
+    shared::step::run(|input| run_step(&store, OrderStep::HoldForReview, input)).await
+}

@@ -1,0 +1,12 @@
+//! `POST /orders/{order_id}/review`: an admin decides an order held for fraud review.
+
+use orders::saga::SagaOrders;
+use orders::workflow::{Workflows, review};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let orders = SagaOrders::from_env().await?;
+    let workflows = Workflows::from_env().await;
+    shared::http::serve(|req| review(&orders, &workflows, req)).await
+}

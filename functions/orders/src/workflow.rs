@@ -1,0 +1,268 @@
+//! Starting and steering the saga: the `OrderPlaced` consumer that starts `place-order`,
+//! and the routes that cancel an order and decide a review.
+
+use crate::domain::{OrderStatus, OrderView};
+use crate::saga::SagaOrders;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use aws_sdk_sfn::Client as Sfn;
+use http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use serde_json::json;
+use shared::ApiError;
+use shared::events::{Envelope, OrderPlaced};
+use shared::identity::Caller;
+
+/// The state machines the orders service starts, and its Step Functions client.
+#[derive(Debug, Clone)]
+pub struct Workflows {
+    sfn: Sfn,
+    place_order_arn: String,
+    cancel_order_arn: String,
+}
+
+impl Workflows {
+    /// Built from the SDK settings; ARNs from `PLACE_ORDER_STATE_MACHINE_ARN` and
+    /// `CANCEL_ORDER_STATE_MACHINE_ARN` (each function reads the one it uses).
+    pub async fn from_env() -> Self {
+        let sdk = shared::aws::sdk_config().await;
+        Self {
+            sfn: Sfn::new(&sdk),
+            place_order_arn: shared::config::optional("PLACE_ORDER_STATE_MACHINE_ARN")
+                .unwrap_or_default(),
+            cancel_order_arn: shared::config::optional("CANCEL_ORDER_STATE_MACHINE_ARN")
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Starts `machine` named `name`; an execution of that name already running or done
+    /// is the same start, so this is a no-op then.
+    async fn start(
+        &self,
+        machine: &str,
+        name: &str,
+        input: serde_json::Value,
+    ) -> Result<bool, String> {
+        if machine.is_empty() {
+            return Err("state machine ARN is not configured".into());
+        }
+        let result = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(machine)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_already_exists()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
+        }
+    }
+}
+
+/// The EventBridge event as it arrives on the queue.
+#[derive(Debug, Deserialize)]
+struct BusEvent {
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    detail: serde_json::Value,
+}
+
+async fn start_one(workflows: &Workflows, message: &SqsMessage) -> Result<(), String> {
+    let body = message.body.as_deref().ok_or("empty message")?;
+    let event: BusEvent =
+        serde_json::from_str(body).map_err(|e| format!("not an EventBridge event: {e}"))?;
+    if event.detail_type != "OrderPlaced" {
+        return Err(format!("unexpected {}", event.detail_type));
+    }
+    let placed: Envelope<OrderPlaced> =
+        serde_json::from_value(event.detail).map_err(|e| format!("not an OrderPlaced: {e}"))?;
+    let input = json!({
+        "order_id": placed.data.order_id,
+        "user_id": placed.data.user_id,
+        "items": placed.data.items,
+        "total": placed.data.total,
+        "correlation_id": placed.metadata.correlation_id,
+    });
+    let started = workflows
+        .start(&workflows.place_order_arn, &placed.data.order_id, input)
+        .await?;
+    tracing::info!(order_id = %placed.data.order_id, correlation_id = %placed.metadata.correlation_id, started, "place-order");
+    Ok(())
+}
+
+/// `orders-start-saga`: starts one `place-order` execution per `OrderPlaced`, named by
+/// the order id (a redelivered message finds it started). Failed messages are reported
+/// alone, so the queue redelivers only them, and after its max receives parks them in
+/// its dead-letter queue.
+pub async fn start_sagas(workflows: &Workflows, messages: &[SqsMessage]) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in messages {
+        if let Err(reason) = start_one(workflows, message).await {
+            tracing::warn!(message_id = ?message.message_id, %reason, "could not start place-order");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message.message_id.clone().unwrap_or_default();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+fn order_id(req: &Request) -> Result<String, ApiError> {
+    let id = shared::http::path_param(req, "order_id")?;
+    if ulid::Ulid::from_string(&id).is_err() {
+        return Err(ApiError::NotFound(format!("No order {id}")));
+    }
+    Ok(id)
+}
+
+/// `POST /orders/{order_id}/cancel`: its owner or an admin. A `CONFIRMED` order becomes
+/// `CANCELLING` and `cancel-order` refunds and restocks it; asking again is harmless.
+pub async fn cancel(
+    orders: &SagaOrders,
+    workflows: &Workflows,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = Caller::from_context(req.request_context_ref())?;
+    let id = order_id(&req)?;
+    let mut order = orders
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("No order {id}")))?;
+    if !caller.may_act_for(&order.user_id) {
+        return Err(ApiError::Forbidden(
+            "This order belongs to another customer".into(),
+        ));
+    }
+    if order.status == OrderStatus::Confirmed {
+        let next = order
+            .status
+            .start_cancel()
+            .map_err(|e| ApiError::Conflict(e.to_string()))?;
+        if !orders.transition(&order, next, &[], None).await? {
+            return Err(ApiError::Contention(format!(
+                "Order {id} changed meanwhile; retry"
+            )));
+        }
+        order.status = next;
+    }
+    match order.status {
+        // Started again when already cancelling: a start lost after the status change
+        // (a crash in between) is made good; a running execution makes it a no-op.
+        OrderStatus::Cancelling => {
+            let correlation = shared::http::meta(&req).correlation_id;
+            workflows
+                .start(
+                    &workflows.cancel_order_arn,
+                    &format!("cancel-{id}"),
+                    json!({"order_id": id, "correlation_id": correlation}),
+                )
+                .await
+                .map_err(|e| ApiError::internal(std::io::Error::other(e)))?;
+        }
+        OrderStatus::Cancelled => {}
+        other => {
+            return Err(ApiError::Conflict(format!(
+                "An order in {other:?} cannot be cancelled"
+            )));
+        }
+    }
+    shared::http::json(StatusCode::ACCEPTED, &OrderView::from(&order))
+}
+
+/// Body of `POST /orders/{order_id}/review`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewRequest {
+    decision: String,
+}
+
+/// `POST /orders/{order_id}/review` (admin): `{"decision": "approve" | "reject"}` for an
+/// order held for review; answers the task token the saga waits on.
+pub async fn review(
+    orders: &SagaOrders,
+    workflows: &Workflows,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = Caller::from_context(req.request_context_ref())?;
+    caller.require_admin()?;
+    let id = order_id(&req)?;
+    let body: ReviewRequest = shared::http::parse_json(&req)?;
+    let approve = match body.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => {
+            return Err(ApiError::field(
+                "decision",
+                "must be \"approve\" or \"reject\"",
+            ));
+        }
+    };
+    let order = orders
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("No order {id}")))?;
+    let token = match (&order.status, &order.review_task_token) {
+        (OrderStatus::UnderReview, Some(token)) => token.clone(),
+        (status, _) => {
+            return Err(ApiError::Conflict(format!(
+                "Order {id} is {status:?}, not under review"
+            )));
+        }
+    };
+    // Ok(None): sent. Ok(Some(..)): the token is no longer waiting. Err: a fault.
+    let sent: Result<Option<String>, String> = if approve {
+        let r = workflows
+            .sfn
+            .send_task_success()
+            .task_token(&token)
+            .output(json!({"decision": "approve"}).to_string())
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(None),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
+                }) =>
+            {
+                Ok(Some(e.to_string()))
+            }
+            Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
+        }
+    } else {
+        let r = workflows
+            .sfn
+            .send_task_failure()
+            .task_token(&token)
+            .error("ReviewRejected")
+            .cause("an administrator rejected the order in review")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(None),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
+                }) =>
+            {
+                Ok(Some(e.to_string()))
+            }
+            Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
+        }
+    };
+    match sent {
+        Ok(None) => shared::http::json(StatusCode::ACCEPTED, &OrderView::from(&order)),
+        Ok(Some(_)) => Err(ApiError::Conflict(format!(
+            "Order {id} is no longer waiting for a review"
+        ))),
+        Err(e) => Err(ApiError::internal(std::io::Error::other(e))),
+    }
+}

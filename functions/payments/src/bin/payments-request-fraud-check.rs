@@ -1,0 +1,11 @@
+//! Saga step: put the transaction and the task token on the `transactions` stream for
+//! the fraud scorer, whose answer the state machine waits for.
+
+use payments::fraud_check::{TransactionStream, request};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let stream = TransactionStream::from_env().await?;
+    shared::step::run(|input| request(&stream, input)).await
+}

@@ -1,0 +1,94 @@
+//! The saga's request for a fraud decision: the transaction and the state machine's task
+//! token go on the Kinesis stream `transactions`, keyed by user id (so one customer's
+//! transactions are scored in order); the fraud scorer answers the token.
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::Blob;
+use serde::{Deserialize, Serialize};
+use shared::money::Money;
+use shared::step::StepError;
+
+/// What the state machine hands the step.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FraudCheckInput {
+    /// The order.
+    pub order_id: String,
+    /// Its customer: the partition key.
+    pub user_id: String,
+    /// Its total.
+    pub total: Money,
+    /// The token the scorer answers with SendTaskSuccess/SendTaskFailure.
+    pub task_token: String,
+    /// The request's correlation id.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+/// The record on the stream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TransactionRecord {
+    /// The order.
+    pub order_id: String,
+    /// Its customer.
+    pub user_id: String,
+    /// Its total.
+    pub amount: Money,
+    /// The task token to answer.
+    pub task_token: String,
+    /// The request's correlation id.
+    pub correlation_id: String,
+    /// When the check was asked for (RFC 3339).
+    pub requested_at: String,
+}
+
+/// The stream, as the step uses it.
+#[derive(Debug, Clone)]
+pub struct TransactionStream {
+    client: Client,
+    stream: String,
+}
+
+impl TransactionStream {
+    /// The stream named by `TRANSACTIONS_STREAM`.
+    pub async fn from_env() -> Result<Self, shared::config::ConfigError> {
+        let stream = shared::config::required("TRANSACTIONS_STREAM")?;
+        let sdk = shared::aws::sdk_config().await;
+        Ok(Self {
+            client: Client::new(&sdk),
+            stream,
+        })
+    }
+}
+
+/// Step `payments-request-fraud-check` (invoked with `.waitForTaskToken`): puts the
+/// record and returns; the saga waits for the scorer's answer. A retried put is harmless:
+/// the scorer decides once per order and answers every token it sees.
+pub async fn request(
+    stream: &TransactionStream,
+    input: FraudCheckInput,
+) -> Result<serde_json::Value, StepError> {
+    let record = TransactionRecord {
+        correlation_id: input
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| input.order_id.clone()),
+        order_id: input.order_id,
+        user_id: input.user_id,
+        amount: input.total,
+        task_token: input.task_token,
+        requested_at: shared::time::now()
+            .to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
+    };
+    let data = serde_json::to_vec(&record).map_err(StepError::transient)?;
+    stream
+        .client
+        .put_record()
+        .stream_name(&stream.stream)
+        .partition_key(&record.user_id)
+        .data(Blob::new(data))
+        .send()
+        .await
+        .map_err(|e| StepError::transient(aws_sdk_kinesis::error::DisplayErrorContext(e)))?;
+    tracing::info!(order_id = %record.order_id, "fraud check requested");
+    Ok(serde_json::json!({"order_id": record.order_id, "requested": true}))
+}

@@ -1,0 +1,495 @@
+//! The place-order saga end to end, one test per path: HTTP through the local gateway,
+//! the outbox relay, the bus, the saga starter, Step Functions in the emulator running
+//! the real definition, the Rust steps under cargo lambda watch, the fraud scorer on the
+//! Kinesis stream. Each test checks the order's final status and reason, the payment, the
+//! stock counts and the events, then the invariants: no stock left reserved by a finished
+//! order, no payment left AUTHORIZED for a rejected or cancelled order.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use e2e::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SAGA_WAIT: Duration = Duration::from_secs(120);
+
+struct Placed {
+    user: String,
+    sku: String,
+    order_id: String,
+}
+
+/// A product priced `price` with `stock` units, and an order of `quantity` paid with
+/// `token`, answered 202.
+async fn place(price: &str, stock: i64, quantity: u32, token: &str) -> Placed {
+    let sku = fresh_sku("SAGA");
+    create_product(&sku, price, "EUR", stock).await;
+    let user = fresh_user_id();
+    let order_id = place_for(&user, &sku, quantity, token).await;
+    Placed {
+        user,
+        sku,
+        order_id,
+    }
+}
+
+async fn place_for(user: &str, sku: &str, quantity: u32, token: &str) -> String {
+    let res = http()
+        .post(format!("{}/orders", api_url()))
+        .bearer_auth(e2e::token(user, false))
+        .header("idempotency-key", ulid::Ulid::new().to_string())
+        .json(&json!({
+            "items": [{"sku": sku, "quantity": quantity}],
+            "shipping": {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"},
+            "payment": {"token": token}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let order: Value = res.json().await.unwrap();
+    order["order_id"].as_str().unwrap().to_owned()
+}
+
+async fn order(user: &str, order_id: &str) -> Value {
+    let res = http()
+        .get(format!("{}/orders/{order_id}", api_url()))
+        .bearer_auth(e2e::token(user, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// Polls the order until its status is one of `statuses`.
+async fn wait_for(user: &str, order_id: &str, statuses: &[&str]) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let o = order(user, order_id).await;
+        if statuses.contains(&o["status"].as_str().unwrap()) {
+            return o;
+        }
+        assert!(
+            started.elapsed() < SAGA_WAIT,
+            "order {order_id} still {} after {SAGA_WAIT:?}",
+            o["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn payment(user: &str, order_id: &str) -> Option<Value> {
+    let res = http()
+        .get(format!("{}/orders/{order_id}/payment", api_url()))
+        .bearer_auth(e2e::token(user, false))
+        .send()
+        .await
+        .unwrap();
+    match res.status().as_u16() {
+        200 => Some(res.json().await.unwrap()),
+        404 => None,
+        other => panic!("payment read answered {other}"),
+    }
+}
+
+async fn stock(sku: &str) -> Value {
+    let res = http()
+        .get(format!("{}/products/{sku}", api_url()))
+        .bearer_auth(e2e::token(&fresh_user_id(), false))
+        .send()
+        .await
+        .unwrap();
+    let p: Value = res.json().await.unwrap();
+    p["stock"].clone()
+}
+
+/// The event types published for `order_id`, sorted, once at least `at_least` arrived.
+async fn events_of(order_id: &str, at_least: usize) -> Vec<String> {
+    let id = order_id.to_owned();
+    let events = events_on_queue(
+        "e2e-saga-events",
+        at_least,
+        Duration::from_secs(60),
+        move |e| e["detail"]["data"]["order_id"] == id.as_str(),
+    )
+    .await;
+    for e in &events {
+        assert_valid_event(e);
+    }
+    let mut kinds: Vec<String> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap().to_owned())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+fn sorted(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| (*s).to_owned()).collect();
+    v.sort();
+    v
+}
+
+/// The invariants after a finished order: nothing of `sku` reserved, counts add up, and
+/// no payment left AUTHORIZED unless the order is confirmed.
+async fn assert_invariants(p: &Placed, o: &Value) {
+    let s = stock(&p.sku).await;
+    assert_eq!(
+        s["reserved"], 0,
+        "stock left reserved by a finished order: {s}"
+    );
+    assert_eq!(
+        s["available"].as_i64().unwrap(),
+        s["on_hand"].as_i64().unwrap() - s["reserved"].as_i64().unwrap()
+    );
+    if let Some(pay) = payment(&p.user, &p.order_id).await
+        && o["status"] != "CONFIRMED"
+    {
+        assert_ne!(
+            pay["status"], "AUTHORIZED",
+            "payment left authorized for a {} order",
+            o["status"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_good_order_is_confirmed_paid_and_its_stock_committed() {
+    listen_to_bus("e2e-saga-events").await;
+    let p = place("19.99", 10, 2, "tok_visa").await;
+    let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
+    assert_eq!(o["status"], "CONFIRMED", "{o}");
+    assert!(o.get("status_reason").is_none());
+    assert_eq!(
+        payment(&p.user, &p.order_id).await.unwrap()["status"],
+        "CAPTURED"
+    );
+    assert_eq!(
+        stock(&p.sku).await,
+        json!({"on_hand": 8, "reserved": 0, "available": 8})
+    );
+    assert_eq!(
+        events_of(&p.order_id, 7).await,
+        sorted(&[
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentAuthorized",
+            "FraudAssessed",
+            "PaymentCaptured",
+            "StockCommitted",
+            "OrderConfirmed"
+        ])
+    );
+    assert_invariants(&p, &o).await;
+}
+
+#[tokio::test]
+async fn orders_racing_for_the_last_units_confirm_one_and_reject_the_other_out_of_stock() {
+    listen_to_bus("e2e-saga-events").await;
+    let sku = fresh_sku("LAST");
+    create_product(&sku, "5.00", "EUR", 3).await;
+    let (a, b) = (fresh_user_id(), fresh_user_id());
+    // Both pass intake (3 available each time), only one can be reserved.
+    let (oa, ob) = tokio::join!(
+        place_for(&a, &sku, 2, "tok_visa"),
+        place_for(&b, &sku, 2, "tok_visa")
+    );
+    let ra = wait_for(&a, &oa, &["CONFIRMED", "REJECTED"]).await;
+    let rb = wait_for(&b, &ob, &["CONFIRMED", "REJECTED"]).await;
+    let mut outcomes = vec![
+        (ra["status"].clone(), ra.get("status_reason").cloned()),
+        (rb["status"].clone(), rb.get("status_reason").cloned()),
+    ];
+    outcomes.sort_by_key(|o| o.0.to_string());
+    assert_eq!(
+        outcomes,
+        vec![
+            (json!("CONFIRMED"), None),
+            (json!("REJECTED"), Some(json!("OUT_OF_STOCK")))
+        ]
+    );
+    assert_eq!(
+        stock(&sku).await,
+        json!({"on_hand": 1, "reserved": 0, "available": 1})
+    );
+    let (rejected, user) = if ra["status"] == "REJECTED" {
+        (&oa, &a)
+    } else {
+        (&ob, &b)
+    };
+    assert!(
+        payment(user, rejected).await.is_none(),
+        "no payment was attempted"
+    );
+    assert_eq!(
+        events_of(rejected, 2).await,
+        sorted(&["OrderPlaced", "OrderRejected"])
+    );
+}
+
+async fn rejected_with(token: &str, reason: &str, payment_status: Option<&str>, events: &[&str]) {
+    listen_to_bus("e2e-saga-events").await;
+    let p = place("10.00", 5, 1, token).await;
+    let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
+    assert_eq!(
+        (o["status"].as_str(), o["status_reason"].as_str()),
+        (Some("REJECTED"), Some(reason)),
+        "{o}"
+    );
+    let pay = payment(&p.user, &p.order_id).await;
+    assert_eq!(
+        pay.as_ref().map(|p| p["status"].as_str().unwrap()),
+        payment_status
+    );
+    assert_eq!(
+        stock(&p.sku).await,
+        json!({"on_hand": 5, "reserved": 0, "available": 5}),
+        "stock released"
+    );
+    assert_eq!(events_of(&p.order_id, events.len()).await, sorted(events));
+    assert_invariants(&p, &o).await;
+}
+
+#[tokio::test]
+async fn a_declined_card_rejects_the_order_and_releases_the_stock() {
+    rejected_with(
+        "tok_declined",
+        "PAYMENT_DECLINED",
+        Some("DECLINED"),
+        &[
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentDeclined",
+            "StockReleased",
+            "OrderRejected",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn insufficient_funds_reject_the_order_as_declined() {
+    rejected_with(
+        "tok_insufficient_funds",
+        "PAYMENT_DECLINED",
+        Some("DECLINED"),
+        &[
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentDeclined",
+            "StockReleased",
+            "OrderRejected",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_provider_that_keeps_timing_out_is_retried_then_the_order_times_out() {
+    rejected_with(
+        "tok_timeout",
+        "TIMED_OUT",
+        None,
+        &[
+            "OrderPlaced",
+            "StockReserved",
+            "StockReleased",
+            "OrderRejected",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_capture_voids_the_payment_and_releases_the_stock() {
+    rejected_with(
+        "tok_capture_fails",
+        "PAYMENT_DECLINED",
+        Some("VOIDED"),
+        &[
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentAuthorized",
+            "FraudAssessed",
+            "PaymentVoided",
+            "StockReleased",
+            "OrderRejected",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_fraud_denial_voids_releases_and_rejects() {
+    listen_to_bus("e2e-saga-events").await;
+    let p = place("12000.00", 2, 1, "tok_visa").await;
+    let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
+    assert_eq!(
+        (o["status"].as_str(), o["status_reason"].as_str()),
+        (Some("REJECTED"), Some("FRAUD_SUSPECTED")),
+        "{o}"
+    );
+    assert_eq!(
+        payment(&p.user, &p.order_id).await.unwrap()["status"],
+        "VOIDED"
+    );
+    assert_eq!(
+        stock(&p.sku).await,
+        json!({"on_hand": 2, "reserved": 0, "available": 2})
+    );
+    let risk = http()
+        .get(format!("{}/orders/{}/risk", api_url(), p.order_id))
+        .bearer_auth(e2e::token(&fresh_admin_id(), true))
+        .send()
+        .await
+        .unwrap();
+    let risk: Value = risk.json().await.unwrap();
+    assert_eq!(risk["decision"], "deny");
+    assert_eq!(
+        events_of(&p.order_id, 8).await,
+        sorted(&[
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentAuthorized",
+            "FraudAssessed",
+            "PaymentVoided",
+            "StockReleased",
+            "OrderRejected"
+        ])
+    );
+    assert_invariants(&p, &o).await;
+}
+
+async fn review(order_id: &str, decision: &str) -> reqwest::Response {
+    http()
+        .post(format!("{}/orders/{order_id}/review", api_url()))
+        .bearer_auth(e2e::token(&fresh_admin_id(), true))
+        .json(&json!({"decision": decision}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_order_held_for_review_is_confirmed_when_approved() {
+    listen_to_bus("e2e-saga-events").await;
+    let p = place("2500.00", 3, 1, "tok_visa").await;
+    let held = wait_for(
+        &p.user,
+        &p.order_id,
+        &["UNDER_REVIEW", "CONFIRMED", "REJECTED"],
+    )
+    .await;
+    assert_eq!(held["status"], "UNDER_REVIEW", "{held}");
+    assert_eq!(
+        payment(&p.user, &p.order_id).await.unwrap()["status"],
+        "AUTHORIZED"
+    );
+    let res = http()
+        .post(format!("{}/orders/{}/review", api_url(), p.order_id))
+        .bearer_auth(e2e::token(&p.user, false))
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403).await;
+    assert_eq!(review(&p.order_id, "approve").await.status(), 202);
+    let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
+    assert_eq!(o["status"], "CONFIRMED", "{o}");
+    assert_eq!(
+        payment(&p.user, &p.order_id).await.unwrap()["status"],
+        "CAPTURED"
+    );
+    assert_eq!(
+        stock(&p.sku).await,
+        json!({"on_hand": 2, "reserved": 0, "available": 2})
+    );
+    assert_problem(review(&p.order_id, "approve").await, 409).await;
+    assert!(
+        events_of(&p.order_id, 8)
+            .await
+            .contains(&"OrderHeldForReview".to_owned())
+    );
+    assert_invariants(&p, &o).await;
+}
+
+#[tokio::test]
+async fn an_order_held_for_review_is_rejected_when_the_admin_rejects_it() {
+    listen_to_bus("e2e-saga-events").await;
+    let p = place("2500.00", 3, 1, "tok_visa").await;
+    let held = wait_for(
+        &p.user,
+        &p.order_id,
+        &["UNDER_REVIEW", "CONFIRMED", "REJECTED"],
+    )
+    .await;
+    assert_eq!(held["status"], "UNDER_REVIEW", "{held}");
+    let p400 = assert_problem(review(&p.order_id, "maybe").await, 400).await;
+    assert_eq!(p400["errors"][0]["field"], "decision");
+    assert_eq!(review(&p.order_id, "reject").await.status(), 202);
+    let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
+    assert_eq!(
+        (o["status"].as_str(), o["status_reason"].as_str()),
+        (Some("REJECTED"), Some("REVIEW_REJECTED")),
+        "{o}"
+    );
+    assert_eq!(
+        payment(&p.user, &p.order_id).await.unwrap()["status"],
+        "VOIDED"
+    );
+    assert_eq!(
+        stock(&p.sku).await,
+        json!({"on_hand": 3, "reserved": 0, "available": 3})
+    );
+    assert_invariants(&p, &o).await;
+}
+
+#[tokio::test]
+async fn a_confirmed_order_cancelled_is_refunded_and_restocked() {
+    listen_to_bus("e2e-saga-events").await;
+    let p = place("40.00", 6, 2, "tok_visa").await;
+    let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
+    assert_eq!(o["status"], "CONFIRMED", "{o}");
+    let cancel = |bearer: String| {
+        let url = format!("{}/orders/{}/cancel", api_url(), p.order_id);
+        async move { http().post(url).bearer_auth(bearer).send().await.unwrap() }
+    };
+    assert_problem(cancel(e2e::token(&fresh_user_id(), false)).await, 403).await;
+    let res = cancel(e2e::token(&p.user, false)).await;
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        ["CANCELLING", "CANCELLED"].contains(&body["status"].as_str().unwrap()),
+        "{body}"
+    );
+    assert_eq!(
+        cancel(e2e::token(&p.user, false)).await.status(),
+        202,
+        "cancelling again is harmless"
+    );
+    let o = wait_for(&p.user, &p.order_id, &["CANCELLED"]).await;
+    assert_eq!(
+        payment(&p.user, &p.order_id).await.unwrap()["status"],
+        "REFUNDED"
+    );
+    assert_eq!(
+        stock(&p.sku).await,
+        json!({"on_hand": 6, "reserved": 0, "available": 6})
+    );
+    let kinds = events_of(&p.order_id, 10).await;
+    for e in ["PaymentRefunded", "StockRestocked", "OrderCancelled"] {
+        assert!(kinds.contains(&e.to_owned()), "{e} missing from {kinds:?}");
+    }
+    assert_invariants(&p, &o).await;
+
+    // A rejected order cannot be cancelled.
+    let r = place("10.00", 1, 1, "tok_declined").await;
+    wait_for(&r.user, &r.order_id, &["REJECTED"]).await;
+    let res = http()
+        .post(format!("{}/orders/{}/cancel", api_url(), r.order_id))
+        .bearer_auth(e2e::token(&r.user, false))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409).await;
+}
