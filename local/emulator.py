@@ -104,6 +104,34 @@ def _is_function_error(body: str) -> bool:
     return isinstance(doc, dict) and "errorType" in doc
 
 
+_FAULTS_LOCK = threading.Lock()
+
+
+def _take_injected_fault(function_name: str) -> bool:
+    """Fault injection for tests of idempotency: `LOCAL_FAULTS_FILE` (JSON, function name ->
+    count) makes the next `count` successful invocations of a function look as if their
+    answer was lost: the function ran and its effects stand, but the caller (a Step
+    Functions task) sees `Lambda.ServiceException` and retries, as after a network fault in
+    AWS. Without the variable or the file nothing is injected."""
+    path = os.environ.get("LOCAL_FAULTS_FILE")
+    if not path:
+        return False
+    with _FAULTS_LOCK:
+        try:
+            with open(path, encoding="utf-8") as f:
+                faults = json.load(f)
+        except (OSError, ValueError):
+            return False
+        remaining = int(faults.get(function_name, 0))
+        if remaining <= 0:
+            return False
+        faults[function_name] = remaining - 1
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(faults, f)
+    LOG.warning("injected fault: dropping the answer of %s", function_name)
+    return True
+
+
 def patch_lambda_invoke(cargo_lambda_url: str, timeout: float) -> None:
     """Replace moto's Docker-based `LambdaFunction._invoke_lambda`.
 
@@ -142,7 +170,12 @@ def patch_lambda_invoke(cargo_lambda_url: str, timeout: float) -> None:
         )
         try:
             with opener.open(request, timeout=timeout) as response:
-                return response.read().decode("utf-8"), False, ""
+                payload = response.read().decode("utf-8")
+            if _take_injected_fault(self.function_name):
+                raise _lambda_service_exception(
+                    f"injected fault: the answer of {self.function_name} was lost after it ran"
+                )
+            return payload, False, ""
         except urllib.error.HTTPError as err:
             body = err.read().decode("utf-8", "replace")
             if err.code == 500 and _is_function_error(body):

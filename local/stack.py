@@ -55,6 +55,8 @@ def stack_env() -> dict[str, str]:
             "CARGO_LAMBDA_PORT": str(LAMBDA_PORT),
             "LOCAL_API_PORT": str(API_PORT),
             "LOCAL_API_URL": f"http://127.0.0.1:{API_PORT}",
+            # Fault injection for the saga's idempotency tests (local/emulator.py).
+            "LOCAL_FAULTS_FILE": str(STATE / "faults.json"),
             "NO_PROXY": "127.0.0.1,localhost",
         }
     )
@@ -94,6 +96,7 @@ class Stack:
             if port_open(port):
                 raise RuntimeError(f"port {port} is in use: is another stack running? (stop it, or set the *_PORT variables)")
         env = stack_env()
+        Path(env["LOCAL_FAULTS_FILE"]).unlink(missing_ok=True)  # no faults left from a previous run
         t0 = time.monotonic()
         emu = self.spawn("emulator", [PY, str(HERE / "emulator.py"), "--port", str(MOTO_PORT)], env)
         self.wait_until("emulator", emu, lambda: port_open(MOTO_PORT), 60)

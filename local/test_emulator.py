@@ -16,6 +16,7 @@ import queue
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -103,7 +104,8 @@ class EmulatorTest(unittest.TestCase):
         threading.Thread(target=cls.fake.serve_forever, daemon=True).start()
 
         cls.port = free_port()
-        env = dict(os.environ, CARGO_LAMBDA_PORT=str(cls.fake.server_port))
+        cls.faults_file = os.path.join(tempfile.mkdtemp(), "faults.json")
+        env = dict(os.environ, CARGO_LAMBDA_PORT=str(cls.fake.server_port), LOCAL_FAULTS_FILE=cls.faults_file)
         env.pop("MOTO_PORT", None)
         cls.proc = subprocess.Popen(
             [sys.executable, EMULATOR, "--port", str(cls.port)],
@@ -494,6 +496,22 @@ def _rolled_back_transactions_leave_no_stream_records_test(self):
 
 
 EmulatorTest.test_rolled_back_transactions_leave_no_stream_records = _rolled_back_transactions_leave_no_stream_records_test
+
+
+def _injected_faults_lose_the_answer_after_the_function_ran_test(self):
+    with open(self.faults_file, "w") as f:
+        json.dump({"ok-fn": 1}, f)
+    calls_before = len([c for c in FakeCargoLambda.calls if c[0] == "ok-fn"])
+    with self.assertRaises(self.lam.exceptions.ServiceException):
+        self.lam.invoke(FunctionName="ok-fn", Payload=b'{"n": 1}')
+    self.assertEqual(len([c for c in FakeCargoLambda.calls if c[0] == "ok-fn"]), calls_before + 1, "the function ran")
+    ok = self.lam.invoke(FunctionName="ok-fn", Payload=b'{"n": 2}')
+    self.assertNotIn("FunctionError", ok)
+    with open(self.faults_file) as f:
+        self.assertEqual(json.load(f), {"ok-fn": 0})
+
+
+EmulatorTest.test_injected_faults_lose_the_answer_after_the_function_ran = _injected_faults_lose_the_answer_after_the_function_ran_test
 del AtomicDynamoDbTest
 
 
