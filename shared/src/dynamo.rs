@@ -67,3 +67,66 @@ pub fn to_attribute<T: Serialize>(value: &T) -> Result<AttributeValue, StoreErro
 pub fn is_condition_failed<E: ProvideErrorMetadata>(err: &E) -> bool {
     err.code() == Some("ConditionalCheckFailedException")
 }
+
+/// How a transaction ended, short of a fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transaction {
+    /// Every item was written.
+    Committed,
+    /// Nothing was written: a condition did not hold or another transaction was on the
+    /// same item. Holds each item's cancellation code, in the order of the items
+    /// (`None` for items that were fine).
+    Cancelled(Vec<Option<String>>),
+}
+
+impl Transaction {
+    /// True when the transaction was written.
+    pub fn committed(&self) -> bool {
+        matches!(self, Self::Committed)
+    }
+
+    /// True when item `index`'s condition did not hold.
+    pub fn condition_failed(&self, index: usize) -> bool {
+        matches!(self, Self::Cancelled(codes) if codes.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed"))
+    }
+}
+
+/// Writes `items` as one transaction. `token` (DynamoDB's `ClientRequestToken`) makes the
+/// SDK's retry of a transaction whose answer was lost get the first outcome instead of
+/// failing its own conditions, which would read as a lost race and apply a change twice.
+/// A cancellation on conditions or conflicts is an outcome ([`Transaction::Cancelled`]),
+/// anything else is a [`StoreError`].
+pub async fn transact(
+    client: &aws_sdk_dynamodb::Client,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    token: Option<&str>,
+) -> Result<Transaction, StoreError> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let result = client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .set_client_request_token(token.map(str::to_owned))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(Transaction::Committed),
+        Err(e) => match e.into_service_error() {
+            TransactWriteItemsError::TransactionCanceledException(c)
+                if c.cancellation_reasons().iter().any(|r| {
+                    matches!(
+                        r.code(),
+                        Some("ConditionalCheckFailed" | "TransactionConflict")
+                    )
+                }) =>
+            {
+                let codes = c
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().filter(|code| *code != "None").map(str::to_owned))
+                    .collect();
+                Ok(Transaction::Cancelled(codes))
+            }
+            other => Err(StoreError::request("TransactWriteItems", other)),
+        },
+    }
+}

@@ -9,10 +9,9 @@
 
 use crate::domain::Assessment;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use chrono::{DurationRound, TimeDelta};
-use shared::dynamo::{Item, StoreError, from_item, to_item};
+use shared::dynamo::{Item, StoreError, Transaction, from_item, to_item};
 use shared::outbox::Outbox;
 use shared::time::Timestamp;
 
@@ -229,36 +228,16 @@ impl FraudStore {
         .build()
         .map_err(|e| StoreError::request("build velocity update", e))?;
 
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(event)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(RecordOutcome::Recorded),
-            Err(e) => match e.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(c) => {
-                    let code = |i: usize| c.cancellation_reasons().get(i).and_then(|r| r.code());
-                    let conflict = c
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("TransactionConflict"));
-                    if code(0) == Some("ConditionalCheckFailed") {
-                        Ok(RecordOutcome::AlreadyAssessed)
-                    } else if code(1) == Some("ConditionalCheckFailed") || conflict {
-                        Ok(RecordOutcome::CounterMoved)
-                    } else {
-                        Err(StoreError::request(
-                            "TransactWriteItems",
-                            TransactWriteItemsError::TransactionCanceledException(c),
-                        ))
-                    }
-                }
-                other => Err(StoreError::request("TransactWriteItems", other)),
-            },
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(update).build(),
+            event,
+        ];
+        match shared::dynamo::transact(&self.client, items, None).await? {
+            Transaction::Committed => Ok(RecordOutcome::Recorded),
+            outcome if outcome.condition_failed(0) => Ok(RecordOutcome::AlreadyAssessed),
+            // The counter's condition, or a conflict with another scorer on it: read again.
+            Transaction::Cancelled(_) => Ok(RecordOutcome::CounterMoved),
         }
     }
 }

@@ -9,13 +9,11 @@
 //! changes nothing twice. Reserving writes every line's condition (`available >= q`) into
 //! the same transaction: all lines or none, and available never negative.
 
-use crate::store::cancelled_by_condition;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use shared::catalog::Sku;
-use shared::dynamo::{StoreError, from_item, to_item};
+use shared::dynamo::{StoreError, Transaction, from_item, to_item, transact};
 use shared::events::{
     Envelope, StockCommitted, StockLine, StockReleased, StockReserved, StockRestocked,
 };
@@ -221,22 +219,16 @@ impl Reservations {
             .map_err(|e| StoreError::request("build reservation put", e))?;
         items.push(TransactWriteItem::builder().put(put).build());
         items.push(self.outbox.put(envelope)?);
-        match self
-            .commit_transaction(items, &format!("{order_id}-reserve"))
-            .await
-        {
-            Ok(()) => Ok(StepOutcome {
+        match transact(&self.client, items, Some(&format!("{order_id}-reserve"))).await? {
+            Transaction::Committed => Ok(StepOutcome {
                 order_id: order_id.to_owned(),
                 state: ReservationState::Reserved,
                 changed: true,
             }),
-            Err(TxFailure::Conditions(reasons)) => {
+            outcome @ Transaction::Cancelled(_) => {
                 // The reservation item is after the lines: if it failed, another attempt
                 // of this step got there first.
-                if reasons
-                    .get(lines.len())
-                    .is_some_and(|r| r.as_deref() == Some("ConditionalCheckFailed"))
-                {
+                if outcome.condition_failed(lines.len()) {
                     let existing = self
                         .get(order_id)
                         .await?
@@ -249,13 +241,14 @@ impl Reservations {
                 }
                 let short: Vec<&str> = lines
                     .iter()
-                    .zip(&reasons)
-                    .filter(|(_, r)| r.as_deref() == Some("ConditionalCheckFailed"))
-                    .map(|(l, _)| l.sku.as_str())
+                    .enumerate()
+                    .filter(|(i, _)| outcome.condition_failed(*i))
+                    .map(|(_, l)| l.sku.as_str())
                     .collect();
                 if short.is_empty() {
+                    // A conflict with another transaction on the same products: retry.
                     Err(StepError::transient(format!(
-                        "reservation cancelled: {reasons:?}"
+                        "reservation cancelled: {outcome:?}"
                     )))
                 } else {
                     Err(StepError::business(
@@ -264,7 +257,6 @@ impl Reservations {
                     ))
                 }
             }
-            Err(TxFailure::Store(e)) => Err(e.into()),
         }
     }
 
@@ -359,16 +351,13 @@ impl Reservations {
                 Some(causation),
             ))?,
         });
-        match self
-            .commit_transaction(items, &format!("{order_id}-{step:?}"))
-            .await
-        {
-            Ok(()) => Ok(StepOutcome {
+        match transact(&self.client, items, Some(&format!("{order_id}-{step:?}"))).await? {
+            Transaction::Committed => Ok(StepOutcome {
                 order_id: order_id.to_owned(),
                 state: to,
                 changed: true,
             }),
-            Err(TxFailure::Conditions(_)) => {
+            Transaction::Cancelled(_) => {
                 // Another attempt of this step moved it meanwhile; report where it is.
                 let now_state = self.get(order_id).await?.map(|r| r.state);
                 match now_state {
@@ -382,52 +371,8 @@ impl Reservations {
                     ))),
                 }
             }
-            Err(TxFailure::Store(e)) => Err(e.into()),
         }
     }
-
-    async fn commit_transaction(
-        &self,
-        items: Vec<TransactWriteItem>,
-        token: &str,
-    ) -> Result<(), TxFailure> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(token)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if cancelled_by_condition(&e) {
-                    let reasons = match &e {
-                        TransactWriteItemsError::TransactionCanceledException(c) => c
-                            .cancellation_reasons()
-                            .iter()
-                            .map(|r| r.code().map(str::to_owned))
-                            .collect(),
-                        _ => vec![],
-                    };
-                    Err(TxFailure::Conditions(reasons))
-                } else {
-                    Err(TxFailure::Store(StoreError::request(
-                        "TransactWriteItems",
-                        e,
-                    )))
-                }
-            }
-        }
-    }
-}
-
-enum TxFailure {
-    /// Cancelled on conditions; the code of each item's reason, in order.
-    Conditions(Vec<Option<String>>),
-    /// Anything else.
-    Store(StoreError),
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use crate::domain::Product;
 use crate::{ProductEvent, ProductStore};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use shared::catalog::Sku;
 use shared::config::{self, ConfigError};
@@ -42,17 +41,6 @@ impl DynamoProductStore {
         let table = config::required("INVENTORY_TABLE")?;
         let sdk = shared::aws::sdk_config().await;
         Ok(Self::new(shared::aws::dynamodb(&sdk), table))
-    }
-}
-
-/// Whether a cancelled transaction failed only on its conditions (a lost race, not a fault).
-pub fn cancelled_by_condition(err: &TransactWriteItemsError) -> bool {
-    match err {
-        TransactWriteItemsError::TransactionCanceledException(e) => e
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-        _ => false,
     }
 }
 
@@ -94,28 +82,14 @@ impl ProductStore for DynamoProductStore {
             ProductEvent::Upserted(e) => (self.outbox.put(e)?, &e.metadata.event_id),
             ProductEvent::StockAdjusted(e) => (self.outbox.put(e)?, &e.metadata.event_id),
         };
-        let result = self
-            .client
-            .transact_write_items()
-            // The SDK retries a transaction whose answer was lost; with the attempt's own
-            // token DynamoDB answers that retry with the first outcome instead of failing
-            // its version condition (which would apply the change a second time).
-            .client_request_token(event_id)
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(outbox)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if cancelled_by_condition(&e) {
-                    Ok(false)
-                } else {
-                    Err(StoreError::request("TransactWriteItems", e))
-                }
-            }
-        }
+        // The event's id is this attempt's token (see `shared::dynamo::transact`).
+        let outcome = shared::dynamo::transact(
+            &self.client,
+            vec![TransactWriteItem::builder().put(put).build(), outbox],
+            Some(event_id),
+        )
+        .await?;
+        Ok(outcome.committed())
     }
 
     async fn list(&self, page: &PageRequest) -> Result<(Vec<Product>, Option<Item>), StoreError> {

@@ -5,7 +5,6 @@
 
 use crate::domain::{Order, OrderStatus, RejectReason};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use shared::dynamo::{StoreError, from_item, to_attribute};
@@ -132,26 +131,10 @@ impl SagaOrders {
             .map_err(|e| StoreError::request("build order update", e))?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(event);
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(format!("{}-{next:?}", order.order_id))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match e.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(c)
-                    if c.cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Ok(false)
-                }
-                other => Err(StoreError::request("TransactWriteItems", other)),
-            },
-        }
+        let token = format!("{}-{next:?}", order.order_id);
+        Ok(shared::dynamo::transact(&self.client, items, Some(&token))
+            .await?
+            .committed())
     }
 
     /// The outbox of the orders table.

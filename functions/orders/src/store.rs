@@ -5,7 +5,6 @@
 use crate::domain::Order;
 use crate::{Intake, OrderStore};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use shared::config::{self, ConfigError};
 use shared::dynamo::{Item, StoreError, from_item, to_item};
@@ -58,33 +57,19 @@ impl OrderStore for DynamoOrderStore {
             .condition_expression("attribute_not_exists(order_id)")
             .build()
             .map_err(|e| StoreError::request("build order put", e))?;
-        let mut tx = self
-            .client
-            .transact_write_items()
-            // An SDK retry after a lost answer gets the first outcome, not a condition failure.
-            .client_request_token(&order.order_id)
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(self.outbox.put(intake.event)?);
+        let mut items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.outbox.put(intake.event)?,
+        ];
         if let Some((claimed, response)) = intake.claim {
-            tx = tx.transact_items(self.idempotency.completion(
-                claimed,
-                response,
-                order.created_at,
-            )?);
+            items.push(
+                self.idempotency
+                    .completion(claimed, response, order.created_at)?,
+            );
         }
-        match tx.send().await {
-            Ok(_) => Ok(true),
-            Err(e) => match e.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(c)
-                    if c.cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Ok(false)
-                }
-                other => Err(StoreError::request("TransactWriteItems", other)),
-            },
-        }
+        // The order id is this attempt's token (see `shared::dynamo::transact`).
+        let outcome = shared::dynamo::transact(&self.client, items, Some(&order.order_id)).await?;
+        Ok(outcome.committed())
     }
 
     async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
