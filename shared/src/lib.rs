@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod catalog;
 pub mod config;
+pub mod consumer;
 pub mod country;
 pub mod dynamo;
 pub mod events;

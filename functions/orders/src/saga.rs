@@ -203,6 +203,7 @@ pub async fn run_step(
                 OrderConfirmed {
                     order_id: o,
                     user_id: u,
+                    items: order.items.clone(),
                     total: t,
                 },
                 at,

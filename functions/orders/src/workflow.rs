@@ -3,14 +3,14 @@
 
 use crate::domain::{OrderStatus, OrderView};
 use crate::saga::SagaOrders;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use aws_sdk_sfn::Client as Sfn;
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::ApiError;
-use shared::events::{Envelope, OrderPlaced};
+use shared::consumer::ConsumerError;
+use shared::events::OrderPlaced;
 use shared::identity::Caller;
 
 /// The state machines the orders service starts, and its Step Functions client.
@@ -67,52 +67,39 @@ impl Workflows {
     }
 }
 
-/// The EventBridge event as it arrives on the queue.
-#[derive(Debug, Deserialize)]
-struct BusEvent {
-    #[serde(rename = "detail-type")]
-    detail_type: String,
-    detail: serde_json::Value,
-}
-
-async fn start_one(workflows: &Workflows, message: &SqsMessage) -> Result<(), String> {
-    let body = message.body.as_deref().ok_or("empty message")?;
-    let event: BusEvent =
-        serde_json::from_str(body).map_err(|e| format!("not an EventBridge event: {e}"))?;
-    if event.detail_type != "OrderPlaced" {
-        return Err(format!("unexpected {}", event.detail_type));
-    }
-    let placed: Envelope<OrderPlaced> =
-        serde_json::from_value(event.detail).map_err(|e| format!("not an OrderPlaced: {e}"))?;
-    let input = json!({
-        "order_id": placed.data.order_id,
-        "user_id": placed.data.user_id,
-        "items": placed.data.items,
-        "total": placed.data.total,
-        "correlation_id": placed.metadata.correlation_id,
-    });
-    let started = workflows
-        .start(&workflows.place_order_arn, &placed.data.order_id, input)
-        .await?;
-    tracing::info!(order_id = %placed.data.order_id, correlation_id = %placed.metadata.correlation_id, started, "place-order");
-    Ok(())
-}
-
 /// `orders-start-saga`: starts one `place-order` execution per `OrderPlaced`, named by
-/// the order id (a redelivered message finds it started). Failed messages are reported
-/// alone, so the queue redelivers only them, and after its max receives parks them in
-/// its dead-letter queue.
-pub async fn start_sagas(workflows: &Workflows, messages: &[SqsMessage]) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for message in messages {
-        if let Err(reason) = start_one(workflows, message).await {
-            tracing::warn!(message_id = ?message.message_id, %reason, "could not start place-order");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message.message_id.clone().unwrap_or_default();
-            response.batch_item_failures.push(failure);
-        }
+/// the order id, through [`shared::consumer`] (deduped by event id, failed messages
+/// reported alone, so the queue redelivers only them and, after its max receives, parks
+/// them in its dead-letter queue). Starting a payment saga is an outward side effect: a
+/// replayed `OrderPlaced` starts nothing.
+impl shared::consumer::Handler for Workflows {
+    fn name(&self) -> &str {
+        "orders-start-saga"
     }
-    response
+
+    async fn handle(
+        &self,
+        delivery: &shared::consumer::Delivery,
+    ) -> Result<Vec<aws_sdk_dynamodb::types::TransactWriteItem>, ConsumerError> {
+        let placed = delivery.event::<OrderPlaced>()?;
+        if delivery.is_replay() {
+            tracing::info!(order_id = %placed.data.order_id, replay = ?delivery.replay, "replayed OrderPlaced: the saga ran when it was live");
+            return Ok(Vec::new());
+        }
+        let input = json!({
+            "order_id": placed.data.order_id,
+            "user_id": placed.data.user_id,
+            "items": placed.data.items,
+            "total": placed.data.total,
+            "correlation_id": placed.metadata.correlation_id,
+        });
+        let started = self
+            .start(&self.place_order_arn, &placed.data.order_id, input)
+            .await
+            .map_err(ConsumerError::Transient)?;
+        tracing::info!(order_id = %placed.data.order_id, correlation_id = %placed.metadata.correlation_id, started, "place-order");
+        Ok(Vec::new())
+    }
 }
 
 fn order_id(req: &Request) -> Result<String, ApiError> {
