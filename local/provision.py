@@ -116,7 +116,9 @@ def ensure_function(lam, name: str, spec: dict, env: dict, role_arn: str, code: 
 def ensure_queue(sqs, name: str, spec: dict) -> str:
     """A queue (and its dead-letter queue unless `dlq: false`); returns its ARN."""
     attrs = {
-        "VisibilityTimeout": str(spec.get("visibility_timeout_s", 30)),
+        # Locally a consumer queue may redeliver sooner (`local_visibility_timeout_s`), so a
+        # poison message reaches its DLQ in seconds, not minutes; AWS uses the declared one.
+        "VisibilityTimeout": str(spec.get("local_visibility_timeout_s", spec.get("visibility_timeout_s", 30))),
         "MessageRetentionPeriod": str(spec.get("message_retention_s", 345600)),
     }
     if spec.get("dlq", True):

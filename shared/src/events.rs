@@ -275,10 +275,25 @@ macro_rules! order_event {
     };
 }
 
-order_event!(
-    /// Paid and stock committed: the order will ship.
-    OrderConfirmed
-);
+/// Paid and stock committed: the order will ship. It carries its lines, so a projection
+/// (the sales read model) needs nothing but the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderConfirmed {
+    /// The order.
+    pub order_id: String,
+    /// Its customer.
+    pub user_id: String,
+    /// What was sold, at the prices charged.
+    pub items: Vec<OrderLine>,
+    /// Its total.
+    pub total: Money,
+}
+
+impl DomainEvent for OrderConfirmed {
+    const NAME: &'static str = "OrderConfirmed";
+    const SOURCE: &'static str = "commerce.orders";
+}
 order_event!(
     /// Held for an administrator's fraud review.
     OrderHeldForReview
