@@ -26,6 +26,11 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
      read sees the records of a transaction that is rolled back.
   6. A cancelled transaction leaves the table's stream as it was, and stream readers keep
      reading it (moto swaps in a copied shard on rollback).
+  7. An archive replay sends only the events whose time is in [EventStartTime,
+     EventEndTime), only to the rules named in Destination.FilterArns when it names any,
+     in time order, and reports EventLastReplayedTime (moto replays the whole archive to
+     every rule). Events delivered live carry their `account`, as in AWS (moto's default
+     input template leaves it out).
 
 moto version this was written against: 5.2.5. Line numbers in comments refer to it.
 """
@@ -391,6 +396,90 @@ def keep_stream_shards_through_rollbacks() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items
 
 
+# ---------------------------------------------------------------------------------------
+# Patch: archive replays honour their window and rule filter.
+# ---------------------------------------------------------------------------------------
+def _epoch_seconds(value) -> float | None:
+    """An EventBridge time as epoch seconds: a number (how the JSON protocol sends
+    timestamps, and how moto stores `time`) or an RFC 3339 string."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def patch_replay_window_and_filter() -> None:
+    """7. StartReplay: AWS replays "only events that occurred between the EventStartTime and
+    EventEndTime" (by the event's `time`; "any event with a creation time prior to the
+    EventEndTime"), and with Destination.FilterArns only to those rules. moto's
+    Replay.replay_events (moto/events/models.py:793-809) sends every archived event to every
+    rule of the bus. This keeps moto's synchronous replay (it is COMPLETED when StartReplay
+    answers) and everything else it does: a new `id` and the top-level `replay-name` on each
+    replayed event, no re-archiving (the archive's rule excludes `replay-name`).
+    """
+    from moto.events import models as events_models
+
+    Replay = events_models.Replay
+
+    def replay_events(self, archive) -> None:
+        start = _epoch_seconds(self.event_start_time)
+        end = _epoch_seconds(self.event_end_time)
+        filters = set((self.destination or {}).get("FilterArns") or [])
+        backend = events_models.events_backends[self.account_id][self.region]
+        bus = backend.describe_event_bus(self.destination["Arn"].split("/")[-1])
+        timed = [(_epoch_seconds(e.get("time")), e) for e in list(archive.events)]
+        in_window = sorted(
+            ((t, e) for t, e in timed if t is not None and start is not None and end is not None and start <= t < end),
+            key=lambda te: te[0],
+        )
+        last = None
+        for t, event in in_window:
+            for rule in list(bus.rules.values()):
+                if filters and rule.arn not in filters:
+                    continue
+                rule.send_to_targets(
+                    dict(event, **{"id": str(uuid.uuid4()), "replay-name": self.name}),
+                    transform_input=False,
+                )
+            last = t
+        LOG.info("replay %s: %d of %d archived events in the window, rules %s", self.name, len(in_window), len(timed), sorted(filters) or "all")
+        self.event_last_replayed_time = last
+        self.state = events_models.ReplayState.COMPLETED
+        self.end_time = events_models.unix_time()
+
+    original_describe_short = Replay.describe_short
+
+    def describe_short(self):
+        result = original_describe_short(self)
+        last = getattr(self, "event_last_replayed_time", None)
+        if last is not None:
+            result["EventLastReplayedTime"] = last
+        return result
+
+    Replay.replay_events = replay_events
+    Replay.describe_short = describe_short
+
+    # A target without an input transformer gets the whole event, `account` included
+    # (moto/events/utils.py:73 builds it from a template that leaves `account` out).
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
+            '"version": "0",', '"version": "0", "account": "<account>",', 1
+        )
+
+
 def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
     enable_step_functions_execution()
     patch_lambda_invoke(cargo_lambda_url, invoke_timeout)
@@ -400,6 +489,7 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
     patch_step_functions_execution_names()
     serialize_dynamodb_requests()
     keep_stream_shards_through_rollbacks()
+    patch_replay_window_and_filter()
 
 
 # ---------------------------------------------------------------------------------------

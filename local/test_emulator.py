@@ -387,6 +387,81 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual(len(FakeCargoLambda.calls), before, FakeCargoLambda.calls[before:])
 
 
+def _replays_honour_their_window_and_rule_filter_test(self):
+    events = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION).client(
+        "events", endpoint_url=self.sqs.meta.endpoint_url
+    )
+    bus_arn = events.create_event_bus(Name="replay-bus")["EventBusArn"]
+    archive_arn = events.create_archive(ArchiveName="replay-archive", EventSourceArn=bus_arn)["ArchiveArn"]
+    rule_arns, queue_urls = {}, {}
+    for name in ("first", "second"):
+        url = self.sqs.create_queue(QueueName=f"replay-{name}")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        rule_arns[name] = events.put_rule(
+            Name=f"replay-{name}", EventBusName="replay-bus", EventPattern=json.dumps({"source": ["test"]})
+        )["RuleArn"]
+        events.put_targets(Rule=f"replay-{name}", EventBusName="replay-bus", Targets=[{"Id": "q", "Arn": queue_arn}])
+        queue_urls[name] = url
+
+    def drain(name):
+        got = []
+        while True:
+            msgs = self.sqs.receive_message(QueueUrl=queue_urls[name], MaxNumberOfMessages=10).get("Messages", [])
+            if not msgs:
+                return got
+            for m in msgs:
+                got.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=queue_urls[name], ReceiptHandle=m["ReceiptHandle"])
+
+    t0 = int(time.time()) - 100
+    for i in range(3):
+        events.put_events(
+            Entries=[{"EventBusName": "replay-bus", "Source": "test", "DetailType": "T", "Detail": json.dumps({"n": i}), "Time": t0 + 10 * i}]
+        )
+    live = drain("first")
+    self.assertEqual(sorted(e["detail"]["n"] for e in live), [0, 1, 2])
+    self.assertTrue(all(e["account"] == "123456789012" and "replay-name" not in e for e in live), live)
+    drain("second")
+
+    # A window covering the second and third events: [t0 + 5, t0 + 20] with the end exclusive
+    # by a hair, as AWS replays events that occurred before EventEndTime.
+    events.start_replay(
+        ReplayName="window",
+        EventSourceArn=archive_arn,
+        EventStartTime=t0 + 5,
+        EventEndTime=t0 + 20.5,
+        Destination={"Arn": bus_arn},
+    )
+    for name in ("first", "second"):
+        replayed = drain(name)
+        self.assertEqual(sorted(e["detail"]["n"] for e in replayed), [1, 2], name)
+        self.assertTrue(all(e["replay-name"] == "window" and e["account"] == "123456789012" for e in replayed), replayed)
+    described = events.describe_replay(ReplayName="window")
+    self.assertEqual(described["State"], "COMPLETED")
+    self.assertEqual(int(described["EventLastReplayedTime"].timestamp()), t0 + 20)
+
+    # The end is exclusive.
+    events.start_replay(
+        ReplayName="end-exclusive", EventSourceArn=archive_arn, EventStartTime=t0, EventEndTime=t0 + 10, Destination={"Arn": bus_arn}
+    )
+    self.assertEqual([e["detail"]["n"] for e in drain("first")], [0])
+    drain("second")
+
+    # Limited to one rule: only its queue hears the replay.
+    events.start_replay(
+        ReplayName="filtered",
+        EventSourceArn=archive_arn,
+        EventStartTime=t0 - 1,
+        EventEndTime=t0 + 100,
+        Destination={"Arn": bus_arn, "FilterArns": [rule_arns["second"]]},
+    )
+    self.assertEqual(drain("first"), [])
+    self.assertEqual(sorted(e["detail"]["n"] for e in drain("second")), [0, 1, 2])
+
+
+EmulatorTest.test_replays_honour_their_window_and_rule_filter = _replays_honour_their_window_and_rule_filter_test
+
+
 class AtomicDynamoDbTest(EmulatorTest):
     """Runs only its own test on a fresh emulator (the base class's tests run once)."""
 
