@@ -65,7 +65,8 @@ test-stack: install
 	$(PY) local/stack.py exec -- cargo test --workspace --tests --locked --no-fail-fast -- --test-threads 4
 
 build:
-	cargo lambda build --release --output-format zip --locked
+	# Every Lambda of the workspace; commerce-ops (package ops) is the operator's command line, not a Lambda.
+	cargo lambda build --release --output-format zip --locked --workspace --exclude ops --exclude e2e
 
 token: install
 	@$(PY) local/mint_token.py $(USER_ID) $(if $(ADMIN),--admin,)

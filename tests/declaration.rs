@@ -42,6 +42,11 @@ fn workspace_binaries() -> BTreeMap<String, (String, PathBuf)> {
     );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
     let functions_dir = root().join("functions");
+    // Declared tools (the operator's command line) are binaries, not Lambdas.
+    let tools = declaration()["tools"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut bins = BTreeMap::new();
     for package in meta["packages"].as_array().unwrap() {
         let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());
@@ -49,6 +54,14 @@ fn workspace_binaries() -> BTreeMap<String, (String, PathBuf)> {
             continue;
         }
         for target in package["targets"].as_array().unwrap() {
+            let name = target["name"].as_str().unwrap();
+            if let Some(tool) = tools.get(name) {
+                assert_eq!(
+                    tool["package"], package["name"],
+                    "tool {name} is built by another package than declared"
+                );
+                continue;
+            }
             if target["kind"]
                 .as_array()
                 .unwrap()
@@ -99,6 +112,22 @@ fn every_declared_function_is_a_binary_and_every_binary_is_declared() {
         missing.is_empty(),
         "declared functions with no binary: {missing:?}"
     );
+}
+
+#[test]
+fn each_declared_tool_is_a_workspace_binary() {
+    let tools = declaration()["tools"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(tools.contains_key("commerce-ops"));
+    for (name, spec) in tools {
+        let manifest = root().join(format!(
+            "functions/{}/src/bin/{name}.rs",
+            spec["package"].as_str().unwrap()
+        ));
+        assert!(manifest.exists(), "tool {name}: no {}", manifest.display());
+    }
 }
 
 #[test]

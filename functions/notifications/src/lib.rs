@@ -184,6 +184,17 @@ impl<O: Orders, M: Mailbox> Handler for Notifier<O, M> {
     }
 }
 
+/// The consumer on DynamoDB, from the SDK settings, `ORDERS_TABLE` and
+/// `NOTIFICATIONS_TABLE`.
+pub async fn from_env() -> Result<Notifier<DynamoOrders, DynamoMailbox>, shared::config::ConfigError>
+{
+    let client = Client::new(&shared::aws::sdk_config().await);
+    Ok(Notifier {
+        orders: DynamoOrders::new(client, shared::config::required("ORDERS_TABLE")?),
+        mailbox: DynamoMailbox::new(shared::config::required("NOTIFICATIONS_TABLE")?),
+    })
+}
+
 /// Order owners from the orders table.
 #[derive(Debug, Clone)]
 pub struct DynamoOrders {

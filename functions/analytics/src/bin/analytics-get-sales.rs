@@ -1,5 +1,5 @@
-//! `GET /analytics/sales?from=&to=&sku=`: units and revenue per day, sku and currency
-//! of confirmed orders net of cancellations (admin only).
+//! `GET /analytics/sales`: units and revenue per day, sku and currency of confirmed
+//! orders net of cancellations, for `?from=&to=` (dates) and optionally `&sku=` (admin only).
 
 use analytics::SalesProjection;
 

@@ -4,19 +4,13 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use notifications::{DynamoMailbox, DynamoOrders, Notifier};
 use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let dedupe = shared::consumer::Dedupe::from_env().await?;
-    let sdk = shared::aws::sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let notifier = Notifier {
-        orders: DynamoOrders::new(client.clone(), shared::config::required("ORDERS_TABLE")?),
-        mailbox: DynamoMailbox::new(shared::config::required("NOTIFICATIONS_TABLE")?),
-    };
+    let notifier = notifications::from_env().await?;
     let (dedupe, notifier) = (&dedupe, &notifier);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let span = shared::telemetry::event_span(&event.context, event.payload.records.len());

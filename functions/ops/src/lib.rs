@@ -1,0 +1,1047 @@
+//! `commerce-ops`: what an operator runs against a deployment (or the local stack).
+//!
+//! - `replay`: replays the bus archive for a time window, optionally to named rules only,
+//!   follows it to the end with a progress bar, and reports how many events it replayed
+//!   (per event name) and the final state. It refuses a window without both ends, or one
+//!   that overlaps another replay of the same archive to the same rules, unless told
+//!   (`--unbounded`, `--allow-overlap`).
+//! - `redrive`: moves a consumer's dead-letter messages back to its queue, with counts.
+//! - `empty-read-model`: empties a read model (today: `sales`) before it is rebuilt by a
+//!   replay.
+//!
+//! Names follow the deployment's prefix (`--prefix`, default `commerce`, as Terraform's
+//! `name_prefix` and the local stack): bus `<prefix>`, archive `<prefix>-archive`, rules,
+//! queues and tables `<prefix>-<name>`, dead-letter queues `<prefix>-<queue>-dlq`.
+//!
+//! The count of replayed events comes from a tap: a temporary rule matching this replay's
+//! `replay-name`, targeting a temporary queue the command drains (EventBridge's
+//! DescribeReplay tells progress, not counts). Both are removed when the command ends.
+
+use aws_sdk_eventbridge::Client as EventBridge;
+use aws_sdk_eventbridge::primitives::DateTime;
+use aws_sdk_eventbridge::types::{ReplayDestination, ReplayState, RuleState, Target};
+use aws_sdk_sqs::Client as Sqs;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use chrono::{DateTime as ChronoTime, NaiveDate, SecondsFormat, Utc};
+use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// The operator's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "commerce-ops",
+    version,
+    about = "Operate a serverless-commerce deployment: replay the bus archive, redrive dead letters, reset read models."
+)]
+pub struct Cli {
+    /// The deployment's name prefix (Terraform's name_prefix; the local stack's is `commerce`).
+    #[arg(
+        long,
+        env = "COMMERCE_PREFIX",
+        default_value = "commerce",
+        global = true
+    )]
+    pub prefix: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay the bus archive for a time window (by the events' time), optionally to named rules only.
+    Replay(ReplayArgs),
+    /// Move a consumer queue's dead-letter messages back to the queue.
+    Redrive {
+        /// The queue as the declaration names it, e.g. `notifications`.
+        #[arg(long)]
+        queue: String,
+        /// Move at most this many messages.
+        #[arg(long)]
+        max: Option<usize>,
+    },
+    /// Delete every item of a read model, so a replay can rebuild it.
+    EmptyReadModel {
+        /// The read model: `sales`.
+        model: String,
+        /// Really delete.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `replay`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Start of the window, inclusive: RFC 3339 (`2026-11-21T10:00:00Z`) or a UTC date.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the window, exclusive: RFC 3339 or a UTC date (its midnight).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Replay only to this rule (as the declaration names it, e.g. `sales-projection`); repeatable.
+    #[arg(long = "rule")]
+    pub rules: Vec<String>,
+    /// The replay's name (default: `replay-<time>-<random>`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Allow a missing end: from the archive's creation and/or until now.
+    #[arg(long)]
+    pub unbounded: bool,
+    /// Allow a window that overlaps another replay of the archive to the same rules.
+    #[arg(long)]
+    pub allow_overlap: bool,
+    /// Seconds between progress checks.
+    #[arg(long, default_value_t = 2)]
+    pub poll_seconds: u64,
+    /// Give up following after this many seconds (the replay goes on).
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_seconds: u64,
+}
+
+/// Everything that ends the command early.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn fail(message: impl Into<String>) -> Error {
+    message.into().into()
+}
+
+/// Runs `cli`.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let sdk = shared::aws::sdk_config().await;
+    match cli.command {
+        Command::Replay(args) => {
+            let report =
+                replay(&EventBridge::new(&sdk), &Sqs::new(&sdk), &cli.prefix, &args).await?;
+            println!("{}", report.render());
+            if report.state != "COMPLETED" {
+                return Err(fail(format!(
+                    "replay {} ended {}",
+                    report.name, report.state
+                )));
+            }
+            Ok(())
+        }
+        Command::Redrive { queue, max } => {
+            let r = redrive(&Sqs::new(&sdk), &cli.prefix, &queue, max).await?;
+            println!(
+                "redrive {}: moved {} message(s) from {} to {}; {} failed; about {} left in the dead-letter queue",
+                queue, r.moved, r.dlq, r.queue, r.failed, r.left
+            );
+            if r.failed > 0 {
+                return Err(fail(format!("{} message(s) could not be moved", r.failed)));
+            }
+            Ok(())
+        }
+        Command::EmptyReadModel { model, yes } => {
+            let table = read_model_table(&cli.prefix, &model)?;
+            let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+            if !yes {
+                return Err(fail(format!(
+                    "this deletes every item of {table}; rebuild it with `commerce-ops replay` afterwards. Run again with --yes"
+                )));
+            }
+            let deleted = empty_table(&ddb, &table).await?;
+            println!("empty-read-model {model}: deleted {deleted} item(s) from {table}");
+            Ok(())
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Windows
+// ------------------------------------------------------------------------------------
+
+/// A replay window, `[from, to)`, in epoch milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Inclusive start.
+    pub from_ms: i64,
+    /// Exclusive end.
+    pub to_ms: i64,
+}
+
+impl Window {
+    /// Whether two windows share any instant.
+    pub fn overlaps(&self, other: &Window) -> bool {
+        self.from_ms < other.to_ms && other.from_ms < self.to_ms
+    }
+}
+
+/// Parses an instant: RFC 3339, or a date meaning its midnight UTC.
+pub fn parse_instant(value: &str) -> Result<ChronoTime<Utc>, Error> {
+    if let Ok(t) = ChronoTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Some(t) = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+    {
+        return Ok(t.and_utc());
+    }
+    Err(fail(format!(
+        "{value:?} is neither RFC 3339 (2026-11-21T10:00:00Z) nor a date (2026-11-21)"
+    )))
+}
+
+/// The window `from..to`. Both ends are required unless `unbounded`, when a missing
+/// start is the archive's creation and a missing end is `now`. The window must not be
+/// empty or end in the future.
+pub fn window(
+    from: Option<&str>,
+    to: Option<&str>,
+    unbounded: bool,
+    archive_created: ChronoTime<Utc>,
+    now: ChronoTime<Utc>,
+) -> Result<Window, Error> {
+    if (from.is_none() || to.is_none()) && !unbounded {
+        return Err(fail(
+            "a replay needs --from and --to; to replay from the archive's start or until now, say --unbounded",
+        ));
+    }
+    let from = from
+        .map(parse_instant)
+        .transpose()?
+        .unwrap_or(archive_created);
+    let to = to.map(parse_instant).transpose()?.unwrap_or(now);
+    if to <= from {
+        return Err(fail(format!(
+            "the window is empty: --to {to} is not after --from {from}"
+        )));
+    }
+    if to > now {
+        return Err(fail(format!(
+            "the window ends in the future ({to}); the archive holds nothing after now"
+        )));
+    }
+    Ok(Window {
+        from_ms: from.timestamp_millis(),
+        to_ms: to.timestamp_millis(),
+    })
+}
+
+/// Another replay that reaches the same events and rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlap {
+    /// Its name.
+    pub name: String,
+    /// Its state.
+    pub state: String,
+    /// Its window.
+    pub window: Window,
+}
+
+/// Whether replays to rules `a` and `b` reach a common rule (no rules = every rule).
+pub fn rules_meet(a: &[String], b: &[String]) -> bool {
+    a.is_empty() || b.is_empty() || a.iter().any(|r| b.contains(r))
+}
+
+fn to_ms(t: &DateTime) -> i64 {
+    t.to_millis().unwrap_or(0)
+}
+
+fn to_chrono(ms: i64) -> String {
+    ChronoTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+// ------------------------------------------------------------------------------------
+// Replay
+// ------------------------------------------------------------------------------------
+
+/// What a replay did.
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    /// Its name.
+    pub name: String,
+    /// Final state (`COMPLETED`, `FAILED`, `CANCELLED`, or the last seen if we stopped following).
+    pub state: String,
+    /// Why, when AWS says.
+    pub reason: Option<String>,
+    /// The window.
+    pub window: Window,
+    /// The rules it was limited to (empty: all).
+    pub rules: Vec<String>,
+    /// Events replayed, per event name, as the tap counted them.
+    pub replayed: BTreeMap<String, usize>,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+impl ReplayReport {
+    /// Total events replayed.
+    pub fn total(&self) -> usize {
+        self.replayed.values().sum()
+    }
+
+    /// The report an operator reads.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "replay {}: {}", self.name, self.state);
+        if let Some(r) = &self.reason {
+            let _ = writeln!(out, "  reason: {r}");
+        }
+        let _ = writeln!(
+            out,
+            "  window: {} .. {}",
+            to_chrono(self.window.from_ms),
+            to_chrono(self.window.to_ms)
+        );
+        let rules = if self.rules.is_empty() {
+            "all".to_owned()
+        } else {
+            self.rules.join(", ")
+        };
+        let _ = writeln!(out, "  rules: {rules}");
+        let _ = writeln!(out, "  events replayed: {}", self.total());
+        for (name, n) in &self.replayed {
+            let _ = writeln!(out, "    {name}: {n}");
+        }
+        let _ = write!(out, "  took: {:.1} s", self.seconds);
+        out
+    }
+}
+
+async fn replays_overlapping(
+    events: &EventBridge,
+    archive_arn: &str,
+    window: &Window,
+    rule_arns: &[String],
+) -> Result<Vec<Overlap>, Error> {
+    let mut found = Vec::new();
+    let mut token = None;
+    loop {
+        let page = events
+            .list_replays()
+            .event_source_arn(archive_arn)
+            .set_next_token(token)
+            .send()
+            .await?;
+        for r in page.replays() {
+            let state = r.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+            if matches!(
+                r.state(),
+                Some(ReplayState::Cancelled | ReplayState::Failed)
+            ) {
+                continue;
+            }
+            let (Some(start), Some(end), Some(name)) =
+                (r.event_start_time(), r.event_end_time(), r.replay_name())
+            else {
+                continue;
+            };
+            let theirs = Window {
+                from_ms: to_ms(start),
+                to_ms: to_ms(end),
+            };
+            if !theirs.overlaps(window) {
+                continue;
+            }
+            let described = events.describe_replay().replay_name(name).send().await?;
+            let their_rules: Vec<String> = described
+                .destination()
+                .map(|d| d.filter_arns().to_vec())
+                .unwrap_or_default();
+            if rules_meet(rule_arns, &their_rules) {
+                found.push(Overlap {
+                    name: name.to_owned(),
+                    state,
+                    window: theirs,
+                });
+            }
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
+/// The temporary rule and queue that count what a replay sends.
+struct Tap {
+    rule: String,
+    rule_arn: String,
+    queue_url: String,
+}
+
+impl Tap {
+    async fn create(
+        events: &EventBridge,
+        sqs: &Sqs,
+        bus: &str,
+        replay_name: &str,
+    ) -> Result<Self, Error> {
+        let name = format!(
+            "{bus}-tap-{}",
+            &replay_name[replay_name.len().saturating_sub(24)..]
+        );
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await?
+            .queue_url()
+            .ok_or_else(|| fail("CreateQueue answered no URL"))?
+            .to_owned();
+        let queue_arn = queue_attribute(sqs, &queue_url, QueueAttributeName::QueueArn).await?;
+        let rule_arn = events
+            .put_rule()
+            .name(&name)
+            .event_bus_name(bus)
+            .description(format!(
+                "commerce-ops: counts what replay {replay_name} sends; removed when it ends"
+            ))
+            .event_pattern(serde_json::json!({"replay-name": [replay_name]}).to_string())
+            .state(RuleState::Enabled)
+            .send()
+            .await?
+            .rule_arn()
+            .ok_or_else(|| fail("PutRule answered no ARN"))?
+            .to_owned();
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}
+            }]
+        });
+        sqs.set_queue_attributes()
+            .queue_url(&queue_url)
+            .attributes(QueueAttributeName::Policy, policy.to_string())
+            .send()
+            .await?;
+        events
+            .put_targets()
+            .rule(&name)
+            .event_bus_name(bus)
+            .targets(Target::builder().id("tap").arn(queue_arn).build()?)
+            .send()
+            .await?;
+        Ok(Self {
+            rule: name,
+            rule_arn,
+            queue_url,
+        })
+    }
+
+    /// Receives what arrived, counting it per event name; the number of messages taken.
+    async fn drain(&self, sqs: &Sqs, counts: &mut BTreeMap<String, usize>) -> Result<usize, Error> {
+        let mut taken = 0;
+        loop {
+            let out = sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await?;
+            let messages = out.messages();
+            if messages.is_empty() {
+                return Ok(taken);
+            }
+            let mut deletes = Vec::new();
+            for (i, m) in messages.iter().enumerate() {
+                let name = m
+                    .body()
+                    .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                    .and_then(|v| v["detail-type"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "(unreadable)".to_owned());
+                *counts.entry(name).or_default() += 1;
+                taken += 1;
+                if let Some(h) = m.receipt_handle() {
+                    deletes.push(
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(h)
+                            .build()?,
+                    );
+                }
+            }
+            sqs.delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(deletes))
+                .send()
+                .await?;
+        }
+    }
+
+    async fn remove(&self, events: &EventBridge, sqs: &Sqs, bus: &str) {
+        let steps = [
+            events
+                .remove_targets()
+                .rule(&self.rule)
+                .event_bus_name(bus)
+                .ids("tap")
+                .send()
+                .await
+                .err()
+                .map(|e| format!("{e:?}")),
+            events
+                .delete_rule()
+                .name(&self.rule)
+                .event_bus_name(bus)
+                .send()
+                .await
+                .err()
+                .map(|e| format!("{e:?}")),
+            sqs.delete_queue()
+                .queue_url(&self.queue_url)
+                .send()
+                .await
+                .err()
+                .map(|e| format!("{e:?}")),
+        ];
+        for e in steps.into_iter().flatten() {
+            eprintln!(
+                "commerce-ops: could not remove the replay tap {}: {e}",
+                self.rule
+            );
+        }
+    }
+}
+
+async fn queue_attribute(sqs: &Sqs, url: &str, name: QueueAttributeName) -> Result<String, Error> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(name.clone())
+        .send()
+        .await?;
+    out.attributes()
+        .and_then(|a| a.get(&name))
+        .cloned()
+        .ok_or_else(|| fail(format!("queue {url} has no {}", name.as_str())))
+}
+
+/// Starts the replay `args` describe, follows it to the end and reports it.
+pub async fn replay(
+    events: &EventBridge,
+    sqs: &Sqs,
+    prefix: &str,
+    args: &ReplayArgs,
+) -> Result<ReplayReport, Error> {
+    let started = std::time::Instant::now();
+    let bus = prefix.to_owned();
+    let archive = events
+        .describe_archive()
+        .archive_name(format!("{prefix}-archive"))
+        .send()
+        .await?;
+    let archive_arn = archive
+        .archive_arn()
+        .ok_or_else(|| fail("the archive has no ARN"))?
+        .to_owned();
+    let bus_arn = archive
+        .event_source_arn()
+        .ok_or_else(|| fail("the archive names no bus"))?
+        .to_owned();
+    let created = archive
+        .creation_time()
+        .and_then(|t| ChronoTime::<Utc>::from_timestamp_millis(to_ms(t)))
+        .unwrap_or_default();
+    let window = window(
+        args.from.as_deref(),
+        args.to.as_deref(),
+        args.unbounded,
+        created,
+        Utc::now(),
+    )?;
+    let mut rule_arns = Vec::new();
+    for rule in &args.rules {
+        let described = events
+            .describe_rule()
+            .name(format!("{prefix}-{rule}"))
+            .event_bus_name(&bus)
+            .send()
+            .await
+            .map_err(|e| fail(format!("no rule {prefix}-{rule} on bus {bus}: {e}")))?;
+        rule_arns.push(
+            described
+                .arn()
+                .ok_or_else(|| fail(format!("rule {rule} has no ARN")))?
+                .to_owned(),
+        );
+    }
+    let overlaps = replays_overlapping(events, &archive_arn, &window, &rule_arns).await?;
+    if !overlaps.is_empty() && !args.allow_overlap {
+        let list: Vec<String> = overlaps
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} ({}, {} .. {})",
+                    o.name,
+                    o.state,
+                    to_chrono(o.window.from_ms),
+                    to_chrono(o.window.to_ms)
+                )
+            })
+            .collect();
+        return Err(fail(format!(
+            "the window overlaps earlier replays to the same rules: {}; consumers would see those events again. Say --allow-overlap if that is what you want",
+            list.join("; ")
+        )));
+    }
+    let name = args.name.clone().unwrap_or_else(|| {
+        let ulid = ulid::Ulid::new().to_string();
+        format!(
+            "replay-{}-{}",
+            Utc::now().format("%Y%m%dT%H%M%S"),
+            &ulid[ulid.len() - 6..]
+        )
+    });
+    let tap = Tap::create(events, sqs, &bus, &name).await?;
+    let result = start_and_follow(
+        events,
+        sqs,
+        &tap,
+        &name,
+        &archive_arn,
+        &bus_arn,
+        window,
+        &rule_arns,
+        args,
+    )
+    .await;
+    tap.remove(events, sqs, &bus).await;
+    let (state, reason, replayed) = result?;
+    Ok(ReplayReport {
+        name,
+        state,
+        reason,
+        window,
+        rules: args.rules.clone(),
+        replayed,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_and_follow(
+    events: &EventBridge,
+    sqs: &Sqs,
+    tap: &Tap,
+    name: &str,
+    archive_arn: &str,
+    bus_arn: &str,
+    window: Window,
+    rule_arns: &[String],
+    args: &ReplayArgs,
+) -> Result<(String, Option<String>, BTreeMap<String, usize>), Error> {
+    let mut destination = ReplayDestination::builder().arn(bus_arn);
+    if !rule_arns.is_empty() {
+        // The tap must hear the replay too, or it could not count it.
+        destination = destination.set_filter_arns(Some(
+            rule_arns
+                .iter()
+                .cloned()
+                .chain([tap.rule_arn.clone()])
+                .collect(),
+        ));
+    }
+    events
+        .start_replay()
+        .replay_name(name)
+        .description("commerce-ops replay")
+        .event_source_arn(archive_arn)
+        .event_start_time(DateTime::from_millis(window.from_ms))
+        .event_end_time(DateTime::from_millis(window.to_ms))
+        .destination(destination.build()?)
+        .send()
+        .await?;
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} replay {msg} [{bar:40}] {percent}% {elapsed}",
+        )
+        .map_err(|e| fail(e.to_string()))?,
+    );
+    eprintln!(
+        "replay {name}: started, {} .. {}",
+        to_chrono(window.from_ms),
+        to_chrono(window.to_ms)
+    );
+    let mut counts = BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(args.timeout_seconds);
+    let mut last_state = String::new();
+    let (state, reason) = loop {
+        let d = events.describe_replay().replay_name(name).send().await?;
+        let state = d.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        if state != last_state {
+            eprintln!("replay {name}: {state}");
+            last_state = state.clone();
+        }
+        let done_to = d
+            .event_last_replayed_time()
+            .map(to_ms)
+            .unwrap_or(window.from_ms);
+        let span = (window.to_ms - window.from_ms).max(1);
+        let progress = ((done_to - window.from_ms).clamp(0, span) * 1000) / span;
+        bar.set_position(u64::try_from(progress).unwrap_or(0));
+        tap.drain(sqs, &mut counts).await?;
+        bar.set_message(format!(
+            "{state}, {} events",
+            counts.values().sum::<usize>()
+        ));
+        match d.state() {
+            Some(ReplayState::Completed) => {
+                bar.set_position(1000);
+                break (state, d.state_reason().map(str::to_owned));
+            }
+            Some(ReplayState::Failed | ReplayState::Cancelled) => {
+                break (state, d.state_reason().map(str::to_owned));
+            }
+            _ => {}
+        }
+        if std::time::Instant::now() > deadline {
+            bar.abandon();
+            return Err(fail(format!(
+                "replay {name} is still {state} after {} s; it goes on (commerce-ops does not cancel it)",
+                args.timeout_seconds
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(args.poll_seconds)).await;
+    };
+    // What the replay sent may still be on its way to the tap.
+    let mut quiet = 0;
+    while quiet < 2 {
+        if tap.drain(sqs, &mut counts).await? == 0 {
+            quiet += 1;
+        } else {
+            quiet = 0;
+        }
+    }
+    bar.finish_and_clear();
+    Ok((state, reason, counts))
+}
+
+// ------------------------------------------------------------------------------------
+// Redrive
+// ------------------------------------------------------------------------------------
+
+/// What a redrive did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redrive {
+    /// The queue's physical name.
+    pub queue: String,
+    /// Its dead-letter queue's.
+    pub dlq: String,
+    /// Messages moved back.
+    pub moved: usize,
+    /// Messages that could not be sent back (they stay in the DLQ).
+    pub failed: usize,
+    /// Approximate messages left in the DLQ afterwards.
+    pub left: usize,
+}
+
+/// Moves up to `max` messages of `<prefix>-<queue>-dlq` back to `<prefix>-<queue>`, each
+/// deleted from the DLQ only once the queue has it.
+pub async fn redrive(
+    sqs: &Sqs,
+    prefix: &str,
+    queue: &str,
+    max: Option<usize>,
+) -> Result<Redrive, Error> {
+    let queue_name = format!("{prefix}-{queue}");
+    let dlq_name = format!("{queue_name}-dlq");
+    let url = |name: String| async move {
+        sqs.get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await
+            .map_err(|e| fail(format!("no queue {name}: {e}")))
+            .and_then(|o| {
+                o.queue_url()
+                    .map(str::to_owned)
+                    .ok_or_else(|| fail("no URL"))
+            })
+    };
+    let queue_url = url(queue_name.clone()).await?;
+    let dlq_url = url(dlq_name.clone()).await?;
+    let policy = queue_attribute(sqs, &queue_url, QueueAttributeName::RedrivePolicy).await?;
+    let dlq_arn = queue_attribute(sqs, &dlq_url, QueueAttributeName::QueueArn).await?;
+    if !policy.contains(&dlq_arn) {
+        return Err(fail(format!(
+            "{queue_name} does not dead-letter to {dlq_name}"
+        )));
+    }
+    let (mut moved, mut failed) = (0, 0);
+    let mut empty_polls = 0;
+    while empty_polls < 2 && max.is_none_or(|m| moved + failed < m) {
+        let want = max.map_or(10, |m| (m - moved - failed).min(10));
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq_url)
+            .max_number_of_messages(i32::try_from(want).unwrap_or(10))
+            .wait_time_seconds(1)
+            .visibility_timeout(60)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        let messages = out.messages();
+        if messages.is_empty() {
+            empty_polls += 1;
+            continue;
+        }
+        empty_polls = 0;
+        let mut entries = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            entries.push(
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(m.body().unwrap_or_default())
+                    .set_message_attributes(m.message_attributes().cloned())
+                    .build()?,
+            );
+        }
+        let sent = sqs
+            .send_message_batch()
+            .queue_url(&queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        failed += sent.failed().len();
+        let mut deletes = Vec::new();
+        for ok in sent.successful() {
+            let i: usize = ok.id().parse().unwrap_or(usize::MAX);
+            if let Some(h) = messages.get(i).and_then(|m| m.receipt_handle()) {
+                deletes.push(
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(ok.id())
+                        .receipt_handle(h)
+                        .build()?,
+                );
+            }
+        }
+        moved += deletes.len();
+        if !deletes.is_empty() {
+            sqs.delete_message_batch()
+                .queue_url(&dlq_url)
+                .set_entries(Some(deletes))
+                .send()
+                .await?;
+        }
+    }
+    let left = queue_attribute(
+        sqs,
+        &dlq_url,
+        QueueAttributeName::ApproximateNumberOfMessages,
+    )
+    .await?
+    .parse()
+    .unwrap_or(0);
+    Ok(Redrive {
+        queue: queue_name,
+        dlq: dlq_name,
+        moved,
+        failed,
+        left,
+    })
+}
+
+// ------------------------------------------------------------------------------------
+// Read models
+// ------------------------------------------------------------------------------------
+
+/// The read models an operator may empty (they rebuild from the archive); nothing else.
+pub const READ_MODELS: &[&str] = &["sales"];
+
+/// The table of read model `model`.
+pub fn read_model_table(prefix: &str, model: &str) -> Result<String, Error> {
+    if READ_MODELS.contains(&model) {
+        Ok(format!("{prefix}-{model}"))
+    } else {
+        Err(fail(format!(
+            "{model} is not a read model; these are: {}",
+            READ_MODELS.join(", ")
+        )))
+    }
+}
+
+/// Deletes every item of `table`; how many.
+pub async fn empty_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<usize, Error> {
+    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+    let described = ddb.describe_table().table_name(table).send().await?;
+    let keys: Vec<String> = described
+        .table()
+        .map(|t| {
+            t.key_schema()
+                .iter()
+                .map(|k| k.attribute_name().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if keys.is_empty() {
+        return Err(fail(format!("{table} has no key schema")));
+    }
+    let mut deleted = 0;
+    let mut start = None;
+    loop {
+        let page = ddb
+            .scan()
+            .table_name(table)
+            .projection_expression(
+                (0..keys.len())
+                    .map(|i| format!("#k{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+            .set_expression_attribute_names(Some(
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| (format!("#k{i}"), k.clone()))
+                    .collect(),
+            ))
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        for chunk in page.items().chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| {
+                    Ok(WriteRequest::builder()
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .set_key(Some(key.clone()))
+                                .build()?,
+                        )
+                        .build())
+                })
+                .collect::<Result<_, Error>>()?;
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                let out = ddb
+                    .batch_write_item()
+                    .request_items(table, requests.clone())
+                    .send()
+                    .await?;
+                let unprocessed = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+                deleted += requests.len() - unprocessed.len();
+                requests = unprocessed;
+                attempt += 1;
+                if !requests.is_empty() {
+                    if attempt > 8 {
+                        return Err(fail(format!("{table}: deletes keep being throttled")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+            }
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(deleted);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> ChronoTime<Utc> {
+        parse_instant(s).unwrap()
+    }
+
+    #[test]
+    fn a_window_needs_both_ends_unless_told() {
+        let (created, now) = (at("2026-11-01T00:00:00Z"), at("2026-11-21T12:00:00Z"));
+        let w = window(
+            Some("2026-11-20"),
+            Some("2026-11-21T06:00:00Z"),
+            false,
+            created,
+            now,
+        )
+        .unwrap();
+        assert_eq!(w.from_ms, at("2026-11-20T00:00:00Z").timestamp_millis());
+        assert_eq!(w.to_ms, at("2026-11-21T06:00:00Z").timestamp_millis());
+        for (from, to) in [
+            (None, Some("2026-11-21")),
+            (Some("2026-11-20"), None),
+            (None, None),
+        ] {
+            let err = window(from, to, false, created, now)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--unbounded"), "{err}");
+        }
+        let all = window(None, None, true, created, now).unwrap();
+        assert_eq!(
+            (all.from_ms, all.to_ms),
+            (created.timestamp_millis(), now.timestamp_millis())
+        );
+    }
+
+    #[test]
+    fn a_window_is_not_empty_and_not_in_the_future() {
+        let (created, now) = (at("2026-11-01T00:00:00Z"), at("2026-11-21T12:00:00Z"));
+        assert!(window(Some("2026-11-21"), Some("2026-11-21"), false, created, now).is_err());
+        assert!(window(Some("2026-11-21"), Some("2026-11-20"), false, created, now).is_err());
+        assert!(window(Some("2026-11-21"), Some("2026-11-22"), false, created, now).is_err());
+        assert!(window(Some("yesterday"), Some("2026-11-21"), false, created, now).is_err());
+    }
+
+    #[test]
+    fn overlaps_need_shared_instants_and_shared_rules() {
+        let w = |a, b| Window {
+            from_ms: a,
+            to_ms: b,
+        };
+        assert!(w(0, 10).overlaps(&w(5, 15)));
+        assert!(w(5, 15).overlaps(&w(0, 10)));
+        assert!(!w(0, 10).overlaps(&w(10, 20)), "the end is exclusive");
+        let (a, b) = ("arn:a".to_owned(), "arn:b".to_owned());
+        assert!(rules_meet(&[], std::slice::from_ref(&b)));
+        assert!(rules_meet(std::slice::from_ref(&a), &[]));
+        assert!(rules_meet(
+            &[a.clone(), b.clone()],
+            std::slice::from_ref(&b)
+        ));
+        assert!(!rules_meet(&[a], &[b]));
+    }
+
+    #[test]
+    fn only_read_models_can_be_emptied() {
+        assert_eq!(
+            read_model_table("commerce", "sales").unwrap(),
+            "commerce-sales"
+        );
+        assert!(read_model_table("commerce", "orders").is_err());
+    }
+
+    #[test]
+    fn the_report_says_what_was_replayed() {
+        let report = ReplayReport {
+            name: "r1".into(),
+            state: "COMPLETED".into(),
+            reason: None,
+            window: Window {
+                from_ms: 0,
+                to_ms: 60_000,
+            },
+            rules: vec!["sales-projection".into()],
+            replayed: BTreeMap::from([
+                ("OrderCancelled".to_owned(), 1),
+                ("OrderConfirmed".to_owned(), 2),
+            ]),
+            seconds: 1.0,
+        };
+        let text = report.render();
+        assert!(text.contains("replay r1: COMPLETED"));
+        assert!(text.contains("events replayed: 3"));
+        assert!(text.contains("OrderConfirmed: 2"));
+        assert!(text.contains("rules: sales-projection"));
+    }
+}
