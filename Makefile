@@ -12,13 +12,14 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install dev test test-unit test-local-tools test-infra test-stack lint build token clean
+.PHONY: help install dev test test-unit test-local-tools test-infra test-stack lint build token ops clean
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:3000 (Ctrl-C stops everything)"
 	@echo "make test   run every test: lint, unit, integration, end-to-end, infra checks"
 	@echo "make build  Lambda zips in target/lambda/<function>/bootstrap.zip"
 	@echo "make token USER_ID=alice [ADMIN=1]   print a local bearer token"
+	@echo "make ops ARGS=\"replay ...\"   commerce-ops against the local stack (README: Replay and redrive)"
 
 install: $(VENV)/.installed local/node/node_modules/.installed
 
@@ -67,6 +68,12 @@ test-stack: install
 build:
 	# Every Lambda of the workspace; commerce-ops (package ops) is the operator's command line, not a Lambda.
 	cargo lambda build --release --output-format zip --locked --workspace --exclude ops --exclude e2e
+
+# The operator's command line against the local stack of `make dev`, e.g.
+# make ops ARGS="redrive --queue notifications"
+ops:
+	AWS_ENDPOINT_URL=http://127.0.0.1:$${MOTO_PORT:-5000} AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test cargo run -q -p ops --bin commerce-ops -- $(ARGS)
 
 token: install
 	@$(PY) local/mint_token.py $(USER_ID) $(if $(ADMIN),--admin,)
