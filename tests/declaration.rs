@@ -4,82 +4,10 @@
 //! read by its code through the declared variable, and Terraform reads the declaration.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use e2e::{declaration, root, workspace_binaries};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn declaration() -> Value {
-    let text = std::fs::read_to_string(root().join("infra/declaration.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-/// Binaries of the function crates, from `cargo metadata`: name → (package, source path).
-fn workspace_binaries() -> BTreeMap<String, (String, PathBuf)> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let functions_dir = root().join("functions");
-    // Declared tools (the operator's command line) are binaries, not Lambdas.
-    let tools = declaration()["tools"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let mut bins = BTreeMap::new();
-    for package in meta["packages"].as_array().unwrap() {
-        let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());
-        if !manifest.starts_with(&functions_dir) {
-            continue;
-        }
-        for target in package["targets"].as_array().unwrap() {
-            let name = target["name"].as_str().unwrap();
-            if let Some(tool) = tools.get(name) {
-                assert_eq!(
-                    tool["package"], package["name"],
-                    "tool {name} is built by another package than declared"
-                );
-                continue;
-            }
-            if target["kind"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|k| k == "bin")
-            {
-                bins.insert(
-                    target["name"].as_str().unwrap().to_owned(),
-                    (
-                        package["name"].as_str().unwrap().to_owned(),
-                        PathBuf::from(target["src_path"].as_str().unwrap()),
-                    ),
-                );
-            }
-        }
-    }
-    bins
-}
+use std::collections::BTreeSet;
+use std::path::Path;
 
 /// The route a binary says it serves: its first doc line starts with `` `METHOD /path` ``.
 fn route_named_in(src: &Path) -> Option<String> {

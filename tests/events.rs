@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use e2e::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 #[tokio::test]
@@ -19,11 +19,7 @@ async fn every_published_event_matches_its_schema() {
         .post(format!("{}/orders", api_url()))
         .bearer_auth(token(&user, false))
         .header("idempotency-key", "events")
-        .json(&json!({
-            "items": [{"sku": sku, "quantity": 1}],
-            "shipping": {"name": "N", "line1": "L", "city": "C", "postal_code": "P", "country": "US"},
-            "payment": {"token": "tok_visa"}
-        }))
+        .json(&order_body(&[(&sku, 1)], "tok_visa"))
         .send()
         .await
         .unwrap();

@@ -35,6 +35,7 @@
 //! `table-stream:<t>`, `kms-key:tables`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use e2e::root;
 use hcl::expr::{
     BinaryOperator, Expression, ForExpr, FuncCall, ObjectKey, Operation, Traversal,
     TraversalOperator, UnaryOperator,
@@ -44,21 +45,12 @@ use hcl::{Block, Body, Structure, Template};
 use serde_json::{Map, Value, json};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
 // ---------------------------------------------------------------------------------------
 // Sources: the files of infra/ as text, so negative tests can mutate copies.
 // ---------------------------------------------------------------------------------------
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// Every file of `infra/` the checks read, by path relative to `infra/`: the Terraform of
 /// the root and of each module, the declaration and the state machine templates.
@@ -1350,50 +1342,11 @@ fn classify(r: &str) -> Reach {
 // Check: one Lambda per declared function, one binary per Lambda.
 // ---------------------------------------------------------------------------------------
 
-/// Binaries of the function crates (as tests/declaration.rs finds them).
+/// The Lambda binaries of the function crates (declared tools left out).
 fn function_binaries() -> BTreeSet<String> {
     static BINS: OnceLock<BTreeSet<String>> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "metadata",
-                "--format-version",
-                "1",
-                "--no-deps",
-                "--offline",
-            ])
-            .current_dir(root())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let functions_dir = root().join("functions");
-        let mut bins = BTreeSet::new();
-        for package in meta["packages"].as_array().unwrap() {
-            if !PathBuf::from(package["manifest_path"].as_str().unwrap())
-                .starts_with(&functions_dir)
-            {
-                continue;
-            }
-            for target in package["targets"].as_array().unwrap() {
-                if target["kind"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|k| k == "bin")
-                {
-                    bins.insert(target["name"].as_str().unwrap().to_owned());
-                }
-            }
-        }
-        bins
-    })
-    .clone()
+    BINS.get_or_init(|| e2e::workspace_binaries().into_keys().collect())
+        .clone()
 }
 
 /// The root module passes the declaration file to every regional and global module; the
@@ -1402,15 +1355,6 @@ fn function_binaries() -> BTreeSet<String> {
 fn check_lambdas(infra: &Infra, binaries: &BTreeSet<String>) -> Vec<String> {
     let mut v = Vec::new();
     let declared: BTreeSet<String> = infra.functions().keys().cloned().collect();
-    // Declared tools (the operator's command line) are binaries, not Lambdas.
-    let tools: BTreeSet<String> = infra
-        .declaration
-        .get("tools")
-        .and_then(Value::as_object)
-        .map(|t| t.keys().cloned().collect())
-        .unwrap_or_default();
-    let binaries: BTreeSet<String> = binaries.difference(&tools).cloned().collect();
-    let binaries = &binaries;
 
     match infra.root_module(&[PRIMARY, SECONDARY, THIRD]) {
         Err(e) => v.push(format!("root module: {e}")),

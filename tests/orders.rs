@@ -7,14 +7,6 @@ use e2e::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn order_body(lines: &[(&str, u32)]) -> Value {
-    json!({
-        "items": lines.iter().map(|(s, q)| json!({"sku": s, "quantity": q})).collect::<Vec<_>>(),
-        "shipping": {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
-        "payment": {"token": "tok_visa"}
-    })
-}
-
 async fn place(user: &str, key: &str, body: &Value) -> reqwest::Response {
     http()
         .post(format!("{}/orders", api_url()))
@@ -67,7 +59,12 @@ async fn a_customer_places_an_order_priced_exactly_and_reads_and_lists_it() {
     create_product(&tea, "0.10", "EUR", 100).await;
     let user = fresh_user_id();
 
-    let res = place(&user, "k1", &order_body(&[(&mug, 3), (&tea, 3)])).await;
+    let res = place(
+        &user,
+        "k1",
+        &order_body(&[(&mug, 3), (&tea, 3)], "tok_visa"),
+    )
+    .await;
     assert_eq!(res.status(), 202);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let order: Value = res.json().await.unwrap();
@@ -140,7 +137,12 @@ async fn orders_list_newest_first_across_pages() {
     let user = fresh_user_id();
     let mut placed = Vec::new();
     for i in 0..3 {
-        let res = place(&user, &format!("page-{i}"), &order_body(&[(&sku, 1)])).await;
+        let res = place(
+            &user,
+            &format!("page-{i}"),
+            &order_body(&[(&sku, 1)], "tok_visa"),
+        )
+        .await;
         let o: Value = res.json().await.unwrap();
         placed.push(o["order_id"].as_str().unwrap().to_owned());
     }
@@ -192,7 +194,7 @@ async fn the_same_key_and_body_twice_is_one_order_and_one_event() {
     let sku = fresh_sku("IDM");
     create_product(&sku, "5.00", "EUR", 10).await;
     let user = fresh_user_id();
-    let body = order_body(&[(&sku, 2)]);
+    let body = order_body(&[(&sku, 2)], "tok_visa");
 
     let first = place(&user, "same-key", &body).await;
     assert_eq!(first.status(), 202);
@@ -213,7 +215,7 @@ async fn the_same_key_and_body_twice_is_one_order_and_one_event() {
     );
 
     // The same key with another body is refused, and changes nothing.
-    let other = place(&user, "same-key", &order_body(&[(&sku, 3)])).await;
+    let other = place(&user, "same-key", &order_body(&[(&sku, 3)], "tok_visa")).await;
     let p = assert_problem(other, 422).await;
     assert!(p["detail"].as_str().unwrap().contains("Idempotency-Key"));
     assert_eq!(orders_in_table(&user).await.len(), 1);
@@ -229,7 +231,7 @@ async fn twenty_concurrent_requests_with_one_key_make_exactly_one_order() {
     let sku = fresh_sku("RACE");
     create_product(&sku, "2.50", "EUR", 100).await;
     let user = fresh_user_id();
-    let body = order_body(&[(&sku, 1)]);
+    let body = order_body(&[(&sku, 1)], "tok_visa");
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (user, body) = (user.clone(), body.clone());
@@ -276,7 +278,7 @@ async fn a_request_still_in_progress_is_409_with_retry_after_until_its_lease_run
     let sku = fresh_sku("LSE");
     create_product(&sku, "1.00", "EUR", 5).await;
     let user = fresh_user_id();
-    let body = order_body(&[(&sku, 1)]);
+    let body = order_body(&[(&sku, 1)], "tok_visa");
     let now = chrono::Utc::now();
     let record = |lease_until: i64| {
         shared::dynamo::to_item(&json!({
@@ -328,7 +330,7 @@ async fn order_placed_reaches_the_bus_through_the_outbox_valid_and_correlated() 
     let sku = fresh_sku("OUT");
     create_product(&sku, "19.90", "CHF", 5).await;
     let user = fresh_user_id();
-    let res = place(&user, "outbox-key", &order_body(&[(&sku, 2)])).await;
+    let res = place(&user, "outbox-key", &order_body(&[(&sku, 2)], "tok_visa")).await;
     assert_eq!(res.status(), 202);
     let order: Value = res.json().await.unwrap();
     let id = order["order_id"].as_str().unwrap();
@@ -365,7 +367,7 @@ async fn every_intake_refusal_is_a_problem_document_and_stores_nothing() {
     let res = http()
         .post(format!("{}/orders", api_url()))
         .bearer_auth(token(&user, false))
-        .json(&order_body(&[(&sku, 1)]))
+        .json(&order_body(&[(&sku, 1)], "tok_visa"))
         .send()
         .await
         .unwrap();
@@ -373,22 +375,31 @@ async fn every_intake_refusal_is_a_problem_document_and_stores_nothing() {
         assert_problem(res, 400).await["errors"][0]["field"],
         "Idempotency-Key"
     );
-    let p = assert_problem(place(&user, "e1", &order_body(&[(&sku, 0)])).await, 400).await;
+    let p = assert_problem(
+        place(&user, "e1", &order_body(&[(&sku, 0)], "tok_visa")).await,
+        400,
+    )
+    .await;
     assert_eq!(p["errors"][0]["field"], "items[0].quantity");
     let p = assert_problem(
-        place(&user, "e2", &order_body(&[(&sku, 1), (&sku, 1)])).await,
+        place(
+            &user,
+            "e2",
+            &order_body(&[(&sku, 1), (&sku, 1)], "tok_visa"),
+        )
+        .await,
         400,
     )
     .await;
     assert_eq!(p["errors"][0]["field"], "items[1].sku");
-    let p = assert_problem(place(&user, "e3", &order_body(&[])).await, 400).await;
+    let p = assert_problem(place(&user, "e3", &order_body(&[], "tok_visa")).await, 400).await;
     assert_eq!(p["errors"][0]["field"], "items");
-    let mut body = order_body(&[(&sku, 1)]);
+    let mut body = order_body(&[(&sku, 1)], "tok_visa");
     body["shipping"]["country"] = json!("gb");
     body["coupon"] = json!("FREE");
     let p = assert_problem(place(&user, "e4", &body).await, 400).await;
     assert_eq!(p["errors"][0]["field"], "coupon");
-    let mut body = order_body(&[(&sku, 1)]);
+    let mut body = order_body(&[(&sku, 1)], "tok_visa");
     body["shipping"]["country"] = json!("gb");
     let p = assert_problem(place(&user, "e5", &body).await, 400).await;
     assert_eq!(p["errors"][0]["field"], "shipping.country");
@@ -396,25 +407,43 @@ async fn every_intake_refusal_is_a_problem_document_and_stores_nothing() {
     // 404 unknown sku, 409 not enough stock, 422 mixed currencies.
     let missing = fresh_sku("NONE");
     let p = assert_problem(
-        place(&user, "e6", &order_body(&[(&sku, 1), (&missing, 1)])).await,
+        place(
+            &user,
+            "e6",
+            &order_body(&[(&sku, 1), (&missing, 1)], "tok_visa"),
+        )
+        .await,
         404,
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains(&missing));
-    assert_problem(place(&user, "e7", &order_body(&[(&sku, 3)])).await, 409).await;
     assert_problem(
-        place(&user, "e8", &order_body(&[(&euro, 1), (&dollar, 1)])).await,
+        place(&user, "e7", &order_body(&[(&sku, 3)], "tok_visa")).await,
+        409,
+    )
+    .await;
+    assert_problem(
+        place(
+            &user,
+            "e8",
+            &order_body(&[(&euro, 1), (&dollar, 1)], "tok_visa"),
+        )
+        .await,
         422,
     )
     .await;
 
     // A refusal is the key's answer: the same request gets it again; a new key for the
     // fixed request goes through; the refused key with another body is a 422.
-    let again = place(&user, "e7", &order_body(&[(&sku, 3)])).await;
+    let again = place(&user, "e7", &order_body(&[(&sku, 3)], "tok_visa")).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_problem(again, 409).await;
-    assert_problem(place(&user, "e7", &order_body(&[(&sku, 2)])).await, 422).await;
-    let res = place(&user, "e10", &order_body(&[(&sku, 2)])).await;
+    assert_problem(
+        place(&user, "e7", &order_body(&[(&sku, 2)], "tok_visa")).await,
+        422,
+    )
+    .await;
+    let res = place(&user, "e10", &order_body(&[(&sku, 2)], "tok_visa")).await;
     assert_eq!(res.status(), 202);
     assert_eq!(
         orders_in_table(&user).await.len(),
@@ -496,12 +525,12 @@ async fn every_intake_refusal_is_a_problem_document_and_stores_nothing() {
     let res = http()
         .post(format!("{}/orders", api_url()))
         .header("idempotency-key", "x")
-        .json(&order_body(&[(&sku, 1)]))
+        .json(&order_body(&[(&sku, 1)], "tok_visa"))
         .send()
         .await
         .unwrap();
     assert_problem(res, 401).await;
-    let mut huge = order_body(&[(&sku, 1)]);
+    let mut huge = order_body(&[(&sku, 1)], "tok_visa");
     huge["shipping"]["line1"] = json!("x".repeat(70 * 1024));
     assert_problem(place(&user, "e9", &huge).await, 413).await;
 }

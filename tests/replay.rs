@@ -13,7 +13,7 @@ mod saga_support;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use e2e::*;
-use saga_support::wait_for;
+use saga_support::{SAGA_WAIT as WAIT, place_lines, wait_for};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const WAIT: Duration = Duration::from_secs(120);
+/// The queues of the consumers a replay reaches.
+const CONSUMERS: [&str; 3] = ["sales-projection", "notifications", "order-placed"];
 
 /// Runs `commerce-ops` (built by `make test` before the tests) with the stack's settings.
 fn ops(args: &[&str]) -> (bool, String) {
@@ -50,43 +51,6 @@ fn ops(args: &[&str]) -> (bool, String) {
 
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Places an order of `lines` for `user`, paid with `token`.
-async fn place(user: &str, lines: &[(&str, u32)], token: &str) -> String {
-    let items: Vec<Value> = lines
-        .iter()
-        .map(|(sku, q)| json!({"sku": sku, "quantity": q}))
-        .collect();
-    let res = http()
-        .post(format!("{}/orders", api_url()))
-        .bearer_auth(e2e::token(user, false))
-        .header("idempotency-key", ulid::Ulid::new().to_string())
-        .json(&json!({
-            "items": items,
-            "shipping": {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"},
-            "payment": {"token": token}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let order: Value = res.json().await.unwrap();
-    order["order_id"].as_str().unwrap().to_owned()
-}
-
-async fn cancel(user: &str, order_id: &str) {
-    let res = http()
-        .post(format!("{}/orders/{order_id}/cancel", api_url()))
-        .bearer_auth(e2e::token(user, false))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        res.status().is_success(),
-        "cancel answered {}",
-        res.status()
-    );
 }
 
 /// `GET /analytics/sales` for `sku` over yesterday..tomorrow (UTC), as an admin.
@@ -162,24 +126,11 @@ async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&aws().await)
 }
 
-async fn queue_url(name: &str) -> String {
-    sqs()
-        .await
-        .get_queue_url()
-        .queue_name(queue(name))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap()
-}
-
-/// Messages in a queue, visible and in flight.
-async fn depth(name: &str) -> u64 {
-    let attrs = sqs()
-        .await
+/// Messages in the queue `name`, visible and in flight.
+async fn depth(sqs: &aws_sdk_sqs::Client, name: &str) -> u64 {
+    let attrs = sqs
         .get_queue_attributes()
-        .queue_url(queue_url(name).await)
+        .queue_url(queue_url(sqs, name).await)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
         .send()
@@ -197,12 +148,13 @@ async fn depth(name: &str) -> u64 {
 
 /// Waits until the consumers' queues are empty, twice in a row a second apart.
 async fn drained(queues: &[&str]) {
+    let sqs = sqs().await;
     let started = Instant::now();
     let mut empty_in_a_row = 0;
     while empty_in_a_row < 2 {
         let mut total = 0;
         for q in queues {
-            total += depth(q).await;
+            total += depth(&sqs, q).await;
         }
         empty_in_a_row = if total == 0 { empty_in_a_row + 1 } else { 0 };
         assert!(started.elapsed() < WAIT, "queues {queues:?} not drained");
@@ -291,12 +243,17 @@ async fn a_replay_rebuilds_the_sales_read_model_and_tells_no_customer_twice() {
     let user = fresh_user_id();
 
     // Confirmed; confirmed then cancelled; rejected.
-    let kept = place(&user, &[(&a, 2), (&b, 3)], "tok_visa").await;
-    let cancelled = place(&user, &[(&a, 1)], "tok_visa").await;
-    let rejected = place(&user, &[(&b, 1)], "tok_declined").await;
+    let kept = place_lines(&user, &[(&a, 2), (&b, 3)], "tok_visa").await;
+    let cancelled = place_lines(&user, &[(&a, 1)], "tok_visa").await;
+    let rejected = place_lines(&user, &[(&b, 1)], "tok_declined").await;
     wait_for(&user, &kept, &["CONFIRMED"]).await;
     wait_for(&user, &cancelled, &["CONFIRMED"]).await;
-    cancel(&user, &cancelled).await;
+    let res = cancel_order(&cancelled, &e2e::token(&user, false)).await;
+    assert!(
+        res.status().is_success(),
+        "cancel answered {}",
+        res.status()
+    );
     wait_for(&user, &cancelled, &["CANCELLED"]).await;
     wait_for(&user, &rejected, &["REJECTED"]).await;
 
@@ -335,7 +292,7 @@ async fn a_replay_rebuilds_the_sales_read_model_and_tells_no_customer_twice() {
     .map(|(o, k)| (o.clone(), k.to_owned()))
     .collect();
     assert_eq!(kinds, expected_kinds);
-    drained(&["sales-projection", "notifications", "order-placed"]).await;
+    drained(&CONSUMERS).await;
 
     // Empty the read model: the report has nothing.
     let (ok, out) = ops(&["empty-read-model", "sales"]);
@@ -363,7 +320,7 @@ async fn a_replay_rebuilds_the_sales_read_model_and_tells_no_customer_twice() {
     assert!(ok && out.contains("COMPLETED"), "{out}");
     let first = replay_name(&out);
     assert!(replayed_count(&out) >= 12, "{out}");
-    drained(&["sales-projection", "notifications", "order-placed"]).await;
+    drained(&CONSUMERS).await;
     let rebuilt = wait_for_sales(&skus, &expected).await;
     assert_eq!(rebuilt, before, "the rebuilt read model differs");
 
@@ -393,7 +350,7 @@ async fn a_replay_rebuilds_the_sales_read_model_and_tells_no_customer_twice() {
     assert!(ok && out.contains("COMPLETED"), "{out}");
     let second = replay_name(&out);
     assert_ne!(first, second);
-    drained(&["sales-projection", "notifications", "order-placed"]).await;
+    drained(&CONSUMERS).await;
     for (event_id, kind, _) in &told {
         if kind == "order-confirmed" {
             assert!(handled_in_replay("sales-projection", &second, event_id).await);
@@ -405,51 +362,26 @@ async fn a_replay_rebuilds_the_sales_read_model_and_tells_no_customer_twice() {
 
 /// A rule `commerce-<name>` on the bus, for OrderConfirmed, into a queue of the same name.
 async fn listener(name: &str) {
-    let sdk = aws().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let url = sqs
-        .create_queue()
-        .queue_name(queue(name))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    events
-        .put_rule()
-        .name(queue(name))
-        .event_bus_name("commerce")
-        .event_pattern(
-            json!({"source": ["commerce.orders"], "detail-type": ["OrderConfirmed"]}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule(queue(name))
-        .event_bus_name("commerce")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let pattern = json!({"source": ["commerce.orders"], "detail-type": ["OrderConfirmed"]});
+    listen_to_bus_with(name, &queue(name), pattern).await;
+}
+
+/// The events of `orders` that replay `replay` delivered to the listener `queue_name`,
+/// once at least `at_least` are there (the emulator's replay is done when the command ends).
+async fn replayed_to(
+    queue_name: &str,
+    replay: &str,
+    orders: &[String],
+    at_least: usize,
+) -> Vec<Value> {
+    let (replay, orders) = (replay.to_owned(), orders.to_vec());
+    events_on_queue(queue_name, at_least, Duration::from_secs(10), move |e| {
+        e["replay-name"] == replay.as_str()
+            && orders
+                .iter()
+                .any(|o| e["detail"]["data"]["order_id"] == o.as_str())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -466,12 +398,12 @@ async fn a_window_replays_only_its_events_and_a_rule_filter_only_to_that_rule() 
     create_product(&sku, "4.00", "EUR", 10).await;
     let user = fresh_user_id();
     let from = chrono::Utc::now() - chrono::Duration::seconds(1);
-    let early = place(&user, &[(&sku, 1)], "tok_visa").await;
+    let early = place_lines(&user, &[(&sku, 1)], "tok_visa").await;
     wait_for(&user, &early, &["CONFIRMED"]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let middle = chrono::Utc::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let late = place(&user, &[(&sku, 1)], "tok_visa").await;
+    let late = place_lines(&user, &[(&sku, 1)], "tok_visa").await;
     wait_for(&user, &late, &["CONFIRMED"]).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -489,19 +421,7 @@ async fn a_window_replays_only_its_events_and_a_rule_filter_only_to_that_rule() 
     assert!(ok && out.contains("COMPLETED"), "{out}");
     let name = replay_name(&out);
     let ours = [early.clone(), late.clone()];
-    let replayed_to = |q: &str| {
-        let (q, name, ours) = (q.to_owned(), name.clone(), ours.clone());
-        async move {
-            events_on_queue(&q, 0, Duration::from_secs(4), move |e| {
-                e["replay-name"] == name.as_str()
-                    && ours
-                        .iter()
-                        .any(|o| e["detail"]["data"]["order_id"] == o.as_str())
-            })
-            .await
-        }
-    };
-    let first = replayed_to(&first_rule).await;
+    let first = replayed_to(&first_rule, &name, &ours, 0).await;
     let orders: Vec<&str> = first
         .iter()
         .map(|e| e["detail"]["data"]["order_id"].as_str().unwrap())
@@ -512,7 +432,7 @@ async fn a_window_replays_only_its_events_and_a_rule_filter_only_to_that_rule() 
         "the window holds the early order only"
     );
     assert!(
-        replayed_to(&second_rule).await.is_empty(),
+        replayed_to(&second_rule, &name, &ours, 0).await.is_empty(),
         "the filter excludes the second rule"
     );
 
@@ -532,14 +452,7 @@ async fn a_window_replays_only_its_events_and_a_rule_filter_only_to_that_rule() 
     assert!(ok, "{out}");
     let name = replay_name(&out);
     for q in [&first_rule, &second_rule] {
-        let (n, ours) = (name.clone(), ours.clone());
-        let got = events_on_queue(q, 2, Duration::from_secs(10), move |e| {
-            e["replay-name"] == n.as_str()
-                && ours
-                    .iter()
-                    .any(|o| e["detail"]["data"]["order_id"] == o.as_str())
-        })
-        .await;
+        let got = replayed_to(q, &name, &ours, 2).await;
         assert_eq!(got.len(), 2, "{q}: {got:?}");
     }
 }
@@ -548,7 +461,7 @@ async fn a_window_replays_only_its_events_and_a_rule_filter_only_to_that_rule() 
 async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_once() {
     let _one = ONE_AT_A_TIME.lock().await;
     let sqs = sqs().await;
-    let url = queue_url("notifications").await;
+    let url = queue_url(&sqs, "notifications").await;
     let event_id = ulid::Ulid::new().to_string();
     let order_id = ulid::Ulid::new().to_string();
     let good = json!({
@@ -571,7 +484,7 @@ async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_o
             .build()
             .unwrap()
     };
-    let dlq_before = depth("notifications-dlq").await;
+    let dlq_before = depth(&sqs, "notifications-dlq").await;
     let sent = sqs
         .send_message_batch()
         .queue_url(&url)
@@ -585,7 +498,7 @@ async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_o
     // The poison ends in the DLQ after the queue's max receives (3, a few seconds apart).
     let ours: BTreeSet<String> = [order_id.clone()].into();
     let started = Instant::now();
-    while depth("notifications-dlq").await < dlq_before + 1 {
+    while depth(&sqs, "notifications-dlq").await < dlq_before + 1 {
         assert!(
             started.elapsed() < WAIT,
             "the poison message never reached the DLQ"
@@ -608,12 +521,12 @@ async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_o
     assert!(out.contains(&format!("moved {moved} message(s)")), "{out}");
     assert!(out.contains("0 failed"), "{out}");
     assert_eq!(
-        depth("notifications-dlq").await,
+        depth(&sqs, "notifications-dlq").await,
         0,
         "the DLQ is empty right after"
     );
     let started = Instant::now();
-    while depth("notifications-dlq").await < moved {
+    while depth(&sqs, "notifications-dlq").await < moved {
         assert!(
             started.elapsed() < WAIT,
             "the redriven message did not come back"
@@ -622,7 +535,7 @@ async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_o
     }
     let back = sqs
         .receive_message()
-        .queue_url(queue_url("notifications-dlq").await)
+        .queue_url(queue_url(&sqs, "notifications-dlq").await)
         .max_number_of_messages(10)
         .send()
         .await

@@ -219,10 +219,15 @@ async fn a_fraud_denial_voids_releases_and_rejects() {
     assert_invariants(&p, &o).await;
 }
 
+/// An admin's review decision.
 async fn review(order_id: &str, decision: &str) -> reqwest::Response {
+    review_as(order_id, decision, &e2e::token(&fresh_admin_id(), true)).await
+}
+
+async fn review_as(order_id: &str, decision: &str, bearer: &str) -> reqwest::Response {
     http()
         .post(format!("{}/orders/{order_id}/review", api_url()))
-        .bearer_auth(e2e::token(&fresh_admin_id(), true))
+        .bearer_auth(bearer)
         .json(&json!({"decision": decision}))
         .send()
         .await
@@ -244,13 +249,7 @@ async fn an_order_held_for_review_is_confirmed_when_approved() {
         payment(&p.user, &p.order_id).await.unwrap()["status"],
         "AUTHORIZED"
     );
-    let res = http()
-        .post(format!("{}/orders/{}/review", api_url(), p.order_id))
-        .bearer_auth(e2e::token(&p.user, false))
-        .json(&json!({"decision": "approve"}))
-        .send()
-        .await
-        .unwrap();
+    let res = review_as(&p.order_id, "approve", &e2e::token(&p.user, false)).await;
     assert_problem(res, 403).await;
     assert_eq!(review(&p.order_id, "approve").await.status(), 202);
     let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
@@ -323,8 +322,8 @@ async fn a_confirmed_order_cancelled_is_refunded_and_restocked() {
     let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
     assert_eq!(o["status"], "CONFIRMED", "{o}");
     let cancel = |bearer: String| {
-        let url = format!("{}/orders/{}/cancel", api_url(), p.order_id);
-        async move { http().post(url).bearer_auth(bearer).send().await.unwrap() }
+        let order_id = p.order_id.clone();
+        async move { cancel_order(&order_id, &bearer).await }
     };
     assert_problem(cancel(e2e::token(&fresh_user_id(), false)).await, 403).await;
     let res = cancel(e2e::token(&p.user, false)).await;
@@ -357,11 +356,6 @@ async fn a_confirmed_order_cancelled_is_refunded_and_restocked() {
     // A rejected order cannot be cancelled.
     let r = place("10.00", 1, 1, "tok_declined").await;
     wait_for(&r.user, &r.order_id, &["REJECTED"]).await;
-    let res = http()
-        .post(format!("{}/orders/{}/cancel", api_url(), r.order_id))
-        .bearer_auth(e2e::token(&r.user, false))
-        .send()
-        .await
-        .unwrap();
+    let res = cancel_order(&r.order_id, &e2e::token(&r.user, false)).await;
     assert_problem(res, 409).await;
 }

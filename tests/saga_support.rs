@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use e2e::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 pub const SAGA_WAIT: Duration = Duration::from_secs(120);
@@ -29,15 +29,16 @@ pub async fn place(price: &str, stock: i64, quantity: u32, token: &str) -> Place
 }
 
 pub async fn place_for(user: &str, sku: &str, quantity: u32, token: &str) -> String {
+    place_lines(user, &[(sku, quantity)], token).await
+}
+
+/// Places an order of `lines` (sku, quantity) for `user`, paid with `token`, answered 202.
+pub async fn place_lines(user: &str, lines: &[(&str, u32)], token: &str) -> String {
     let res = http()
         .post(format!("{}/orders", api_url()))
         .bearer_auth(e2e::token(user, false))
         .header("idempotency-key", ulid::Ulid::new().to_string())
-        .json(&json!({
-            "items": [{"sku": sku, "quantity": quantity}],
-            "shipping": {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"},
-            "payment": {"token": token}
-        }))
+        .json(&order_body(lines, token))
         .send()
         .await
         .unwrap();

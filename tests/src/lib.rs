@@ -8,6 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Base URL of the local gateway (`LOCAL_API_URL`, set by `local/stack.py`).
 pub fn api_url() -> String {
@@ -170,9 +173,39 @@ pub async fn create_product(sku: &str, amount: &str, currency: &str, on_hand: i6
     res.json().await.unwrap()
 }
 
+/// An order request for `lines` (sku, quantity), paid with `token`.
+pub fn order_body(lines: &[(&str, u32)], token: &str) -> Value {
+    json!({
+        "items": lines.iter().map(|(s, q)| json!({"sku": s, "quantity": q})).collect::<Vec<_>>(),
+        "shipping": {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
+        "payment": {"token": token}
+    })
+}
+
+/// `POST /orders/{order_id}/cancel` as `bearer`.
+pub async fn cancel_order(order_id: &str, bearer: &str) -> reqwest::Response {
+    http()
+        .post(format!("{}/orders/{order_id}/cancel", api_url()))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Physical queue name as the local stack provisions it.
 pub fn queue(name: &str) -> String {
     format!("commerce-{name}")
+}
+
+/// The URL of the queue the local stack names `<prefix>-<name>`.
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.get_queue_url()
+        .queue_name(queue(name))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
 }
 
 /// Collects the messages of a queue that several tests of one binary read at once:
@@ -188,14 +221,7 @@ pub async fn events_on_queue(
     wanted: impl Fn(&Value) -> bool,
 ) -> Vec<Value> {
     let sqs = aws_sdk_sqs::Client::new(&aws().await);
-    let url = sqs
-        .get_queue_url()
-        .queue_name(queue(queue_name))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let url = queue_url(&sqs, queue_name).await;
     let started = std::time::Instant::now();
     let mut settled_at: Option<std::time::Instant> = None;
     loop {
@@ -257,6 +283,19 @@ pub fn assert_valid_event(event: &Value) {
 /// Subscribes a queue of the tests' own (`<prefix>-<name>`) to every event on the bus,
 /// as an operator would to watch it. Consumers' queues are theirs: tests read this one.
 pub async fn listen_to_bus(name: &str) {
+    let sources = [
+        "commerce.orders",
+        "commerce.inventory",
+        "commerce.payments",
+        "commerce.fraud",
+        "commerce.users",
+    ];
+    listen_to_bus_with(name, name, json!({"source": sources})).await;
+}
+
+/// Subscribes the tests' queue `<prefix>-<name>` to the events matching `pattern`, through
+/// the rule `rule` on the bus.
+pub async fn listen_to_bus_with(name: &str, rule: &str, pattern: Value) {
     let sdk = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let events = aws_sdk_eventbridge::Client::new(&sdk);
@@ -276,24 +315,17 @@ pub async fn listen_to_bus(name: &str) {
         .await
         .unwrap();
     let arn = attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    let sources = [
-        "commerce.orders",
-        "commerce.inventory",
-        "commerce.payments",
-        "commerce.fraud",
-        "commerce.users",
-    ];
     events
         .put_rule()
-        .name(name)
+        .name(rule)
         .event_bus_name("commerce")
-        .event_pattern(json!({"source": sources}).to_string())
+        .event_pattern(pattern.to_string())
         .send()
         .await
         .unwrap();
     events
         .put_targets()
-        .rule(name)
+        .rule(rule)
         .event_bus_name("commerce")
         .targets(
             aws_sdk_eventbridge::types::Target::builder()
@@ -305,4 +337,79 @@ pub async fn listen_to_bus(name: &str) {
         .send()
         .await
         .unwrap();
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `infra/declaration.json`.
+pub fn declaration() -> Value {
+    let text = std::fs::read_to_string(root().join("infra/declaration.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The Lambda binaries of the function crates, from `cargo metadata`: name → (package,
+/// source path). Declared tools (the operator's command line) are left out: they are
+/// binaries, not Lambdas, and must be built by the package the declaration names.
+pub fn workspace_binaries() -> BTreeMap<String, (String, PathBuf)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let functions_dir = root().join("functions");
+    let tools = declaration()["tools"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut bins = BTreeMap::new();
+    for package in meta["packages"].as_array().unwrap() {
+        let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());
+        if !manifest.starts_with(&functions_dir) {
+            continue;
+        }
+        for target in package["targets"].as_array().unwrap() {
+            let name = target["name"].as_str().unwrap();
+            if let Some(tool) = tools.get(name) {
+                assert_eq!(
+                    tool["package"], package["name"],
+                    "tool {name} is built by another package than declared"
+                );
+                continue;
+            }
+            if target["kind"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k == "bin")
+            {
+                bins.insert(
+                    target["name"].as_str().unwrap().to_owned(),
+                    (
+                        package["name"].as_str().unwrap().to_owned(),
+                        PathBuf::from(target["src_path"].as_str().unwrap()),
+                    ),
+                );
+            }
+        }
+    }
+    bins
 }
