@@ -5,7 +5,8 @@
 //! the emulator and nothing here knows whether it runs locally or in AWS.
 
 use crate::metrics::DynamoDbRequestCounter;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 
 /// Loads the shared SDK configuration from the environment.
 pub async fn sdk_config() -> SdkConfig {

@@ -36,9 +36,13 @@ pub fn optional(name: &'static str) -> Option<String> {
 }
 
 /// The name this function runs under: Lambda's `AWS_LAMBDA_FUNCTION_NAME`, which
-/// cargo lambda watch sets to the binary name locally.
-pub fn function_name() -> String {
-    optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "unknown".to_owned())
+/// cargo lambda watch sets to the binary name locally. Read once per cold start; every
+/// invocation's span and metrics line carries it.
+pub fn function_name() -> &'static str {
+    static NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "unknown".to_owned())
+    });
+    &NAME
 }
 
 #[cfg(test)]

@@ -26,25 +26,21 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessa
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::Deserialize;
 use std::future::Future;
+use tracing::Instrument;
 
-/// An EventBridge event as a rule delivers it to an SQS queue.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BusEvent {
-    /// EventBridge's id of this delivery (a replay gives each event a new one).
-    pub id: String,
+/// An EventBridge event as a rule delivers it to an SQS queue: the fields consumers use.
+#[derive(Debug, Deserialize)]
+struct BusEvent {
     /// `commerce.<service>`.
-    pub source: String,
+    source: String,
     /// The event's name.
     #[serde(rename = "detail-type")]
-    pub detail_type: String,
-    /// The event's time (for ours, `metadata.occurred_at`).
-    #[serde(default)]
-    pub time: Option<String>,
+    detail_type: String,
     /// Set on events an archive replay sends: the replay's name.
     #[serde(rename = "replay-name", default)]
-    pub replay_name: Option<String>,
+    replay_name: Option<String>,
     /// Our envelope.
-    pub detail: serde_json::Value,
+    detail: serde_json::Value,
 }
 
 /// The envelope with its `data` not yet typed.
@@ -108,7 +104,7 @@ impl Delivery {
                 self.source
             )));
         }
-        let data = serde_json::from_value(self.data.clone())
+        let data = T::deserialize(&self.data)
             .map_err(|e| ConsumerError::Poison(format!("{} data: {e}", T::NAME)))?;
         Ok(Envelope {
             metadata: self.metadata.clone(),
@@ -140,7 +136,7 @@ pub enum ConsumerError {
 
 impl From<StoreError> for ConsumerError {
     fn from(e: StoreError) -> Self {
-        Self::Transient(e.to_string())
+        Self::Transient(crate::problem::error_chain(&e))
     }
 }
 
@@ -166,7 +162,7 @@ pub struct Dedupe {
 
 /// How one message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+enum Outcome {
     /// The handler ran and its effect committed.
     Handled,
     /// This consumer handled the event before (same delivery stream): nothing done.
@@ -180,15 +176,17 @@ impl Dedupe {
         Self { client, store }
     }
 
-    /// From the SDK settings and `IDEMPOTENCY_TABLE`.
-    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
-        let table = crate::config::required("IDEMPOTENCY_TABLE")?;
-        let client = aws_sdk_dynamodb::Client::new(&crate::aws::sdk_config().await);
-        Ok(Self::new(client, table))
+    /// On the function's DynamoDB client ([`crate::aws::dynamodb`]), with the table from
+    /// `IDEMPOTENCY_TABLE`.
+    pub fn from_env(client: aws_sdk_dynamodb::Client) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(
+            client,
+            crate::config::required("IDEMPOTENCY_TABLE")?,
+        ))
     }
 
     /// Handles one parsed delivery at most once per consumer and stream.
-    pub async fn handle_once<H: Handler>(
+    async fn handle_once<H: Handler>(
         &self,
         handler: &H,
         delivery: &Delivery,
@@ -199,11 +197,11 @@ impl Dedupe {
             &delivery.stream(),
             &delivery.metadata.event_id,
         );
-        let fingerprint = crate::idempotency::fingerprint(
-            serde_json::json!({"name": delivery.name, "metadata": delivery.metadata, "data": delivery.data})
-                .to_string()
-                .as_bytes(),
-        );
+        let fingerprint = crate::idempotency::fingerprint_of(&(
+            &delivery.name,
+            &delivery.metadata,
+            &delivery.data,
+        ));
         let claimed = match self.store.claim(&id, &fingerprint, now).await? {
             Claim::Acquired(c) => c,
             Claim::Replay(_) => return Ok(Outcome::Duplicate),
@@ -268,6 +266,22 @@ impl Dedupe {
             ))),
         }
     }
+}
+
+/// The Lambda runtime loop of a bus consumer: each SQS batch through [`process`] under the
+/// invocation's span. One call for every consumer's `main`.
+pub async fn run<H: Handler>(dedupe: Dedupe, handler: H) -> Result<(), lambda_runtime::Error> {
+    let (dedupe, handler) = (&dedupe, &handler);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+            let span = crate::telemetry::event_span(&event.context, event.payload.records.len());
+            let response = process(dedupe, handler, &event.payload.records)
+                .instrument(span)
+                .await;
+            Ok::<SqsBatchResponse, std::convert::Infallible>(response)
+        },
+    ))
+    .await
 }
 
 /// Handles an SQS batch of bus events with `handler`, each at most once; answers the

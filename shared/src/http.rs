@@ -12,7 +12,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::LazyLock;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -23,8 +22,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Header a client may send to tie its request to every event and log line it causes.
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
-
-static FUNCTION_NAME: LazyLock<String> = LazyLock::new(config::function_name);
 
 /// Ids of the request being handled; the wrapper puts it in the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +93,7 @@ where
     };
     let span = tracing::info_span!(
         "invocation",
-        function = %*FUNCTION_NAME,
+        function = %config::function_name(),
         request_id = %meta.request_id,
         correlation_id = %meta.correlation_id,
         route = %route,
@@ -129,7 +126,7 @@ where
         tracing::info!(status, latency_ms, dynamodb_requests, "request completed");
     });
     metrics::emit(&InvocationMetrics {
-        function: &FUNCTION_NAME,
+        function: config::function_name(),
         request_id: &meta.request_id,
         status,
         latency_ms,

@@ -126,8 +126,6 @@ pub enum Claim {
 pub struct Claimed {
     /// The record id: `scope#owner#key`.
     pub id: String,
-    /// The request's fingerprint.
-    pub fingerprint: String,
     /// This holder's token.
     pub token: String,
 }
@@ -137,17 +135,28 @@ pub struct Claimed {
 pub struct Idempotency {
     client: Client,
     table: String,
-    lease_millis: i64,
 }
 
 /// SHA-256 (hex) of a body's canonical JSON (object keys sorted, no whitespace), so two
 /// bodies that mean the same are the same request; non-JSON bodies hash as bytes.
 pub fn fingerprint(body: &[u8]) -> String {
-    let canonical = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .map(|v| v.to_string().into_bytes());
-    let digest = Sha256::digest(canonical.as_deref().unwrap_or(body));
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => fingerprint_of(&v),
+        Err(_) => hex_sha256(body),
+    }
+}
+
+/// SHA-256 (hex) of `value` serialized as JSON. For a `serde_json::Value` that is its
+/// canonical form (maps keep their keys sorted), so [`fingerprint`] and this agree.
+pub fn fingerprint_of<T: Serialize + ?Sized>(value: &T) -> String {
+    hex_sha256(&serde_json::to_vec(value).unwrap_or_default())
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The record id of a key: per operation (`scope`) and per caller (`owner`), so two
@@ -181,14 +190,7 @@ impl Idempotency {
         Self {
             client,
             table: table.into(),
-            lease_millis: DEFAULT_LEASE_MILLIS,
         }
-    }
-
-    /// The same store with another lease (it must outlast the claiming function's timeout).
-    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
-        self.lease_millis = i64::try_from(lease.as_millis()).unwrap_or(DEFAULT_LEASE_MILLIS);
-        self
     }
 
     /// Claims `id` for a request with `fingerprint` (one round trip, see the module doc).
@@ -204,7 +206,7 @@ impl Idempotency {
             fingerprint: fingerprint.to_owned(),
             token: ulid::Ulid::new().to_string(),
             response: None,
-            lease_until: now.timestamp_millis() + self.lease_millis,
+            lease_until: now.timestamp_millis() + DEFAULT_LEASE_MILLIS,
             expires_at: now.timestamp() + RETENTION_SECS,
         };
         let result = self
@@ -229,7 +231,6 @@ impl Idempotency {
             Ok(_) => {
                 return Ok(Claim::Acquired(Claimed {
                     id: id.to_owned(),
-                    fingerprint: fingerprint.to_owned(),
                     token: record.token,
                 }));
             }

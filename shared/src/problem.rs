@@ -30,6 +30,19 @@ impl FieldError {
     }
 }
 
+/// An error and every cause beneath it on one line (`a: b: c`), for logs: the SDK's
+/// errors say what failed only in their sources.
+pub fn error_chain(err: &dyn StdError) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
 /// Everything a handler can answer other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -127,14 +140,7 @@ impl ApiError {
 
     /// The error and every cause beneath it, for the log line of a failed request.
     pub fn cause_chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut source = self.source();
-        while let Some(cause) = source {
-            out.push_str(": ");
-            out.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        out
+        error_chain(self)
     }
 
     /// The problem document for this error; `instance` is the request id.

@@ -45,14 +45,7 @@ impl StepError {
 
 impl From<crate::dynamo::StoreError> for StepError {
     fn from(err: crate::dynamo::StoreError) -> Self {
-        let mut chain = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self::transient(chain)
+        Self::transient(crate::problem::error_chain(&err))
     }
 }
 

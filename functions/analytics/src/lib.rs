@@ -242,11 +242,9 @@ impl SalesProjection {
         }
     }
 
-    /// From the SDK settings and `SALES_TABLE`.
-    pub async fn from_env() -> Result<Self, shared::config::ConfigError> {
-        let table = shared::config::required("SALES_TABLE")?;
-        let client = Client::new(&shared::aws::sdk_config().await);
-        Ok(Self::new(client, table))
+    /// On the function's DynamoDB client ([`shared::aws::dynamodb`]), with `SALES_TABLE`.
+    pub fn from_env(client: Client) -> Result<Self, shared::config::ConfigError> {
+        Ok(Self::new(client, shared::config::required("SALES_TABLE")?))
     }
 
     async fn fact(&self, order_id: &str) -> Result<Option<OrderFact>, StoreError> {

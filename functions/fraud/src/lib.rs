@@ -51,6 +51,7 @@ use domain::{Assessment, FraudCheckRequest};
 use scoring::{MODEL_VERSION, Signals};
 use shared::dynamo::StoreError;
 use shared::events::{Envelope, FraudAssessed};
+use shared::problem::error_chain;
 use std::future::Future;
 use store::{FraudStore, RecordOutcome, VelocityBucket};
 
@@ -162,18 +163,6 @@ async fn answer(
     })
 }
 
-/// The error and its causes on one line, for the log.
-fn cause_chain(err: &dyn std::error::Error) -> String {
-    let mut chain = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
-}
-
 /// Handles a Kinesis batch in order with `handle`. At the first record that fails (or is
 /// not a fraud-check request) it stops and reports that record's sequence number, so
 /// Lambda retries from exactly there: nothing after it is skipped, and what precedes it is
@@ -191,8 +180,8 @@ where
     for record in records {
         let sequence_number = &record.kinesis.sequence_number;
         let result = match FraudCheckRequest::parse(&record.kinesis.data.0) {
-            Ok(request) => handle(request).await.map_err(|e| cause_chain(&e)),
-            Err(e) => Err(cause_chain(&e)),
+            Ok(request) => handle(request).await.map_err(|e| error_chain(&e)),
+            Err(e) => Err(error_chain(&e)),
         };
         if let Err(reason) = result {
             tracing::error!(%sequence_number, %reason, "fraud check failed; retrying from this record");

@@ -95,11 +95,10 @@ impl FraudStore {
         }
     }
 
-    /// The store a Lambda uses: `FRAUD_TABLE`, clients from the standard SDK settings.
-    pub async fn from_env() -> Result<Self, shared::config::ConfigError> {
+    /// The store a Lambda uses: `FRAUD_TABLE`, on the function's SDK settings.
+    pub fn from_env(sdk: &shared::aws::SdkConfig) -> Result<Self, shared::config::ConfigError> {
         let table = shared::config::required("FRAUD_TABLE")?;
-        let sdk = shared::aws::sdk_config().await;
-        Ok(Self::new(shared::aws::dynamodb(&sdk), table))
+        Ok(Self::new(shared::aws::dynamodb(sdk), table))
     }
 
     /// The outbox of the fraud table.

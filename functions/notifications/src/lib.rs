@@ -184,11 +184,11 @@ impl<O: Orders, M: Mailbox> Handler for Notifier<O, M> {
     }
 }
 
-/// The consumer on DynamoDB, from the SDK settings, `ORDERS_TABLE` and
-/// `NOTIFICATIONS_TABLE`.
-pub async fn from_env() -> Result<Notifier<DynamoOrders, DynamoMailbox>, shared::config::ConfigError>
-{
-    let client = Client::new(&shared::aws::sdk_config().await);
+/// The consumer on the function's DynamoDB client ([`shared::aws::dynamodb`]), with
+/// `ORDERS_TABLE` and `NOTIFICATIONS_TABLE`.
+pub fn from_env(
+    client: Client,
+) -> Result<Notifier<DynamoOrders, DynamoMailbox>, shared::config::ConfigError> {
     Ok(Notifier {
         orders: DynamoOrders::new(client, shared::config::required("ORDERS_TABLE")?),
         mailbox: DynamoMailbox::new(shared::config::required("NOTIFICATIONS_TABLE")?),

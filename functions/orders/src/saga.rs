@@ -74,11 +74,10 @@ impl SagaOrders {
         }
     }
 
-    /// The store a step Lambda uses: `ORDERS_TABLE`.
-    pub async fn from_env() -> Result<Self, shared::config::ConfigError> {
+    /// The store a step Lambda uses: `ORDERS_TABLE`, on the function's SDK settings.
+    pub fn from_env(sdk: &shared::aws::SdkConfig) -> Result<Self, shared::config::ConfigError> {
         let table = shared::config::required("ORDERS_TABLE")?;
-        let sdk = shared::aws::sdk_config().await;
-        Ok(Self::new(shared::aws::dynamodb(&sdk), table))
+        Ok(Self::new(shared::aws::dynamodb(sdk), table))
     }
 
     /// Reads an order.

@@ -22,12 +22,11 @@ pub struct Workflows {
 }
 
 impl Workflows {
-    /// Built from the SDK settings; ARNs from `PLACE_ORDER_STATE_MACHINE_ARN` and
-    /// `CANCEL_ORDER_STATE_MACHINE_ARN` (each function reads the one it uses).
-    pub async fn from_env() -> Self {
-        let sdk = shared::aws::sdk_config().await;
+    /// Built from the function's SDK settings; ARNs from `PLACE_ORDER_STATE_MACHINE_ARN`
+    /// and `CANCEL_ORDER_STATE_MACHINE_ARN` (each function reads the one it uses).
+    pub fn from_env(sdk: &shared::aws::SdkConfig) -> Self {
         Self {
-            sfn: Sfn::new(&sdk),
+            sfn: Sfn::new(sdk),
             place_order_arn: shared::config::optional("PLACE_ORDER_STATE_MACHINE_ARN")
                 .unwrap_or_default(),
             cancel_order_arn: shared::config::optional("CANCEL_ORDER_STATE_MACHINE_ARN")

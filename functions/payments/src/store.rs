@@ -3,7 +3,6 @@
 
 use crate::domain::{Payment, PaymentStatus};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::Deserialize;
 use shared::dynamo::{StoreError, from_item, to_attribute, to_item};
@@ -141,30 +140,14 @@ impl PaymentStore {
         &self.outbox
     }
 
+    /// Commits `items`; `false` when a condition failed (another writer got there first).
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
         token: &str,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(token)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match e.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(c)
-                    if c.cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Ok(false)
-                }
-                other => Err(StoreError::request("TransactWriteItems", other)),
-            },
-        }
+        Ok(shared::dynamo::transact(&self.client, items, Some(token))
+            .await?
+            .committed())
     }
 }

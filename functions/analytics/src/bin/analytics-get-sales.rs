@@ -6,6 +6,7 @@ use analytics::SalesProjection;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let sales = SalesProjection::from_env().await?;
+    let sdk = shared::aws::sdk_config().await;
+    let sales = SalesProjection::from_env(shared::aws::dynamodb(&sdk))?;
     shared::http::serve(|req| analytics::api::get_sales(&sales, req)).await
 }

@@ -5,6 +5,7 @@ use fraud::store::FraudStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let store = FraudStore::from_env().await?;
+    let sdk = shared::aws::sdk_config().await;
+    let store = FraudStore::from_env(&sdk)?;
     shared::http::serve(|req| fraud::api::get_risk(&store, req)).await
 }

@@ -11,8 +11,8 @@ use tracing::Instrument;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let store = FraudStore::from_env().await?;
     let sdk = shared::aws::sdk_config().await;
+    let store = FraudStore::from_env(&sdk)?;
     let saga = StepFunctions::new(aws_sdk_sfn::Client::new(&sdk));
     let (store, saga) = (&store, &saga);
     lambda_runtime::run(service_fn(

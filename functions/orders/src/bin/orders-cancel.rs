@@ -6,7 +6,8 @@ use orders::workflow::{Workflows, cancel};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let orders = SagaOrders::from_env().await?;
-    let workflows = Workflows::from_env().await;
+    let sdk = shared::aws::sdk_config().await;
+    let orders = SagaOrders::from_env(&sdk)?;
+    let workflows = Workflows::from_env(&sdk);
     shared::http::serve(|req| cancel(&orders, &workflows, req)).await
 }

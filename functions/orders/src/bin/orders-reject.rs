@@ -5,6 +5,7 @@ use orders::saga::{OrderStep, SagaOrders, run_step};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let store = SagaOrders::from_env().await?;
+    let sdk = shared::aws::sdk_config().await;
+    let store = SagaOrders::from_env(&sdk)?;
     shared::step::run(|input| run_step(&store, OrderStep::Reject, input)).await
 }
