@@ -404,8 +404,6 @@ def _epoch_seconds(value) -> float | None:
     timestamps, and how moto stores `time`) or an RFC 3339 string."""
     if value is None:
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -438,10 +436,10 @@ def patch_replay_window_and_filter() -> None:
         backend = events_models.events_backends[self.account_id][self.region]
         bus = backend.describe_event_bus(self.destination["Arn"].split("/")[-1])
         timed = [(_epoch_seconds(e.get("time")), e) for e in list(archive.events)]
-        in_window = sorted(
-            ((t, e) for t, e in timed if t is not None and start is not None and end is not None and start <= t < end),
-            key=lambda te: te[0],
-        )
+        if start is None or end is None:
+            in_window = []
+        else:
+            in_window = sorted(((t, e) for t, e in timed if t is not None and start <= t < end), key=lambda te: te[0])
         last = None
         for t, event in in_window:
             for rule in list(bus.rules.values()):
@@ -495,9 +493,10 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
 # ---------------------------------------------------------------------------------------
 # Server
 # ---------------------------------------------------------------------------------------
-def _no_proxy_for_loopback() -> None:
+def no_proxy_for_loopback() -> None:
     """moto's Step Functions interpreter calls moto over HTTP (boto_client.py:14-33, endpoint
-    http://localhost:$MOTO_PORT); keep those calls off any configured HTTP proxy."""
+    http://localhost:$MOTO_PORT), and the pollers call moto and cargo lambda watch; keep
+    those calls off any configured HTTP proxy."""
     for key in ("NO_PROXY", "no_proxy"):
         hosts = [h for h in os.environ.get(key, "").split(",") if h]
         for host in ("localhost", "127.0.0.1"):
@@ -532,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     cargo_lambda_url = f"http://{cargo_host}:{cargo_port}"
     invoke_timeout = float(os.environ.get("LAMBDA_INVOKE_TIMEOUT") or 600)
 
-    _no_proxy_for_loopback()
+    no_proxy_for_loopback()
 
     from werkzeug.serving import make_server
 

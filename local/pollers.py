@@ -87,6 +87,8 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from emulator import no_proxy_for_loopback  # local/, beside this file
+
 LOG = logging.getLogger("pollers")
 
 REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -1036,22 +1038,13 @@ class Supervisor:
                 thread.join(max(deadline - time.monotonic(), 0))
 
 
-def _no_proxy_for_loopback() -> None:
-    for key in ("NO_PROXY", "no_proxy"):
-        hosts = [h for h in os.environ.get(key, "").split(",") if h]
-        for host in ("localhost", "127.0.0.1"):
-            if host not in hosts:
-                hosts.append(host)
-        os.environ[key] = ",".join(hosts)
-
-
 def main() -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s pollers %(levelname)s %(message)s"
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.ERROR)
-    _no_proxy_for_loopback()
+    no_proxy_for_loopback()
 
     stop = threading.Event()
 

@@ -113,6 +113,10 @@ def ensure_function(lam, name: str, spec: dict, env: dict, role_arn: str, code: 
     return True
 
 
+def _queue_arn(sqs, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
 def ensure_queue(sqs, name: str, spec: dict) -> str:
     """A queue (and its dead-letter queue unless `dlq: false`); returns its ARN."""
     attrs = {
@@ -123,10 +127,10 @@ def ensure_queue(sqs, name: str, spec: dict) -> str:
     }
     if spec.get("dlq", True):
         dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        dlq_arn = _queue_arn(sqs, dlq_url)
         attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.get("max_receive_count", 5)})
     url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]  # idempotent for equal attributes
-    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return _queue_arn(sqs, url)
 
 
 def ensure_bus(events, decl: dict) -> str:

@@ -386,208 +386,189 @@ class EmulatorTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(len(FakeCargoLambda.calls), before, FakeCargoLambda.calls[before:])
 
-
-def _replays_honour_their_window_and_rule_filter_test(self):
-    events = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION).client(
-        "events", endpoint_url=self.sqs.meta.endpoint_url
-    )
-    bus_arn = events.create_event_bus(Name="replay-bus")["EventBusArn"]
-    archive_arn = events.create_archive(ArchiveName="replay-archive", EventSourceArn=bus_arn)["ArchiveArn"]
-    rule_arns, queue_urls = {}, {}
-    for name in ("first", "second"):
-        url = self.sqs.create_queue(QueueName=f"replay-{name}")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        rule_arns[name] = events.put_rule(
-            Name=f"replay-{name}", EventBusName="replay-bus", EventPattern=json.dumps({"source": ["test"]})
-        )["RuleArn"]
-        events.put_targets(Rule=f"replay-{name}", EventBusName="replay-bus", Targets=[{"Id": "q", "Arn": queue_arn}])
-        queue_urls[name] = url
-
-    def drain(name):
-        got = []
-        while True:
-            msgs = self.sqs.receive_message(QueueUrl=queue_urls[name], MaxNumberOfMessages=10).get("Messages", [])
-            if not msgs:
-                return got
-            for m in msgs:
-                got.append(json.loads(m["Body"]))
-                self.sqs.delete_message(QueueUrl=queue_urls[name], ReceiptHandle=m["ReceiptHandle"])
-
-    t0 = int(time.time()) - 100
-    for i in range(3):
-        events.put_events(
-            Entries=[{"EventBusName": "replay-bus", "Source": "test", "DetailType": "T", "Detail": json.dumps({"n": i}), "Time": t0 + 10 * i}]
+    def test_replays_honour_their_window_and_rule_filter(self):
+        events = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION).client(
+            "events", endpoint_url=self.sqs.meta.endpoint_url
         )
-    live = drain("first")
-    self.assertEqual(sorted(e["detail"]["n"] for e in live), [0, 1, 2])
-    self.assertTrue(all(e["account"] == "123456789012" and "replay-name" not in e for e in live), live)
-    drain("second")
+        bus_arn = events.create_event_bus(Name="replay-bus")["EventBusArn"]
+        archive_arn = events.create_archive(ArchiveName="replay-archive", EventSourceArn=bus_arn)["ArchiveArn"]
+        rule_arns, queue_urls = {}, {}
+        for name in ("first", "second"):
+            url = self.sqs.create_queue(QueueName=f"replay-{name}")["QueueUrl"]
+            queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            rule_arns[name] = events.put_rule(
+                Name=f"replay-{name}", EventBusName="replay-bus", EventPattern=json.dumps({"source": ["test"]})
+            )["RuleArn"]
+            events.put_targets(Rule=f"replay-{name}", EventBusName="replay-bus", Targets=[{"Id": "q", "Arn": queue_arn}])
+            queue_urls[name] = url
 
-    # A window covering the second and third events: [t0 + 5, t0 + 20] with the end exclusive
-    # by a hair, as AWS replays events that occurred before EventEndTime.
-    events.start_replay(
-        ReplayName="window",
-        EventSourceArn=archive_arn,
-        EventStartTime=t0 + 5,
-        EventEndTime=t0 + 20.5,
-        Destination={"Arn": bus_arn},
-    )
-    for name in ("first", "second"):
-        replayed = drain(name)
-        self.assertEqual(sorted(e["detail"]["n"] for e in replayed), [1, 2], name)
-        self.assertTrue(all(e["replay-name"] == "window" and e["account"] == "123456789012" for e in replayed), replayed)
-    described = events.describe_replay(ReplayName="window")
-    self.assertEqual(described["State"], "COMPLETED")
-    self.assertEqual(int(described["EventLastReplayedTime"].timestamp()), t0 + 20)
+        def drain(name):
+            got = []
+            while True:
+                msgs = self.sqs.receive_message(QueueUrl=queue_urls[name], MaxNumberOfMessages=10).get("Messages", [])
+                if not msgs:
+                    return got
+                for m in msgs:
+                    got.append(json.loads(m["Body"]))
+                    self.sqs.delete_message(QueueUrl=queue_urls[name], ReceiptHandle=m["ReceiptHandle"])
 
-    # The end is exclusive.
-    events.start_replay(
-        ReplayName="end-exclusive", EventSourceArn=archive_arn, EventStartTime=t0, EventEndTime=t0 + 10, Destination={"Arn": bus_arn}
-    )
-    self.assertEqual([e["detail"]["n"] for e in drain("first")], [0])
-    drain("second")
+        t0 = int(time.time()) - 100
+        for i in range(3):
+            events.put_events(
+                Entries=[{"EventBusName": "replay-bus", "Source": "test", "DetailType": "T", "Detail": json.dumps({"n": i}), "Time": t0 + 10 * i}]
+            )
+        live = drain("first")
+        self.assertEqual(sorted(e["detail"]["n"] for e in live), [0, 1, 2])
+        self.assertTrue(all(e["account"] == "123456789012" and "replay-name" not in e for e in live), live)
+        drain("second")
 
-    # Limited to one rule: only its queue hears the replay.
-    events.start_replay(
-        ReplayName="filtered",
-        EventSourceArn=archive_arn,
-        EventStartTime=t0 - 1,
-        EventEndTime=t0 + 100,
-        Destination={"Arn": bus_arn, "FilterArns": [rule_arns["second"]]},
-    )
-    self.assertEqual(drain("first"), [])
-    self.assertEqual(sorted(e["detail"]["n"] for e in drain("second")), [0, 1, 2])
+        # A window covering the second and third events: [t0 + 5, t0 + 20] with the end exclusive
+        # by a hair, as AWS replays events that occurred before EventEndTime.
+        events.start_replay(
+            ReplayName="window",
+            EventSourceArn=archive_arn,
+            EventStartTime=t0 + 5,
+            EventEndTime=t0 + 20.5,
+            Destination={"Arn": bus_arn},
+        )
+        for name in ("first", "second"):
+            replayed = drain(name)
+            self.assertEqual(sorted(e["detail"]["n"] for e in replayed), [1, 2], name)
+            self.assertTrue(all(e["replay-name"] == "window" and e["account"] == "123456789012" for e in replayed), replayed)
+        described = events.describe_replay(ReplayName="window")
+        self.assertEqual(described["State"], "COMPLETED")
+        self.assertEqual(int(described["EventLastReplayedTime"].timestamp()), t0 + 20)
 
+        # The end is exclusive.
+        events.start_replay(
+            ReplayName="end-exclusive", EventSourceArn=archive_arn, EventStartTime=t0, EventEndTime=t0 + 10, Destination={"Arn": bus_arn}
+        )
+        self.assertEqual([e["detail"]["n"] for e in drain("first")], [0])
+        drain("second")
 
-EmulatorTest.test_replays_honour_their_window_and_rule_filter = _replays_honour_their_window_and_rule_filter_test
+        # Limited to one rule: only its queue hears the replay.
+        events.start_replay(
+            ReplayName="filtered",
+            EventSourceArn=archive_arn,
+            EventStartTime=t0 - 1,
+            EventEndTime=t0 + 100,
+            Destination={"Arn": bus_arn, "FilterArns": [rule_arns["second"]]},
+        )
+        self.assertEqual(drain("first"), [])
+        self.assertEqual(sorted(e["detail"]["n"] for e in drain("second")), [0, 1, 2])
 
+    def test_concurrent_conditional_writes_never_lose_an_update(self):
+        self.ddb.create_table(
+            TableName="atomic",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self.ddb.put_item(TableName="atomic", Item={"pk": {"S": "counter"}, "version": {"N": "0"}})
+        # A table of some size: moto copies a transaction's tables for rollback
+        # (moto/dynamodb/models/__init__.py:613) and restores the copy on failure, so without
+        # the lock concurrent transactions fail with 500s and the rollback wipes other
+        # writers' updates.
+        for chunk in range(0, 1000, 25):
+            self.ddb.batch_write_item(RequestItems={"atomic": [
+                {"PutRequest": {"Item": {"pk": {"S": f"filler-{i}"}, "data": {"S": "x" * 200}}}}
+                for i in range(chunk, chunk + 25)
+            ]})
+        import concurrent.futures
 
-class AtomicDynamoDbTest(EmulatorTest):
-    """Runs only its own test on a fresh emulator (the base class's tests run once)."""
+        rounds, writers = 12, 8
+        barrier = threading.Barrier(writers, timeout=60)
 
-
-def _concurrent_conditional_writes_test(self):
-    self.ddb.create_table(
-        TableName="atomic",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    self.ddb.put_item(TableName="atomic", Item={"pk": {"S": "counter"}, "version": {"N": "0"}})
-    # A table of some size: moto copies a transaction's tables for rollback
-    # (moto/dynamodb/models/__init__.py:613) and restores the copy on failure, so without
-    # the lock concurrent transactions fail with 500s and the rollback wipes other
-    # writers' updates.
-    for chunk in range(0, 1000, 25):
-        self.ddb.batch_write_item(RequestItems={"atomic": [
-            {"PutRequest": {"Item": {"pk": {"S": f"filler-{i}"}, "data": {"S": "x" * 200}}}}
-            for i in range(chunk, chunk + 25)
-        ]})
-    import concurrent.futures
-
-    rounds, writers = 12, 8
-    barrier = threading.Barrier(writers, timeout=60)
-
-    def bump(n):
-        # As the inventory service writes: read the version, then one transaction that
-        # puts the item with `version = :old` and an outbox item. All writers of a round
-        # are released together so their reads see the same version.
-        barrier.wait()
-        item = self.ddb.get_item(TableName="atomic", Key={"pk": {"S": "counter"}}, ConsistentRead=True)["Item"]
-        v, hits = int(item["version"]["N"]), int(item.get("hits", {"N": "0"})["N"])
-        try:
-            self.ddb.transact_write_items(TransactItems=[
-                {"Put": {
-                    "TableName": "atomic",
-                    "Item": {"pk": {"S": "counter"}, "version": {"N": str(v + 1)}, "hits": {"N": str(hits + 1)}},
-                    "ConditionExpression": "version = :old",
-                    "ExpressionAttributeValues": {":old": {"N": str(v)}},
-                }},
-                {"Put": {"TableName": "atomic", "Item": {"pk": {"S": f"outbox#{n}"}}}},
-            ])
-            return True
-        except self.ddb.exceptions.TransactionCanceledException:
-            return False
-
-    with concurrent.futures.ThreadPoolExecutor(writers) as pool:
-        wins = sum(pool.map(bump, range(rounds * writers)))
-    item = self.ddb.get_item(TableName="atomic", Key={"pk": {"S": "counter"}}, ConsistentRead=True)["Item"]
-    # Every successful write moved the version by exactly one: none was lost.
-    # Every successful write moved the version by exactly one: none was lost.
-    self.assertEqual((int(item["version"]["N"]), int(item["hits"]["N"])), (wins, wins))
-    self.assertGreater(wins, 0)
-
-
-EmulatorTest.test_concurrent_conditional_writes_never_lose_an_update = _concurrent_conditional_writes_test
-
-
-def _rolled_back_transactions_leave_no_stream_records_test(self):
-    self.ddb.create_table(
-        TableName="phantoms",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-    )
-    for chunk in range(0, 1000, 25):
-        self.ddb.batch_write_item(RequestItems={"phantoms": [
-            {"PutRequest": {"Item": {"pk": {"S": f"filler-{i}"}, "data": {"S": "x" * 200}}}}
-            for i in range(chunk, chunk + 25)
-        ]})
-    arn = self.ddb.describe_table(TableName="phantoms")["Table"]["LatestStreamArn"]
-    shard = self.ddbs.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = self.ddbs.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
-    seen, stop = [], threading.Event()
-
-    def read():
-        it = iterator
-        while not stop.is_set():
-            out = self.ddbs.get_records(ShardIterator=it)
-            seen.extend(r["dynamodb"]["Keys"]["pk"]["S"] for r in out["Records"])
-            it = out["NextShardIterator"]
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        for n in range(40):
-            # The first item's condition fails; moto still applies the second, then rolls
-            # both back. In AWS neither is ever visible, on the table or on its stream.
-            with self.assertRaises(self.ddb.exceptions.TransactionCanceledException):
+        def bump(n):
+            # As the inventory service writes: read the version, then one transaction that
+            # puts the item with `version = :old` and an outbox item. All writers of a round
+            # are released together so their reads see the same version.
+            barrier.wait()
+            item = self.ddb.get_item(TableName="atomic", Key={"pk": {"S": "counter"}}, ConsistentRead=True)["Item"]
+            v, hits = int(item["version"]["N"]), int(item.get("hits", {"N": "0"})["N"])
+            try:
                 self.ddb.transact_write_items(TransactItems=[
-                    {"ConditionCheck": {"TableName": "phantoms", "Key": {"pk": {"S": "filler-0"}},
-                                        "ConditionExpression": "attribute_not_exists(pk)"}},
-                    {"Put": {"TableName": "phantoms", "Item": {"pk": {"S": f"phantom-{n}"}}}},
+                    {"Put": {
+                        "TableName": "atomic",
+                        "Item": {"pk": {"S": "counter"}, "version": {"N": str(v + 1)}, "hits": {"N": str(hits + 1)}},
+                        "ConditionExpression": "version = :old",
+                        "ExpressionAttributeValues": {":old": {"N": str(v)}},
+                    }},
+                    {"Put": {"TableName": "atomic", "Item": {"pk": {"S": f"outbox#{n}"}}}},
                 ])
-        # And the reader still sees what comes after.
-        self.ddb.put_item(TableName="phantoms", Item={"pk": {"S": "after"}})
-        deadline = time.monotonic() + 10
-        while "after" not in seen and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        reader.join()
-    self.assertEqual([k for k in seen if k.startswith("phantom")], [])
-    self.assertIn("after", seen, "the stream reader lost the stream after a rollback")
+                return True
+            except self.ddb.exceptions.TransactionCanceledException:
+                return False
+
+        with concurrent.futures.ThreadPoolExecutor(writers) as pool:
+            wins = sum(pool.map(bump, range(rounds * writers)))
+        item = self.ddb.get_item(TableName="atomic", Key={"pk": {"S": "counter"}}, ConsistentRead=True)["Item"]
+        # Every successful write moved the version by exactly one: none was lost.
+        # Every successful write moved the version by exactly one: none was lost.
+        self.assertEqual((int(item["version"]["N"]), int(item["hits"]["N"])), (wins, wins))
+        self.assertGreater(wins, 0)
+
+    def test_rolled_back_transactions_leave_no_stream_records(self):
+        self.ddb.create_table(
+            TableName="phantoms",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        )
+        for chunk in range(0, 1000, 25):
+            self.ddb.batch_write_item(RequestItems={"phantoms": [
+                {"PutRequest": {"Item": {"pk": {"S": f"filler-{i}"}, "data": {"S": "x" * 200}}}}
+                for i in range(chunk, chunk + 25)
+            ]})
+        arn = self.ddb.describe_table(TableName="phantoms")["Table"]["LatestStreamArn"]
+        shard = self.ddbs.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = self.ddbs.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+        seen, stop = [], threading.Event()
+
+        def read():
+            it = iterator
+            while not stop.is_set():
+                out = self.ddbs.get_records(ShardIterator=it)
+                seen.extend(r["dynamodb"]["Keys"]["pk"]["S"] for r in out["Records"])
+                it = out["NextShardIterator"]
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            for n in range(40):
+                # The first item's condition fails; moto still applies the second, then rolls
+                # both back. In AWS neither is ever visible, on the table or on its stream.
+                with self.assertRaises(self.ddb.exceptions.TransactionCanceledException):
+                    self.ddb.transact_write_items(TransactItems=[
+                        {"ConditionCheck": {"TableName": "phantoms", "Key": {"pk": {"S": "filler-0"}},
+                                            "ConditionExpression": "attribute_not_exists(pk)"}},
+                        {"Put": {"TableName": "phantoms", "Item": {"pk": {"S": f"phantom-{n}"}}}},
+                    ])
+            # And the reader still sees what comes after.
+            self.ddb.put_item(TableName="phantoms", Item={"pk": {"S": "after"}})
+            deadline = time.monotonic() + 10
+            while "after" not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            reader.join()
+        self.assertEqual([k for k in seen if k.startswith("phantom")], [])
+        self.assertIn("after", seen, "the stream reader lost the stream after a rollback")
+
+    def test_injected_faults_lose_the_answer_after_the_function_ran(self):
+        with open(self.faults_file, "w") as f:
+            json.dump({"ok-fn": 1}, f)
+        calls_before = len([c for c in FakeCargoLambda.calls if c[0] == "ok-fn"])
+        with self.assertRaises(self.lam.exceptions.ServiceException):
+            self.lam.invoke(FunctionName="ok-fn", Payload=b'{"n": 1}')
+        self.assertEqual(len([c for c in FakeCargoLambda.calls if c[0] == "ok-fn"]), calls_before + 1, "the function ran")
+        ok = self.lam.invoke(FunctionName="ok-fn", Payload=b'{"n": 2}')
+        self.assertNotIn("FunctionError", ok)
+        with open(self.faults_file) as f:
+            self.assertEqual(json.load(f), {"ok-fn": 0})
 
 
-EmulatorTest.test_rolled_back_transactions_leave_no_stream_records = _rolled_back_transactions_leave_no_stream_records_test
-
-
-def _injected_faults_lose_the_answer_after_the_function_ran_test(self):
-    with open(self.faults_file, "w") as f:
-        json.dump({"ok-fn": 1}, f)
-    calls_before = len([c for c in FakeCargoLambda.calls if c[0] == "ok-fn"])
-    with self.assertRaises(self.lam.exceptions.ServiceException):
-        self.lam.invoke(FunctionName="ok-fn", Payload=b'{"n": 1}')
-    self.assertEqual(len([c for c in FakeCargoLambda.calls if c[0] == "ok-fn"]), calls_before + 1, "the function ran")
-    ok = self.lam.invoke(FunctionName="ok-fn", Payload=b'{"n": 2}')
-    self.assertNotIn("FunctionError", ok)
-    with open(self.faults_file) as f:
-        self.assertEqual(json.load(f), {"ok-fn": 0})
-
-
-EmulatorTest.test_injected_faults_lose_the_answer_after_the_function_ran = _injected_faults_lose_the_answer_after_the_function_ran_test
-del AtomicDynamoDbTest
 
 
 class ShutdownTest(unittest.TestCase):
