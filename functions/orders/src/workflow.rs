@@ -203,52 +203,54 @@ pub async fn review(
             )));
         }
     };
-    // Ok(None): sent. Ok(Some(..)): the token is no longer waiting. Err: a fault.
-    let sent: Result<Option<String>, String> = if approve {
-        let r = workflows
-            .sfn
-            .send_task_success()
-            .task_token(&token)
-            .output(json!({"decision": "approve"}).to_string())
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(None),
-            Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
-                }) =>
-            {
-                Ok(Some(e.to_string()))
-            }
-            Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
-        }
+    let sent = if approve {
+        answered(
+            workflows
+                .sfn
+                .send_task_success()
+                .task_token(&token)
+                .output(json!({"decision": "approve"}).to_string())
+                .send()
+                .await,
+        )
     } else {
-        let r = workflows
-            .sfn
-            .send_task_failure()
-            .task_token(&token)
-            .error("ReviewRejected")
-            .cause("an administrator rejected the order in review")
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(None),
-            Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
-                }) =>
-            {
-                Ok(Some(e.to_string()))
-            }
-            Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
-        }
+        answered(
+            workflows
+                .sfn
+                .send_task_failure()
+                .task_token(&token)
+                .error("ReviewRejected")
+                .cause("an administrator rejected the order in review")
+                .send()
+                .await,
+        )
     };
     match sent {
-        Ok(None) => shared::http::json(StatusCode::ACCEPTED, &OrderView::from(&order)),
-        Ok(Some(_)) => Err(ApiError::Conflict(format!(
+        Ok(true) => shared::http::json(StatusCode::ACCEPTED, &OrderView::from(&order)),
+        Ok(false) => Err(ApiError::Conflict(format!(
             "Order {id} is no longer waiting for a review"
         ))),
         Err(e) => Err(ApiError::internal(std::io::Error::other(e))),
+    }
+}
+
+/// How answering a task token went: `Ok(true)` sent, `Ok(false)` the token is no longer
+/// waiting (timed out, closed, or not a token), `Err` a fault.
+fn answered<O, E, R>(result: Result<O, aws_sdk_sfn::error::SdkError<E, R>>) -> Result<bool, String>
+where
+    E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.as_service_error().and_then(|s| s.code()),
+                Some("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
     }
 }
