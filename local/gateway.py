@@ -416,6 +416,11 @@ class BodyTooLarge(Exception):
 class GatewayServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: with more clients connecting at once than
+    # the accept loop drains, the kernel's accept queue overflows and clients see resets
+    # (32 concurrent clients were enough). API Gateway takes thousands of connections; the
+    # kernel caps this at net.core.somaxconn (4096 on current Linux).
+    request_queue_size = 1024
 
     def __init__(self, address, routes: list[Route], lambda_host: str, lambda_port: int,
                  invoke_timeout: float):

@@ -335,6 +335,7 @@ def free_port() -> int:
 
 class FakeCargoLambda(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the stand-in for cargo lambda must not be what resets
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), FakeLambdaHandler)
@@ -367,6 +368,9 @@ class FakeLambdaHandler(http.server.BaseHTTPRequestHandler):
             answer = {"plain": True}
         elif name == "things-empty":
             answer = {"statusCode": 204}
+        elif name == "things-slow":  # holds its caller, as a function doing real work does
+            time.sleep(0.5)
+            answer = {"statusCode": 200, "body": "slow"}
         elif name == "things-fail":
             status, answer = 500, {"errorType": "InventoryTableUnreachable", "errorMessage": "dial tcp 10.0.0.7: refused"}
         data = json.dumps(answer).encode()
@@ -385,6 +389,7 @@ DECLARATION = {
         "things-plain": {"route": "GET /plain"},
         "things-empty": {"route": "DELETE /things/{thing_id}"},
         "things-fail": {"route": "GET /fail"},
+        "things-slow": {"route": "GET /slow"},
         "no-route": {"description": "a consumer without a route"},
     },
 }
@@ -454,7 +459,7 @@ class GatewayRunTests(unittest.TestCase):
         return doc
 
     def test_ready_line(self):
-        self.assertEqual(self.ready_line, f"gateway ready on http://127.0.0.1:{self.port} (5 routes)")
+        self.assertEqual(self.ready_line, f"gateway ready on http://127.0.0.1:{self.port} (6 routes)")
 
     def test_unauthorized_without_invoking(self):
         expired = jwt_local.mint("u1", ttl_seconds=60, now=time.time() - 120, secret=SECRET)
@@ -569,6 +574,35 @@ class GatewayRunTests(unittest.TestCase):
         self.assertTrue(head.startswith(b"HTTP/1.1 413"), head)
         self.assertIn(b"application/problem+json", head)
         self.assertEqual(self.fake.invocations, [])
+
+    def test_256_clients_connecting_at_once_are_all_served(self):
+        """A load test opens its connections together; none may be reset or refused."""
+        clients, errors, statuses = 256, [], []
+        token = self.token()
+        start = threading.Barrier(clients)
+
+        def client():
+            try:
+                start.wait(30)
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                try:
+                    for _ in range(2):  # a second request on the kept-alive connection
+                        conn.request("GET", "/slow", headers={"Authorization": f"Bearer {token}"})
+                        resp = conn.getresponse()
+                        resp.read()
+                        statuses.append(resp.status)
+                finally:
+                    conn.close()
+            except Exception as exc:  # noqa: BLE001 - every failure is what this test counts
+                errors.append(f"{exc.__class__.__name__}: {exc}")
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [], f"{len(errors)} of {clients} clients failed")
+        self.assertEqual(statuses, [200] * (2 * clients))
 
     def test_zz_sigterm_exits_cleanly(self):
         # Named to run last in this class: it stops the gateway.
