@@ -20,17 +20,28 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
      update/delete work), but producers no longer invoke the function inline. The pollers in
      local/ do that job, asynchronously, as Lambda does.
   4. Small corrections to moto's Step Functions interpreter (service-error names on plain
-     function-ARN tasks, generated execution names).
-  5. DynamoDB requests are atomic, as in AWS: concurrent conditional writes and
-     transactions cannot interleave between their check and their write, and no stream
-     read sees the records of a transaction that is rolled back.
-  6. A cancelled transaction leaves the table's stream as it was, and stream readers keep
-     reading it (moto swaps in a copied shard on rollback).
+     function-ARN tasks, generated execution names), and each definition parsed once
+     instead of once per execution.
+  5. DynamoDB as strict as AWS where our code depends on it: every request is atomic
+     (conditional writes and transactions cannot interleave between check and write);
+     concurrent transactions on one item conflict (TransactionConflict), and so do single
+     writes to an item a transaction holds; ClientRequestToken is idempotent for 10 minutes
+     and refuses other parameters (IdempotentParameterMismatchException).
+  6. A cancelled transaction leaves no trace on the table or its stream, and costs what its
+     items cost (moto deep-copies every named table, stream and all, per transaction).
   7. An archive replay sends only the events whose time is in [EventStartTime,
      EventEndTime), only to the rules named in Destination.FilterArns when it names any,
      in time order, and reports EventLastReplayedTime (moto replays the whole archive to
      every rule). Events delivered live carry their `account`, as in AWS (moto's default
      input template leaves it out).
+  8. DynamoDB Streams shard iterators expire 15 minutes after they are handed out (moto
+     keeps every one: the emulator grew while idle), and an expired or unknown one is
+     ExpiredIteratorException.
+  9. moto keeps only what can be asked for again: not every model instance it ever made
+     (BaseModel tracking), not finished interpreter threads, and the event history of the
+     newest LOCAL_SFN_HISTORIES (2000) closed executions per state machine.
+SIGUSR1 logs a memory census (objects by type, the sizes of moto's state); SIGUSR2 every
+thread's stack.
 
 moto version this was written against: 5.2.5. Line numbers in comments refer to it.
 """
@@ -38,12 +49,14 @@ moto version this was written against: 5.2.5. Line numbers in comments refer to 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -329,71 +342,545 @@ def patch_step_functions_execution_names() -> None:
     StepFunctionsParserBackend.start_execution = start_execution
 
 
+def parse_each_definition_once() -> None:
+    """4c. moto's interpreter parses the state machine's ASL with ANTLR for every execution
+    (moto/stepfunctions/parser/backend/execution_worker.py:60-63): 50 ms of CPU for
+    place-order on an idle machine, several times that under load, all under the
+    emulator's one GIL, so StartExecution itself became what bounded the local order rate.
+    AWS parses a definition when it is created. This parses each definition once and gives
+    every execution its own deep copy of the parsed program (3 ms), so no execution shares
+    evaluation state with another."""
+    import copy
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    parsed: dict[str, object] = {}
+    guard = threading.Lock()
+
+    def _get_evaluation_entrypoint(self):
+        definition = self._evaluation_details.state_machine_details.definition
+        with guard:
+            program = parsed.get(definition)
+            if program is None:
+                if len(parsed) > 256:  # definitions are few; tests create some of their own
+                    parsed.clear()
+                program = parsed[definition] = AmazonStateLanguageParser.parse(definition)[0]
+            return copy.deepcopy(program)
+
+    ExecutionWorker._get_evaluation_entrypoint = _get_evaluation_entrypoint
+
+
 # ---------------------------------------------------------------------------------------
-# Patch: DynamoDB requests are atomic.
+# Patch 5: DynamoDB requests are atomic, transactions conflict, tokens are idempotent.
 # ---------------------------------------------------------------------------------------
+# moto's models are not thread-safe: one DynamoDB request runs at a time.
 _DYNAMODB_LOCK = threading.Lock()
+# AWS: a ClientRequestToken "is valid for 10 minutes after the first request that uses it is
+# completed".
+TOKEN_WINDOW_SECONDS = 600.0
+# How long a transaction holds its items before it commits. AWS's transactions are two-phase
+# (prepare on every item, then commit) and take tens of milliseconds, during which their
+# items conflict; moto applies one in well under a millisecond, which on its own would make
+# conflicts all but impossible locally.
+TRANSACTION_PREPARE_SECONDS = float(os.environ.get("LOCAL_DYNAMODB_TRANSACTION_MS") or 20) / 1000
 
 
-def serialize_dynamodb_requests() -> None:
-    """In AWS a conditional write, and a transaction, is atomic: two writers that both read
-    version 3 cannot both write "version = 3 -> 4". moto's threaded server checks the
-    condition and then writes, with nothing in between held, so concurrent requests can
-    both pass (seen as lost updates in the inventory concurrency test). One lock around
-    every DynamoDB action (moto/core/responses.py BaseResponse.call_action, as
-    DynamoHandler inherits it) makes each request atomic again, reads included, so no
-    read sees a transaction half applied.
+class _ItemLocks:
+    """The items that transactions in flight are writing, keyed by (table, key).
+
+    In AWS a TransactWriteItems holds its items from the moment it is accepted until it
+    commits: another transaction on one of them is cancelled with reason
+    `TransactionConflict`, a PutItem/UpdateItem/DeleteItem on one of them fails with
+    `TransactionConflictException`, and a TransactGetItems is cancelled with
+    `TransactionConflict` (Developer Guide, "Transaction conflict handling in DynamoDB").
+    Here a transaction holds its items for its prepare phase (TRANSACTION_PREPARE_SECONDS),
+    then while it waits for, and runs under, the request lock, so concurrent transactions on
+    one hot item meet each other as they do in AWS."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._owners: dict[tuple, object] = {}
+
+    def try_acquire(self, keys: list, owner: object) -> list[bool]:
+        """Takes every key, or none: the answer says which keys another owner holds."""
+        with self._guard:
+            taken = [key is not None and self._owners.get(key, owner) is not owner for key in keys]
+            if not any(taken):
+                for key in keys:
+                    if key is not None:
+                        self._owners[key] = owner
+            return taken
+
+    def release(self, keys: list, owner: object) -> None:
+        with self._guard:
+            for key in keys:
+                if key is not None and self._owners.get(key) is owner:
+                    del self._owners[key]
+
+    def held(self, key) -> bool:
+        with self._guard:
+            return key is not None and key in self._owners
+
+
+_ITEM_LOCKS = _ItemLocks()
+
+
+class _Tokens:
+    """ClientRequestToken bookkeeping, as DynamoDB keeps it: per token, a fingerprint of the
+    request and its outcome, forgotten 10 minutes after the request completed (so this stays
+    bounded), and the tokens whose request is still running."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._done: dict[str, tuple[str, float, bool]] = {}  # token -> (fingerprint, completed, committed)
+        self._running: set[str] = set()
+
+    def begin(self, token: str, fingerprint: str) -> bool:
+        """True when the request must run; False when an earlier one with this token and these
+        parameters committed (the answer is success, nothing is applied again). Raises the
+        errors DynamoDB answers for a token that is in use."""
+        from moto.dynamodb.exceptions import DynamodbException, ERROR_TYPE_PREFIX
+
+        now = time.monotonic()
+        with self._guard:
+            for old in [t for t, (_, at, _) in self._done.items() if now - at > TOKEN_WINDOW_SECONDS]:
+                del self._done[old]
+            if token in self._running:
+                raise DynamodbException(
+                    ERROR_TYPE_PREFIX + "TransactionInProgressException",
+                    "The transaction with the given request token is already in progress.",
+                )
+            done = self._done.get(token)
+            if done is not None and done[0] != fingerprint:
+                raise DynamodbException(
+                    ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+                    "Request token was used with different parameters within the idempotency window.",
+                )
+            if done is not None and done[2]:
+                return False
+            self._running.add(token)
+            return True
+
+    def end(self, token: str, fingerprint: str, committed: bool | None) -> None:
+        """committed None: the request was refused before it ran (not a completion)."""
+        with self._guard:
+            self._running.discard(token)
+            if committed is not None:
+                self._done[token] = (fingerprint, time.monotonic(), committed)
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._done)
+
+
+_TOKENS = _Tokens()
+
+
+def _item_lock_key(backend, table_name, key_or_item) -> tuple | None:
+    """(table, canonical key) of the item a write names, or None when moto will refuse the
+    request anyway (no such table, key attributes missing)."""
+    try:
+        table = backend.get_table(table_name)
+        names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+        return (table_name, json.dumps([key_or_item[n] for n in names], sort_keys=True))
+    except Exception:  # noqa: BLE001 - moto answers the malformed request itself
+        return None
+
+
+def _transaction_keys(backend, transact_items: list) -> list:
+    keys = []
+    for entry in transact_items or []:
+        try:
+            op_type, op = next(iter(entry.items()))
+            attrs = op["Item"] if op_type == "Put" else op["Key"]
+            keys.append(_item_lock_key(backend, op["TableName"], attrs))
+        except Exception:  # noqa: BLE001
+            keys.append(None)
+    return keys
+
+
+def _conflict_cancellation(taken: list[bool]) -> Exception:
+    from moto.dynamodb.exceptions import TransactionCanceledException
+
+    return TransactionCanceledException(
+        [("TransactionConflict", "Transaction is ongoing for the item", None) if t else (None, None, None) for t in taken]
+    )
+
+
+def make_dynamodb_requests_atomic() -> None:
+    """5a. In AWS a conditional write, and a transaction, is atomic: two writers that both
+    read version 3 cannot both write "version = 3 -> 4". moto's threaded server checks the
+    condition and then writes, with nothing held in between, so concurrent requests can both
+    pass. One lock around every DynamoDB and DynamoDB Streams action
+    (moto/core/responses.py BaseResponse.call_action, as the handlers inherit it) makes each
+    request atomic, reads included (moto applies a transaction's items one by one, so a read
+    in between would see half of it).
+
+    5b. Transactions conflict as in AWS (see _ItemLocks): a TransactWriteItems takes its
+    items before it waits for the request lock; writes and transactional reads of a held
+    item are refused with the errors AWS gives.
+
+    5c. ClientRequestToken, which moto ignores (moto/dynamodb/responses.py
+    transact_write_items never reads it). AWS: the same token with the same parameters within
+    10 minutes of completion "return[s] successfully without making any changes" when the
+    first request committed; with other parameters it is IdempotentParameterMismatchException;
+    while the first is running it is TransactionInProgressException. A cancelled transaction
+    committed nothing, so its token's repeat runs again.
     """
+    from moto.dynamodb.exceptions import DynamodbException, ERROR_TYPE_PREFIX, TransactionCanceledException
     from moto.dynamodb.responses import DynamoHandler
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
-    # Stream reads too: moto applies a transaction's items one by one (even after a
-    # failed condition) and restores a snapshot at the end, so a GetRecords in between
-    # would read records of a transaction that never happened.
+    self_locking = {"TransactWriteItems"}
+
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
         original = handler.call_action
 
         def call_action(self, _original=original):
+            if self._get_action() in self_locking:
+                return _original(self)
             with _DYNAMODB_LOCK:
                 return _original(self)
 
         handler.call_action = call_action
 
+    original_transact_write = DynamoHandler.transact_write_items
 
-def keep_stream_shards_through_rollbacks() -> None:
-    """In AWS a cancelled transaction leaves no trace, on the table or on its stream, and a
-    stream reader carries on. moto applies a transaction's items one by one and, when any
-    fails, restores a deep copy of each table taken before
-    (moto/dynamodb/models/__init__.py:604-716): the copy comes with a copy of the stream
-    shard, while every open shard iterator still holds the original shard object
-    (moto/dynamodbstreams/models.py ShardIterator.stream_shard). The original then keeps the
-    records of the cancelled items and never receives another one: the outbox relay would
-    publish events of transactions that never happened and miss every later one. After a
-    rollback, this puts the original shard back on the restored table, cut back to its
-    length before the transaction.
+    def transact_write_items(self):
+        body = self.body
+        token = body.get("ClientRequestToken")
+        fingerprint = ""
+        if token:
+            request = {k: v for k, v in body.items() if k != "ClientRequestToken"}
+            fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+            if not _TOKENS.begin(token, fingerprint):
+                from moto.core.responses import ActionResult
+
+                return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+        owner, keys, committed = object(), _transaction_keys(self.dynamodb_backend, body.get("TransactItems")), None
+        try:
+            taken = _ITEM_LOCKS.try_acquire(keys, owner)
+            if any(taken):
+                committed = False
+                raise _conflict_cancellation(taken)
+            try:
+                time.sleep(TRANSACTION_PREPARE_SECONDS)  # the prepare phase, items held
+                with _DYNAMODB_LOCK:
+                    result = original_transact_write(self)
+                committed = True
+                return result
+            except TransactionCanceledException:
+                committed = False
+                raise
+            finally:
+                _ITEM_LOCKS.release(keys, owner)
+        finally:
+            if token:
+                _TOKENS.end(token, fingerprint, committed)
+
+    DynamoHandler.transact_write_items = transact_write_items
+
+    def refuse_writes_to_held_items(name: str, key_field: str):
+        original = getattr(DynamoHandler, name)
+
+        def write(self):
+            key = _item_lock_key(self.dynamodb_backend, self.body.get("TableName"), self.body.get(key_field) or {})
+            if _ITEM_LOCKS.held(key):
+                raise DynamodbException(
+                    ERROR_TYPE_PREFIX + "TransactionConflictException",
+                    "Transaction is ongoing for the item",
+                )
+            return original(self)
+
+        setattr(DynamoHandler, name, write)
+
+    refuse_writes_to_held_items("put_item", "Item")
+    refuse_writes_to_held_items("update_item", "Key")
+    refuse_writes_to_held_items("delete_item", "Key")
+
+    original_transact_get = DynamoHandler.transact_get_items
+
+    def transact_get_items(self):
+        items = [entry.get("Get") or {} for entry in self.body.get("TransactItems") or []]
+        taken = [_ITEM_LOCKS.held(_item_lock_key(self.dynamodb_backend, g.get("TableName"), g.get("Key") or {})) for g in items]
+        if any(taken):
+            raise _conflict_cancellation(taken)
+        return original_transact_get(self)
+
+    DynamoHandler.transact_get_items = transact_get_items
+
+
+class _CopyKeepingTables:
+    """moto.dynamodb.models' `copy`, except that deepcopy(Table) is the table itself (see
+    roll_back_only_what_a_transaction_wrote)."""
+
+    def __init__(self, real_copy, table_class) -> None:
+        self._copy, self._table = real_copy, table_class
+
+    def deepcopy(self, obj, memo=None):
+        return obj if isinstance(obj, self._table) else self._copy.deepcopy(obj, memo)
+
+    def __getattr__(self, name):
+        return getattr(self._copy, name)
+
+
+def roll_back_only_what_a_transaction_wrote() -> None:
+    """6. In AWS a cancelled transaction leaves no trace, on the table or on its stream, and
+    costs what its items cost. moto deep-copies every table a transaction names before it
+    starts (moto/dynamodb/models/__init__.py:607-615), stream shard and all, and on failure
+    swaps the copies in (:700-716): each transaction costs time and memory in proportion to
+    everything the tables and their streams ever held (POST /orders grew slower with every
+    order), and the swapped-in copy carries a copied stream shard while open shard iterators
+    keep reading the original, which then never receives another record.
+
+    Here the tables are not copied (deepcopy of a Table is the table itself, so moto's swap is
+    a no-op); instead the items the transaction names are copied, and on failure they are put
+    back and each stream shard is cut back to its length before the transaction.
     """
-    from moto.dynamodb.models import DynamoDBBackend
+    import copy as real_copy
 
+    from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    dynamodb_models.copy = _CopyKeepingTables(real_copy, Table)
     original = DynamoDBBackend.transact_write_items
 
+    def snapshot(backend, entry):
+        op_type, op = next(iter(entry.items()))
+        table = backend.get_table(op["TableName"])
+        attrs = op["Item"] if op_type == "Put" else op["Key"]
+        hash_key = DynamoType(attrs[table.hash_key_attr])
+        range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+        return table, hash_key, range_key, real_copy.deepcopy(table.get_item(hash_key, range_key))
+
+    def restore(table, hash_key, range_key, item) -> None:
+        if range_key is None:
+            if item is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = item
+            return
+        bucket = table.items[hash_key]
+        if item is None:
+            bucket.pop(range_key, None)
+            if not bucket:
+                del table.items[hash_key]
+        else:
+            bucket[range_key] = item
+
     def transact_write_items(self, transact_items):
-        shards = {
-            name: (table.stream_shard, len(table.stream_shard.items))
-            for name, table in self.tables.items()
-            if getattr(table, "stream_shard", None) is not None
-        }
+        saved, shards = [], {}
+        for entry in transact_items:
+            try:
+                saved.append(snapshot(self, entry))
+            except Exception:  # noqa: BLE001 - moto refuses this item itself; it writes nothing
+                continue
+            shard = saved[-1][0].stream_shard
+            if shard is not None:
+                shards.setdefault(id(shard), (shard, len(shard.items)))
         try:
             return original(self, transact_items)
         except Exception:
-            for name, (shard, length) in shards.items():
-                table = self.tables.get(name)
-                if table is not None and table.stream_shard is not shard:
-                    del shard.items[length:]
-                    shard.table = table
-                    table.stream_shard = shard
+            for table, hash_key, range_key, item in reversed(saved):
+                restore(table, hash_key, range_key, item)
+            for shard, length in shards.values():
+                del shard.items[length:]
             raise
 
     DynamoDBBackend.transact_write_items = transact_write_items
+
+
+# ---------------------------------------------------------------------------------------
+# Patch 8: stream shard iterators expire.
+# ---------------------------------------------------------------------------------------
+# AWS (DynamoDB Streams and Kinesis): "A shard iterator expires 15 minutes after it is
+# returned to the requester."
+SHARD_ITERATOR_SECONDS = float(os.environ.get("LOCAL_SHARD_ITERATOR_SECONDS") or 15 * 60)  # a test shortens it
+
+
+class _ExpiringIterators(dict):
+    """DynamoDBStreamsBackend.shard_iterators, forgetting iterators 15 minutes after they
+    were handed out. moto keeps every one (moto/dynamodbstreams/models.py:59, 124): each
+    GetRecords answers with a new iterator (a 630-character random id and a reference to the
+    shard), so a poller reading an idle stream four times a second grew the emulator by
+    about 40 MB every 15 minutes, for ever. Insertion order is age order, so expiry pops from
+    the front."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._born: dict[str, float] = {}
+
+    def __setitem__(self, key, value) -> None:
+        now = time.monotonic()
+        super().__setitem__(key, value)
+        self._born[key] = now
+        for old, born in list(self._born.items())[:64]:  # bounded work per insert
+            if now - born <= SHARD_ITERATOR_SECONDS:
+                break
+            del self._born[old]
+            self.pop(old, None)
+
+    def __getitem__(self, key):
+        born = self._born.get(key)
+        if born is not None and time.monotonic() - born > SHARD_ITERATOR_SECONDS:
+            raise KeyError(key)
+        return super().__getitem__(key)
+
+
+def expire_stream_shard_iterators() -> None:
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original_init = DynamoDBStreamsBackend.__init__
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.shard_iterators = _ExpiringIterators(self.shard_iterators)
+
+    DynamoDBStreamsBackend.__init__ = __init__
+
+    original_get_records = DynamoDBStreamsBackend.get_records
+
+    def get_records(self, iterator_arn: str, limit: int):
+        # An unknown or expired iterator is ExpiredIteratorException in AWS; moto's KeyError
+        # would be a 500.
+        try:
+            self.shard_iterators[iterator_arn]
+        except KeyError:
+            raise _expired_iterator() from None
+        return original_get_records(self, iterator_arn, limit)
+
+    DynamoDBStreamsBackend.get_records = get_records
+
+
+def _expired_iterator() -> Exception:
+    from moto.core.exceptions import JsonRESTError
+
+    return JsonRESTError("ExpiredIteratorException", "Iterator expired. The iterator was created more than 15 minutes ago.")
+
+
+# ---------------------------------------------------------------------------------------
+# Patch 9: moto keeps nothing nobody can ask for again.
+# ---------------------------------------------------------------------------------------
+# How many closed executions per state machine keep their event history locally (AWS keeps
+# it 90 days; here it is memory, 150 KB to 1 MB an execution).
+CLOSED_EXECUTION_HISTORIES = int(os.environ.get("LOCAL_SFN_HISTORIES") or 2000)
+
+
+def stop_tracking_every_model_instance() -> None:
+    """9a. moto's BaseModel.__new__ appends every instance it ever creates to a class-level
+    list (moto/core/common_models.py:8-15, moto/core/base_backend.py:36), read only by
+    /moto-api/data.json: every Item ever written or overwritten, every deep copy of one
+    (UpdateItem makes two, each Query and Scan result one per item), every stream record,
+    shard iterator and copied SQS message stays alive for ever. With moto's per-transaction
+    table copies on top, this is what took the emulator to 13.8 GB after 800 orders. AWS
+    keeps what it stores, not every intermediate object; /moto-api/data.json now lists
+    nothing, and nothing here uses it."""
+    from moto.core.common_models import BaseModel
+    from moto.core.model_instances import model_data
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    BaseModel.__new__ = staticmethod(__new__)
+    for models in model_data.values():
+        for model in models.values():
+            model.instances_tracked.clear()
+
+
+def bound_step_functions_leftovers() -> None:
+    """9b. The interpreter appends every thread it starts (an execution's, each task
+    attempt's, each wait for a task token) to moto/stepfunctions/parser/utils.py TMP_THREADS
+    and never removes one; finished ones are dropped at each StartExecution.
+    9c. A closed execution keeps its whole evaluation environment, history included; beyond
+    the newest CLOSED_EXECUTION_HISTORIES per state machine, a closed execution keeps what
+    DescribeExecution and ListExecutions answer (and its name, so StartExecution with that
+    name is still ExecutionAlreadyExists, as in AWS), and its history reads as empty."""
+    from moto.stepfunctions.parser import utils as parser_utils
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original_worker_start = ExecutionWorker.start
+
+    def start(self):
+        parser_utils.TMP_THREADS[:] = [t for t in parser_utils.TMP_THREADS if t.is_alive()]
+        return original_worker_start(self)
+
+    ExecutionWorker.start = start
+
+    original_start_execution = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self, state_machine_arn, *args, **kwargs):
+        result = original_start_execution(self, state_machine_arn, *args, **kwargs)
+        for machine in self.state_machines:
+            closed = [e for e in machine.executions if e.exec_status is not None and e.status != "RUNNING"
+                      and getattr(e, "_local_compacted", False) is False]
+            for execution in closed[: max(0, len(closed) - CLOSED_EXECUTION_HISTORIES)]:
+                if execution.exec_worker is not None:
+                    execution.exec_worker.env = None
+                execution.state_machine = machine  # not its own deep copy any more
+                execution._local_compacted = True
+        return result
+
+    StepFunctionsParserBackend.start_execution = start_execution
+
+
+# ---------------------------------------------------------------------------------------
+# Diagnostics: what the emulator's memory holds.
+# ---------------------------------------------------------------------------------------
+def log_memory_census(_signum=None, _frame=None) -> None:
+    """SIGUSR1 (`kill -USR1 <emulator pid>`): logs the resident memory, the live objects by
+    type (the 25 most numerous) and the sizes of the state moto keeps, to find what grows."""
+    import gc
+    from collections import Counter
+
+    counts = Counter(type(o).__name__ for o in gc.get_objects())
+    try:
+        sizes = state_sizes()
+    except Exception as exc:  # noqa: BLE001 - a census must never take the emulator down
+        sizes = {"error": repr(exc)}
+    LOG.warning("memory census: rss %.0f MB; state %s; objects %s", _rss_mb(), json.dumps(sizes), counts.most_common(25))
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        return -1.0
+
+
+def state_sizes() -> dict:
+    """Counts of what moto's backends hold, per kind (tables' items, stream records, shard
+    iterators, executions, archived events, queued messages, tokens)."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+    from moto.events.models import events_backends
+    from moto.sqs.models import sqs_backends
+
+    sizes = {"items": 0, "stream_records": 0, "shard_iterators": 0, "executions": 0, "archived_events": 0,
+             "messages": 0, "tokens": len(_TOKENS)}
+    for _, _, backend in dynamodb_backends.iter_backends():
+        for table in backend.tables.values():
+            sizes["items"] += sum(len(v) if table.has_range_key else 1 for v in table.items.values())
+            if table.stream_shard is not None:
+                sizes["stream_records"] += len(table.stream_shard.items)
+    for _, _, backend in dynamodbstreams_backends.iter_backends():
+        sizes["shard_iterators"] += len(backend.shard_iterators)
+    for _, _, backend in events_backends.iter_backends():
+        sizes["archived_events"] += sum(len(a.events) for a in backend.archives.values())
+    for _, _, backend in sqs_backends.iter_backends():
+        sizes["messages"] += sum(len(q._messages) for q in backend.queues.values())
+    try:
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        for _, _, backend in stepfunctions_backends.iter_backends():
+            sizes["executions"] += sum(len(m.executions) for m in backend.state_machines)
+    except Exception:  # noqa: BLE001 - diagnostics only
+        pass
+    return sizes
 
 
 # ---------------------------------------------------------------------------------------
@@ -485,9 +972,13 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
     disable_event_source_mapping_invocations()
     patch_step_functions_lambda_service_errors()
     patch_step_functions_execution_names()
-    serialize_dynamodb_requests()
-    keep_stream_shards_through_rollbacks()
+    parse_each_definition_once()
+    make_dynamodb_requests_atomic()
+    roll_back_only_what_a_transaction_wrote()
     patch_replay_window_and_filter()
+    expire_stream_shard_iterators()
+    stop_tracking_every_model_instance()
+    bound_step_functions_leftovers()
 
 
 # ---------------------------------------------------------------------------------------
@@ -562,6 +1053,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGUSR1, log_memory_census)
+    # SIGUSR2: every thread's stack on stderr (the emulator log), to see what waits on what.
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
 
     serving = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     serving.start()

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -146,6 +147,7 @@ class EmulatorTest(unittest.TestCase):
         cls.sfn = session.client("stepfunctions", endpoint_url=endpoint)
         cls.sqs = session.client("sqs", endpoint_url=endpoint)
         cls.ddb = session.client("dynamodb", endpoint_url=endpoint)
+        cls.ddb_no_retry = session.client("dynamodb", endpoint_url=endpoint, config=no_retry)
         cls.ddbs = session.client("dynamodbstreams", endpoint_url=endpoint)
         cls.kinesis = session.client("kinesis", endpoint_url=endpoint)
 
@@ -569,6 +571,161 @@ class EmulatorTest(unittest.TestCase):
             self.assertEqual(json.load(f), {"ok-fn": 0})
 
 
+
+    def _counter_table(self, name: str) -> None:
+        self.ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def _count(self, table: str, pk: str = "c") -> int:
+        item = self.ddb.get_item(TableName=table, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item") or {}
+        return int(item.get("n", {"N": "0"})["N"])
+
+    def test_client_request_tokens_are_idempotent_as_in_dynamodb(self):
+        self._counter_table("tokens")
+        ddb = self.ddb_no_retry
+
+        def bump(by: int, when: str | None = None) -> list:
+            update = {"TableName": "tokens", "Key": {"pk": {"S": "c"}},
+                      "UpdateExpression": "ADD n :by", "ExpressionAttributeValues": {":by": {"N": str(by)}}}
+            if when:
+                update["ConditionExpression"] = when
+            return [{"Update": update}]
+
+        # Same token, same request: success, applied once.
+        ddb.transact_write_items(TransactItems=bump(1), ClientRequestToken="order-1-reserve")
+        ddb.transact_write_items(TransactItems=bump(1), ClientRequestToken="order-1-reserve")
+        self.assertEqual(self._count("tokens"), 1)
+        # Same token, another request (a retry that carries a new timestamp or event id).
+        with self.assertRaises(ddb.exceptions.IdempotentParameterMismatchException):
+            ddb.transact_write_items(TransactItems=bump(2), ClientRequestToken="order-1-reserve")
+        self.assertEqual(self._count("tokens"), 1)
+        # A cancelled transaction committed nothing: its repeat runs again.
+        guarded = bump(5, "attribute_exists(ready)")
+        with self.assertRaises(ddb.exceptions.TransactionCanceledException):
+            ddb.transact_write_items(TransactItems=guarded, ClientRequestToken="order-2")
+        ddb.update_item(TableName="tokens", Key={"pk": {"S": "c"}}, UpdateExpression="SET ready = :t",
+                        ExpressionAttributeValues={":t": {"BOOL": True}})
+        ddb.transact_write_items(TransactItems=guarded, ClientRequestToken="order-2")
+        self.assertEqual(self._count("tokens"), 6)
+        # Without a token every request is a new one.
+        ddb.transact_write_items(TransactItems=bump(1))
+        ddb.transact_write_items(TransactItems=bump(1))
+        self.assertEqual(self._count("tokens"), 8)
+
+    def test_concurrent_writes_to_one_item_meet_transaction_conflicts(self):
+        """Transactions on one hot item, and single writes beside them, conflict as in AWS;
+        whatever was accepted is counted exactly once."""
+        import concurrent.futures
+
+        self._counter_table("hot")
+        ddb = self.ddb_no_retry
+        accepted, reasons, errors = [0], set(), set()
+        lock = threading.Lock()
+        writers = 12
+
+        def write(n: int, barrier: threading.Barrier) -> None:
+            barrier.wait()
+            try:
+                if n % 3 == 0:
+                    ddb.update_item(TableName="hot", Key={"pk": {"S": "c"}}, UpdateExpression="ADD n :one",
+                                    ExpressionAttributeValues={":one": {"N": "1"}})
+                else:
+                    ddb.transact_write_items(TransactItems=[
+                        {"Update": {"TableName": "hot", "Key": {"pk": {"S": "c"}}, "UpdateExpression": "ADD n :one",
+                                    "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+                        {"Put": {"TableName": "hot", "Item": {"pk": {"S": f"outbox-{n}-{time.monotonic_ns()}"}}}},
+                    ])
+            except ClientError as e:
+                with lock:
+                    errors.add(e.response["Error"]["Code"])
+                    reasons.update(r.get("Code") for r in e.response.get("CancellationReasons", []))
+                return
+            with lock:
+                accepted[0] += 1
+
+        with concurrent.futures.ThreadPoolExecutor(writers) as pool:
+            for _ in range(30):
+                barrier = threading.Barrier(writers, timeout=60)
+                list(pool.map(lambda n: write(n, barrier), range(writers)))
+                if "TransactionConflict" in reasons and "TransactionConflictException" in errors:
+                    break
+        self.assertIn("TransactionConflict", reasons, "no transaction met another on the hot item")
+        self.assertIn("TransactionConflictException", errors, "no single write met a transaction")
+        self.assertLessEqual(errors, {"TransactionCanceledException", "TransactionConflictException"})
+        self.assertEqual(self._count("hot"), accepted[0])
+
+
+class BoundedStateTest(unittest.TestCase):
+    """An emulator whose shard iterators live 2 seconds instead of AWS's 15 minutes, and
+    which keeps the history of 2 closed executions per state machine."""
+
+    def test_iterators_expire_and_polling_an_idle_stream_keeps_memory_bounded(self):
+        port = free_port()
+        env = dict(os.environ, LOCAL_SHARD_ITERATOR_SECONDS="2", LOCAL_SFN_HISTORIES="2")
+        env.pop("MOTO_PORT", None)
+        proc = subprocess.Popen([sys.executable, EMULATOR, "--port", str(port)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+        try:
+            while not lines.get(timeout=60).startswith("emulator ready"):
+                pass
+            session = boto3.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name=REGION)
+            ddb = session.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}")
+            streams = session.client("dynamodbstreams", endpoint_url=f"http://127.0.0.1:{port}")
+            arn = ddb.create_table(
+                TableName="polled", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+            )["TableDescription"]["LatestStreamArn"]
+            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+            first = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+            # A poller on an idle stream: every read hands out a new iterator.
+            iterator, deadline = first, time.monotonic() + 4
+            while time.monotonic() < deadline:
+                iterator = streams.get_records(ShardIterator=iterator)["NextShardIterator"]
+            with self.assertRaises(ClientError) as ctx:
+                streams.get_records(ShardIterator=first)
+            self.assertEqual(ctx.exception.response["Error"]["Code"], "ExpiredIteratorException")
+            ddb.put_item(TableName="polled", Item={"pk": {"S": "after"}})
+            records = streams.get_records(ShardIterator=iterator)["Records"]  # the newest still works
+            self.assertEqual([r["dynamodb"]["Keys"]["pk"]["S"] for r in records], ["after"])
+
+            proc.send_signal(signal.SIGUSR1)
+            census = ""
+            while "WARNING memory census" not in census:
+                census = lines.get(timeout=30)
+            held = json.loads(census.split("; state ", 1)[1].split("; objects", 1)[0])["shard_iterators"]
+            # Reads took a few ms each for 4 s: hundreds of iterators were handed out, and
+            # only those of the last 2 s (plus a bounded tail) are kept.
+            self.assertLess(held, 1200, census)
+            self.assertGreater(held, 0, census)
+
+            # Closed executions beyond the newest 2 keep their name and description only.
+            sfn = session.client("stepfunctions", endpoint_url=f"http://127.0.0.1:{port}")
+            machine = sfn.create_state_machine(
+                name="passes", roleArn=ROLE_ARN,
+                definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+            )["stateMachineArn"]
+            arns = []
+            for n in range(5):
+                arns.append(sfn.start_execution(stateMachineArn=machine, name=f"run-{n}", input="{}")["executionArn"])
+                wait = time.monotonic() + 10
+                while sfn.describe_execution(executionArn=arns[-1])["status"] == "RUNNING" and time.monotonic() < wait:
+                    time.sleep(0.05)
+            histories = [len(sfn.get_execution_history(executionArn=a)["events"]) for a in arns]
+            self.assertEqual(histories[:2], [0, 0], histories)
+            self.assertTrue(all(h > 0 for h in histories[3:]), histories)
+            self.assertEqual(sfn.describe_execution(executionArn=arns[0])["status"], "SUCCEEDED")
+            with self.assertRaises(sfn.exceptions.ExecutionAlreadyExists):
+                sfn.start_execution(stateMachineArn=machine, name="run-0", input="{}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
 
 
 class ShutdownTest(unittest.TestCase):
