@@ -68,6 +68,13 @@ pub fn is_condition_failed<E: ProvideErrorMetadata>(err: &E) -> bool {
     err.code() == Some("ConditionalCheckFailedException")
 }
 
+/// True when a single-item write was refused because a transaction holds the item right now
+/// (`TransactionConflictException`): in AWS it happens whenever a write meets a transaction
+/// on the same item, so it means "someone else is writing this", never a fault.
+pub fn is_transaction_conflict<E: ProvideErrorMetadata>(err: &E) -> bool {
+    err.code() == Some("TransactionConflictException")
+}
+
 /// How a transaction ended, short of a fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transaction {
@@ -85,27 +92,73 @@ impl Transaction {
         matches!(self, Self::Committed)
     }
 
+    /// True when the transaction was cancelled only because other transactions held some of
+    /// its items: nothing was wrong with it, and the same request may simply be sent again.
+    pub fn only_conflicts(&self) -> bool {
+        matches!(self, Self::Cancelled(codes)
+            if codes.iter().any(|c| c.as_deref() == Some("TransactionConflict"))
+                && codes.iter().flatten().all(|c| c == "TransactionConflict"))
+    }
+
     /// True when item `index`'s condition did not hold.
     pub fn condition_failed(&self, index: usize) -> bool {
         matches!(self, Self::Cancelled(codes) if codes.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed"))
     }
 }
 
-/// Writes `items` as one transaction. `token` (DynamoDB's `ClientRequestToken`) makes the
-/// SDK's retry of a transaction whose answer was lost get the first outcome instead of
-/// failing its own conditions, which would read as a lost race and apply a change twice.
+/// Writes `items` as one transaction. With a `scope` (what the write is about, e.g. the
+/// order id and step) it carries a `ClientRequestToken` derived from the scope and from
+/// everything written ([`request_token`]), so the SDK's retry of a transaction whose answer
+/// was lost gets the first outcome instead of failing its own conditions, which would read
+/// as a lost race. Because the token is derived from the content, the same token always
+/// carries the same request: a later attempt that writes something else (a new timestamp,
+/// new event ids) is a new request, where a fixed token would be refused by DynamoDB with
+/// `IdempotentParameterMismatchException` for ten minutes.
 /// A cancellation on conditions or conflicts is an outcome ([`Transaction::Cancelled`]),
 /// anything else is a [`StoreError`].
+///
+/// A cancellation caused only by conflicts with other transactions (a hot sku, many orders at
+/// once) wrote nothing, so it is sent again after a jittered, growing pause, up to
+/// [`CONFLICT_ATTEMPTS`] times in all, before it is returned as an outcome: DynamoDB's own
+/// advice for `TransactionConflict`, and it keeps contention from surfacing as a failed step.
 pub async fn transact(
     client: &aws_sdk_dynamodb::Client,
     items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-    token: Option<&str>,
+    scope: Option<&str>,
+) -> Result<Transaction, StoreError> {
+    let token = scope.map(|scope| request_token(scope, &items));
+    let mut attempt = 1;
+    loop {
+        let outcome = transact_once(client, items.clone(), token.clone()).await?;
+        if !outcome.only_conflicts() || attempt >= CONFLICT_ATTEMPTS {
+            return Ok(outcome);
+        }
+        tokio::time::sleep(conflict_backoff(attempt)).await;
+        attempt += 1;
+    }
+}
+
+/// How many times [`transact`] sends a transaction that only met conflicts.
+pub const CONFLICT_ATTEMPTS: u32 = 8;
+
+/// "Full jitter" (a random pause up to 25 ms doubled per attempt, at most 1 s): concurrent
+/// writers that met on one item spread out instead of meeting again.
+fn conflict_backoff(attempt: u32) -> std::time::Duration {
+    let cap_ms = (25_u64 << attempt.min(6)).min(1000);
+    let random = u64::try_from(ulid::Ulid::new().random() & u128::from(u64::MAX)).unwrap_or(0);
+    std::time::Duration::from_millis(random % (cap_ms + 1))
+}
+
+async fn transact_once(
+    client: &aws_sdk_dynamodb::Client,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    token: Option<String>,
 ) -> Result<Transaction, StoreError> {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     let result = client
         .transact_write_items()
         .set_transact_items(Some(items))
-        .set_client_request_token(token.map(str::to_owned))
+        .set_client_request_token(token)
         .send()
         .await;
     match result {
@@ -128,5 +181,168 @@ pub async fn transact(
             }
             other => Err(StoreError::request("TransactWriteItems", other)),
         },
+    }
+}
+
+/// The `ClientRequestToken` of a transaction: 36 hex digits (DynamoDB's limit) of a SHA-256
+/// over the scope and a canonical form of every item (maps in key order), so two requests
+/// share a token only when they write the same thing.
+pub fn request_token(scope: &str, items: &[aws_sdk_dynamodb::types::TransactWriteItem]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut canon = String::new();
+    canon.push_str(scope);
+    for item in items {
+        canon.push('\u{1e}');
+        canonical_write(&mut canon, item);
+    }
+    let digest = Sha256::digest(canon.as_bytes());
+    digest.iter().take(18).map(|b| format!("{b:02x}")).collect()
+}
+
+fn canonical_write(out: &mut String, item: &aws_sdk_dynamodb::types::TransactWriteItem) {
+    use std::fmt::Write as _;
+    if let Some(p) = item.put() {
+        labelled(out, "put", Some(p.item()));
+        labelled(out, "values", p.expression_attribute_values());
+        let _ = write!(
+            out,
+            "|{}|{:?}|{:?}",
+            p.table_name(),
+            p.condition_expression(),
+            sorted(p.expression_attribute_names())
+        );
+    }
+    if let Some(u) = item.update() {
+        labelled(out, "update", Some(u.key()));
+        labelled(out, "values", u.expression_attribute_values());
+        let _ = write!(
+            out,
+            "|{}|{}|{:?}|{:?}",
+            u.table_name(),
+            u.update_expression(),
+            u.condition_expression(),
+            sorted(u.expression_attribute_names())
+        );
+    }
+    if let Some(d) = item.delete() {
+        labelled(out, "delete", Some(d.key()));
+        labelled(out, "values", d.expression_attribute_values());
+        let _ = write!(
+            out,
+            "|{}|{:?}|{:?}",
+            d.table_name(),
+            d.condition_expression(),
+            sorted(d.expression_attribute_names())
+        );
+    }
+    if let Some(c) = item.condition_check() {
+        labelled(out, "check", Some(c.key()));
+        labelled(out, "values", c.expression_attribute_values());
+        let _ = write!(
+            out,
+            "|{}|{}|{:?}",
+            c.table_name(),
+            c.condition_expression(),
+            sorted(c.expression_attribute_names())
+        );
+    }
+}
+
+fn labelled(out: &mut String, label: &str, m: Option<&HashMap<String, AttributeValue>>) {
+    out.push('|');
+    out.push_str(label);
+    out.push(':');
+    canonical_map(out, m);
+}
+
+fn sorted(names: Option<&HashMap<String, String>>) -> Vec<(&String, &String)> {
+    let mut names: Vec<_> = names.into_iter().flatten().collect();
+    names.sort();
+    names
+}
+
+fn canonical_map(out: &mut String, m: Option<&HashMap<String, AttributeValue>>) {
+    let mut entries: Vec<_> = m.into_iter().flatten().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (k, v) in entries {
+        out.push_str(k);
+        out.push('=');
+        canonical_attr(out, v);
+        out.push(',');
+    }
+    out.push('}');
+}
+
+fn canonical_attr(out: &mut String, v: &AttributeValue) {
+    match v {
+        AttributeValue::M(m) => canonical_map(out, Some(m)),
+        AttributeValue::L(l) => {
+            out.push('[');
+            for v in l {
+                canonical_attr(out, v);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        // Sets are unordered: sort their members.
+        AttributeValue::Ss(s) | AttributeValue::Ns(s) => {
+            let mut s = s.clone();
+            s.sort();
+            out.push_str(&format!("set{s:?}"));
+        }
+        other => out.push_str(&format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
+    fn put(pairs: &[(&str, &str)]) -> TransactWriteItem {
+        let item = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned())))
+            .collect();
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name("t")
+                    .set_item(Some(item))
+                    .build()
+                    .expect("put"),
+            )
+            .build()
+    }
+
+    #[test]
+    fn same_writes_same_token_in_any_map_order() {
+        let a = put(&[("pk", "o1"), ("at", "2026-01-01T00:00:00Z"), ("x", "1")]);
+        let b = put(&[("x", "1"), ("pk", "o1"), ("at", "2026-01-01T00:00:00Z")]);
+        let token = request_token("o1-reserve", &[a]);
+        assert_eq!(token, request_token("o1-reserve", &[b]));
+        assert_eq!(token.len(), 36);
+    }
+
+    #[test]
+    fn only_a_cancellation_by_conflicts_alone_is_sent_again() {
+        let conflict = Some("TransactionConflict".to_owned());
+        let failed = Some("ConditionalCheckFailed".to_owned());
+        assert!(Transaction::Cancelled(vec![None, conflict.clone()]).only_conflicts());
+        assert!(!Transaction::Cancelled(vec![failed, conflict]).only_conflicts());
+        assert!(!Transaction::Cancelled(vec![None, None]).only_conflicts());
+        assert!(!Transaction::Committed.only_conflicts());
+        assert!(conflict_backoff(1) <= std::time::Duration::from_millis(50));
+        assert!(conflict_backoff(20) <= std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn another_write_or_scope_is_another_token() {
+        let first = put(&[("pk", "o1"), ("at", "2026-01-01T00:00:00Z")]);
+        let retry = put(&[("pk", "o1"), ("at", "2026-01-01T00:00:01Z")]);
+        let token = request_token("o1-reserve", std::slice::from_ref(&first));
+        assert_ne!(token, request_token("o1-reserve", &[retry]));
+        assert_ne!(token, request_token("o1-commit", &[first]));
     }
 }

@@ -22,7 +22,9 @@
 //! handlers use [`run`]; saga steps and consumers use the same calls with the order id or
 //! event id as the key.
 
-use crate::dynamo::{StoreError, from_item, is_condition_failed, to_attribute, to_item};
+use crate::dynamo::{
+    StoreError, from_item, is_condition_failed, is_transaction_conflict, to_attribute, to_item,
+};
 use crate::problem::ApiError;
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
@@ -235,6 +237,13 @@ impl Idempotency {
                 }));
             }
             Err(e) if is_condition_failed(&e) => e,
+            // The twin's transaction is completing the record at this moment (it holds the
+            // item): the same request is in progress, and answers in a moment.
+            Err(e) if is_transaction_conflict(&e) => {
+                return Ok(Claim::InProgress {
+                    retry_after_secs: 1,
+                });
+            }
             Err(e) => return Err(StoreError::request("PutItem", e)),
         };
         let existing = match err.into_service_error() {

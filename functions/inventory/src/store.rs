@@ -82,7 +82,7 @@ impl ProductStore for DynamoProductStore {
             ProductEvent::Upserted(e) => (self.outbox.put(e)?, &e.metadata.event_id),
             ProductEvent::StockAdjusted(e) => (self.outbox.put(e)?, &e.metadata.event_id),
         };
-        // The event's id is this attempt's token (see `shared::dynamo::transact`).
+        // Scoped by the event id; the token is derived from what is written (`shared::dynamo::transact`).
         let outcome = shared::dynamo::transact(
             &self.client,
             vec![TransactWriteItem::builder().put(put).build(), outbox],

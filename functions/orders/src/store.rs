@@ -67,7 +67,7 @@ impl OrderStore for DynamoOrderStore {
                     .completion(claimed, response, order.created_at)?,
             );
         }
-        // The order id is this attempt's token (see `shared::dynamo::transact`).
+        // Scoped by the order id; the token is derived from what is written (`shared::dynamo::transact`).
         let outcome = shared::dynamo::transact(&self.client, items, Some(&order.order_id)).await?;
         Ok(outcome.committed())
     }
