@@ -8,11 +8,13 @@ SHELL := /bin/bash
 
 VENV := .venv
 PY := $(VENV)/bin/python
+SOAK_PY := .venv-soak/bin/python
+SOAK_MINUTES ?= 60
 # cargo finds `cargo lambda` (the cargo-lambda binary from PyPI) and zig on this PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install dev test test-unit test-local-tools test-infra test-stack lint build token ops clean
+.PHONY: help install dev test test-unit test-local-tools test-infra test-stack lint build token ops clean soak soak-rate idle-check
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:3000 (Ctrl-C stops everything)"
@@ -20,8 +22,17 @@ help:
 	@echo "make build  Lambda zips in target/lambda/<function>/bootstrap.zip"
 	@echo "make token USER_ID=alice [ADMIN=1]   print a local bearer token"
 	@echo "make ops ARGS=\"replay ...\"   commerce-ops against the local stack (README: Replay and redrive)"
+	@echo "make soak [SOAK_MINUTES=60]   locust soak at 5 orders/s; results in docs/benchmarks/"
+	@echo "make soak-rate RATE=10 [SOAK_MINUTES=10]   one sustained-rate run"
+	@echo "make idle-check [IDLE_MINUTES=30]   latency before and after an idle stack"
 
-install: $(VENV)/.installed local/node/node_modules/.installed
+install: $(VENV)/.installed local/node/node_modules/.installed .venv-soak/.installed
+
+# locust and matplotlib for the load smoke and the soak, apart from moto's venv.
+.venv-soak/.installed: local/requirements-soak.txt
+	python3 -m venv .venv-soak
+	.venv-soak/bin/pip install --quiet --disable-pip-version-check -r local/requirements-soak.txt
+	touch $@
 
 $(VENV)/.installed: local/requirements.txt
 	python3 -m venv $(VENV)
@@ -43,6 +54,7 @@ test: install lint test-unit test-local-tools test-infra test-stack
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	python3 local/check_features.py
 
 test-unit:
 	cargo test --workspace --lib --bins --locked
@@ -63,7 +75,22 @@ test-infra: install
 # Build first, so cargo lambda watch only starts binaries that are already linked.
 test-stack: install
 	cargo build --workspace --all-targets --locked
-	$(PY) local/stack.py exec -- cargo test --workspace --tests --locked --no-fail-fast -- --test-threads 4
+	$(PY) local/stack.py exec -- bash -c 'cargo test --workspace --tests --locked --no-fail-fast -- --test-threads 4 \
+	  && echo "load smoke: 64 shoppers for 2 minutes" && $(SOAK_PY) local/soak/run.py smoke'
+
+# Long-running checks of the local stack (README: Operating the local stack). Each starts its
+# own stack, drives it through the gateway on 127.0.0.1 only, and stops by itself.
+soak: install
+	cargo build --workspace --bins --locked
+	$(PY) local/stack.py exec -- $(SOAK_PY) local/soak/run.py soak --minutes $(SOAK_MINUTES)
+
+soak-rate: install
+	cargo build --workspace --bins --locked
+	$(PY) local/stack.py exec -- $(SOAK_PY) local/soak/run.py rate --rate $(RATE) --minutes $(or $(filter-out 60,$(SOAK_MINUTES)),10)
+
+idle-check: install
+	cargo build --workspace --bins --locked
+	$(PY) local/stack.py exec -- $(SOAK_PY) local/soak/run.py idle --minutes $${IDLE_MINUTES:-30}
 
 build:
 	# Every Lambda of the workspace; commerce-ops (package ops) is the operator's command line, not a Lambda.

@@ -13,6 +13,7 @@ Environment:
                             of a function may compile it)
     POLLERS_RELIST_SECONDS  how often the mappings (and stream shards) are re-read (default 2)
     POLLERS_IDLE_SECONDS    pause after an empty read (default 0.25)
+    POLLERS_SQS_CONCURRENCY concurrent batches per SQS mapping (default 5, as Lambda starts)
     POLLERS_RETRY_SECONDS   first back-off before a retry, doubled per failure of the same
                             batch up to POLLERS_RETRY_MAX_SECONDS (defaults 0.5 and 2)
 
@@ -58,8 +59,9 @@ AWS behaviours reproduced
 
 Not reproduced
   FilterCriteria (logged, not applied: every record is delivered), TumblingWindowInSeconds,
-  ParallelizationFactor > 1, SQS ScalingConfig / concurrent pollers (one worker per SQS
-  mapping), the 6 MB payload limit, Kafka/MQ/DocumentDB sources, S3 on-failure
+  ParallelizationFactor > 1, SQS pollers scaling as far as Lambda's (at most
+  POLLERS_SQS_CONCURRENCY, default 5, or the mapping's ScalingConfig.MaximumConcurrency,
+  batches at once per SQS mapping, joined while full batches keep coming), the 6 MB payload limit, Kafka/MQ/DocumentDB sources, S3 on-failure
   destinations, checkpoints surviving a restart of this process, shard iterator expiry,
   a partial-failure retry growing beyond the records of the failed batch (AWS re-reads up
   to BatchSize from the checkpoint), and the mapping's LastProcessingResult/State
@@ -104,6 +106,11 @@ RETRY_BASE = float(os.environ.get("POLLERS_RETRY_SECONDS") or 0.5)
 RETRY_MAX = float(os.environ.get("POLLERS_RETRY_MAX_SECONDS") or 2)
 
 REPORT_FAILURES = "ReportBatchItemFailures"
+# Concurrent batches per SQS mapping under a backlog (Lambda starts with five), and how often
+# the extra pollers look whether the backlog is there.
+SQS_POLLERS = int(os.environ.get("POLLERS_SQS_CONCURRENCY") or 5)
+SQS_POLLERS_MAX = 20
+IDLE_EXTRA = 0.5
 
 
 def backoff(failures: int) -> float:
@@ -322,14 +329,31 @@ class SqsRunner(Runner):
         parts = self.source_arn.split(":")
         self.queue_arn = self.source_arn
         self.region = parts[3]
-        self.spawn(f"sqs-{self.short}", self.run)
+        # Lambda polls an SQS queue with several concurrent batches (up to five to start with,
+        # or ScalingConfig.MaximumConcurrency) and scales with the backlog: a queue with a
+        # backlog is drained by as many function instances as there are batches in flight.
+        # Here the first poller gathers batches as before; the others join while it keeps
+        # receiving full batches (a backlog), and stand by once a receive comes back empty,
+        # so a quiet queue is still read by one poller with its batching window.
+        scaling = (self.config.get("ScalingConfig") or {}).get("MaximumConcurrency")
+        self.pollers = max(1, min(int(scaling or SQS_POLLERS), SQS_POLLERS_MAX))
+        self.backlog = threading.Event()
+        for i in range(self.pollers):
+            self.spawn(f"sqs-{self.short}-{i}", lambda i=i: self.run(primary=(i == 0)))
 
-    def run(self) -> None:
+    def run(self, primary: bool = True) -> None:
         failures = 0
         while not self.stop_event.is_set():
+            if not primary and not self.backlog.is_set():
+                self.wait(IDLE_EXTRA)
+                continue
             try:
                 url = self.aws.queue_url(self.queue_arn)
-                batch = self.gather(url)
+                batch = self.gather(url, give_up_when_empty=not primary)
+                if len(batch) >= self.batch_size:
+                    self.backlog.set()
+                elif not batch or not primary:
+                    self.backlog.clear()
                 failures = 0
             except Exception as err:  # emulator unreachable, queue deleted...
                 failures += 1
@@ -340,7 +364,7 @@ class SqsRunner(Runner):
             if batch and not self.stop_event.is_set():
                 self.handle(url, batch)
 
-    def gather(self, url: str) -> list[dict]:
+    def gather(self, url: str, give_up_when_empty: bool = False) -> list[dict]:
         """Up to BatchSize messages: ReceiveMessage until the batch is full or the window,
         opened by the first message, has passed (window 0: the first non-empty receive)."""
         batch: dict[str, dict] = {}  # message id -> message (a re-received one keeps its newest handle)
@@ -361,6 +385,8 @@ class SqsRunner(Runner):
             if len(batch) >= self.batch_size or (batch and time.monotonic() >= deadline):
                 break
             if not messages:
+                if give_up_when_empty and not batch:
+                    return []
                 pause = IDLE if deadline is None else min(IDLE, deadline - time.monotonic())
                 self.wait(pause)
         return list(batch.values())

@@ -9,7 +9,8 @@ declaration (local/provision.py), `cargo lambda watch` on 127.0.0.1:9000, and th
 gateway (local/gateway.py) on 127.0.0.1:3000. Each runs in its own process group and is
 stopped (TERM, then KILL) on exit, Ctrl-C, SIGTERM or any failure. Logs go to .local/logs/.
 
-Ports: MOTO_PORT, CARGO_LAMBDA_PORT, LOCAL_API_PORT change the defaults.
+Ports: MOTO_PORT, CARGO_LAMBDA_PORT, LOCAL_API_PORT change the defaults;
+LOCAL_LAMBDA_CONCURRENCY (default 4) is how many processes of one function may run at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import provision  # noqa: E402
+from crashes import function_crashes  # noqa: E402
 
 STATE = ROOT / ".local"
 LOGS = STATE / "logs"
@@ -36,6 +38,7 @@ PY = sys.executable
 MOTO_PORT = int(os.environ.get("MOTO_PORT", "5000"))
 LAMBDA_PORT = int(os.environ.get("CARGO_LAMBDA_PORT", "9000"))
 API_PORT = int(os.environ.get("LOCAL_API_PORT", "3000"))
+LAMBDA_CONCURRENCY = int(os.environ.get("LOCAL_LAMBDA_CONCURRENCY", "4"))
 
 
 def stack_env() -> dict[str, str]:
@@ -114,7 +117,17 @@ class Stack:
             "--invoke-address", "127.0.0.1", "--invoke-port", str(LAMBDA_PORT),
             "--env-file", str(env_file),
             "--env-var", f"AWS_LAMBDA_LOG_LEVEL={env['AWS_LAMBDA_LOG_LEVEL']}",
-            "--timeout", "600",
+            # Up to this many processes of one function at once, started as invocations queue
+            # up, as Lambda scales a function out (cargo lambda's limit is one for every
+            # function; the declaration sets no reserved concurrency below it).
+            "--concurrency", str(LAMBDA_CONCURRENCY),
+            # No `--timeout`: cargo lambda (1.9.2, lib.rs:222-241) puts it as a TimeoutLayer over
+            # every route, the runtime API's long-polling GET .../invocation/next included. A
+            # function idle for that long got a bare 408 without lambda-runtime-aws-request-id,
+            # lambda_runtime 1.5 panicked on it (types.rs:176), and cargo lambda never starts a
+            # dead process again (watcher.rs:168-186), so its invocations queued until they
+            # timed out too. In Lambda, /next waits as long as it takes. The callers (emulator,
+            # gateway, pollers) bound each invocation themselves.
         ]
         if not self.watch_changes:
             watch.append("--ignore-changes")
@@ -211,6 +224,11 @@ def main(argv: list[str]) -> int:
             code = 1
         else:
             code = subprocess.call(command, cwd=ROOT, env=env)
+            crashes = function_crashes()
+            if crashes:
+                print(f"[stack] {len(crashes)} function process crash(es) while it ran "
+                      f"({LOGS / 'cargo-lambda.log'}):\n  " + "\n  ".join(crashes[:20]), file=sys.stderr)
+                code = code or 1
     except KeyboardInterrupt:
         code = 0 if mode == "dev" else 130  # Ctrl-C is how `make dev` is meant to end
     except Exception as e:  # any failure to start: report, stop what runs, fail
