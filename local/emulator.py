@@ -40,6 +40,7 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
   9. moto keeps only what can be asked for again: not every model instance it ever made
      (BaseModel tracking), not finished interpreter threads, and the event history of the
      newest LOCAL_SFN_HISTORIES (2000) closed executions per state machine.
+  10. moto's package directory is listed once, not on every request.
 SIGUSR1 logs a memory census (objects by type, the sizes of moto's state); SIGUSR2 every
 thread's stack.
 
@@ -827,6 +828,19 @@ def bound_step_functions_leftovers() -> None:
     StepFunctionsParserBackend.start_execution = start_execution
 
 
+def route_requests_without_listing_moto() -> None:
+    """10. To find the backend of every request, moto's server calls
+    moto.backends.list_of_moto_modules() (moto/moto_server/werkzeug_app.py:127), which lists
+    and stats moto's package directory, about 150 entries, and it does so holding the
+    dispatcher's one lock (:294). Under load that was a tenth of the emulator's CPU and a
+    queue in front of every request. The directory does not change while the emulator runs:
+    it is listed once."""
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+
 # ---------------------------------------------------------------------------------------
 # Diagnostics: what the emulator's memory holds.
 # ---------------------------------------------------------------------------------------
@@ -874,9 +888,9 @@ def state_sizes() -> dict:
     for _, _, backend in sqs_backends.iter_backends():
         sizes["messages"] += sum(len(q._messages) for q in backend.queues.values())
     try:
-        from moto.stepfunctions.models import stepfunctions_backends
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-        for _, _, backend in stepfunctions_backends.iter_backends():
+        for _, _, backend in stepfunctions_parser_backends.iter_backends():
             sizes["executions"] += sum(len(m.executions) for m in backend.state_machines)
     except Exception:  # noqa: BLE001 - diagnostics only
         pass
@@ -979,6 +993,7 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
     expire_stream_shard_iterators()
     stop_tracking_every_model_instance()
     bound_step_functions_leftovers()
+    route_requests_without_listing_moto()
 
 
 # ---------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import gevent
@@ -70,6 +71,13 @@ def bearer(user_id: str, admin: bool = False) -> dict:
 ADMIN = bearer(f"SOAK-ADMIN-{RUN}", admin=True)
 
 
+def epoch(rfc3339: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() if rfc3339 else None
+    except ValueError:
+        return None
+
+
 class Ledger:
     """Every order placed, when, and when it reached its final state (or was held)."""
 
@@ -81,21 +89,28 @@ class Ledger:
         self.settled_at: dict[str, float] = {}
         self.owner: dict[str, dict] = {}
         self.review: list[str] = []
+        self.held: set[str] = set()  # ever UNDER_REVIEW: they wait for a person
         self.cancelled_from: dict[str, float] = {}
 
-    def place(self, order_id: str, headers: dict) -> None:
+    def place(self, order_id: str, headers: dict, created_at: str | None = None) -> None:
         with self.lock:
-            self.placed.setdefault(order_id, time.time())
+            self.placed.setdefault(order_id, epoch(created_at) or time.time())
             self.owner[order_id] = headers
 
-    def observe(self, order_id: str, status: str) -> None:
+    def observe(self, order_id: str, status: str, updated_at: str | None = None) -> None:
+        """Records what a read of the order showed. A final order's settle time is its own
+        `updated_at` (when the saga wrote the final status) less when it was placed, so an
+        order first seen final late (its shopper stopped following) is not counted late."""
         with self.lock:
             self.status[order_id] = status
-            if status == "UNDER_REVIEW" and order_id not in self.review and order_id not in self.settled:
-                self.review.append(order_id)
+            if status == "UNDER_REVIEW":
+                self.held.add(order_id)
+                if order_id not in self.review and order_id not in self.settled:
+                    self.review.append(order_id)
             if status in ("CONFIRMED", "REJECTED") and order_id not in self.settled:
-                self.settled[order_id] = time.time() - self.placed[order_id]
-                self.settled_at[order_id] = time.time()
+                at = epoch(updated_at) or time.time()
+                self.settled[order_id] = at - self.placed[order_id]
+                self.settled_at[order_id] = at
 
     def in_flight(self) -> list[str]:
         with self.lock:
@@ -146,7 +161,7 @@ class Shopper(HttpUser):
                 order = expect(r, 200)
             if order:
                 status = order["status"]
-                LEDGER.observe(order_id, status)
+                LEDGER.observe(order_id, status, order.get("updated_at"))
                 if status in until:
                     return status
             gevent.sleep(1.0)  # a client checking back once a second
@@ -169,7 +184,7 @@ class Shopper(HttpUser):
             "payment": {"token": "tok_declined" if random.random() < 0.05 else "tok_visa"},
         }
         headers = dict(self.auth, **{"Idempotency-Key": uuid.uuid4().hex})
-        order_id = None
+        order_id = created_at = None
         for attempt in range(2 if random.random() < 0.1 else 1):  # a client retrying its request
             with self.client.post("/orders", json=body, headers=headers, name="POST /orders",
                                   catch_response=True, timeout=TIMEOUT) as r:
@@ -178,10 +193,10 @@ class Shopper(HttpUser):
                 if order and r.status_code == 202:
                     if order_id is not None and order["order_id"] != order_id:
                         r.failure(f"the retried key answered order {order['order_id']}, not {order_id}")
-                    order_id = order["order_id"]
+                    order_id, created_at = order["order_id"], order.get("created_at")
         if order_id is None:
             return
-        LEDGER.place(order_id, self.auth)
+        LEDGER.place(order_id, self.auth, created_at)
         status = self.follow(order_id, FINAL | {"UNDER_REVIEW"}, SETTLE)
         if status == "CONFIRMED" and random.random() < 0.1:
             with self.client.post(f"/orders/{order_id}/cancel", headers=self.auth, name="POST /orders/{id}/cancel",
@@ -361,7 +376,7 @@ def drain() -> list[str]:
         for order_id in left:
             status, order = call("GET", f"/orders/{order_id}", None, ADMIN)
             if status == 200:
-                LEDGER.observe(order_id, order["status"])
+                LEDGER.observe(order_id, order["status"], order.get("updated_at"))
                 if order["status"] == "UNDER_REVIEW":
                     call("POST", f"/orders/{order_id}/review", {"decision": "approve"}, ADMIN)
         time.sleep(1)
@@ -378,7 +393,7 @@ def on_quitting(environment, **_kw) -> None:
     total = environment.stats.total
     # An order held for review waits for a person; its bound runs from its review, so only
     # orders never held count against SOAK_SETTLE_SECONDS.
-    held = {o for o, s in LEDGER.status.items() if s == "UNDER_REVIEW"} | set(LEDGER.review)
+    held = LEDGER.held
     slow = sorted(o for o, t in LEDGER.settled.items() if t > SETTLE and o not in held)
     crashes = function_crashes()
     settle_times = sorted(LEDGER.settled.values())
