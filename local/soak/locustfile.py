@@ -86,16 +86,12 @@ class Ledger:
         self.placed: dict[str, float] = {}
         self.status: dict[str, str] = {}
         self.settled: dict[str, float] = {}  # order id -> seconds from placing to final
-        self.settled_at: dict[str, float] = {}
-        self.owner: dict[str, dict] = {}
         self.review: list[str] = []
         self.held: set[str] = set()  # ever UNDER_REVIEW: they wait for a person
-        self.cancelled_from: dict[str, float] = {}
 
-    def place(self, order_id: str, headers: dict, created_at: str | None = None) -> None:
+    def place(self, order_id: str, created_at: str | None = None) -> None:
         with self.lock:
             self.placed.setdefault(order_id, epoch(created_at) or time.time())
-            self.owner[order_id] = headers
 
     def observe(self, order_id: str, status: str, updated_at: str | None = None) -> None:
         """Records what a read of the order showed. A final order's settle time is its own
@@ -110,7 +106,6 @@ class Ledger:
             if status in ("CONFIRMED", "REJECTED") and order_id not in self.settled:
                 at = epoch(updated_at) or time.time()
                 self.settled[order_id] = at - self.placed[order_id]
-                self.settled_at[order_id] = at
 
     def in_flight(self) -> list[str]:
         with self.lock:
@@ -196,13 +191,12 @@ class Shopper(HttpUser):
                     order_id, created_at = order["order_id"], order.get("created_at")
         if order_id is None:
             return
-        LEDGER.place(order_id, self.auth, created_at)
+        LEDGER.place(order_id, created_at)
         status = self.follow(order_id, FINAL | {"UNDER_REVIEW"}, SETTLE)
         if status == "CONFIRMED" and random.random() < 0.1:
             with self.client.post(f"/orders/{order_id}/cancel", headers=self.auth, name="POST /orders/{id}/cancel",
                                   catch_response=True, timeout=TIMEOUT) as r:
                 if expect(r, 202) is not None:
-                    LEDGER.cancelled_from[order_id] = time.time()
                     self.follow(order_id, {"CANCELLED"}, SETTLE)
 
 

@@ -199,53 +199,75 @@ pub fn request_token(scope: &str, items: &[aws_sdk_dynamodb::types::TransactWrit
     digest.iter().take(18).map(|b| format!("{b:02x}")).collect()
 }
 
-fn canonical_write(out: &mut String, item: &aws_sdk_dynamodb::types::TransactWriteItem) {
-    use std::fmt::Write as _;
+/// What one write of a transaction says, whatever its kind: the parts the token covers.
+struct WriteParts<'a> {
+    kind: &'static str,
+    table: &'a str,
+    target: &'a HashMap<String, AttributeValue>,
+    update: Option<&'a str>,
+    condition: Option<&'a str>,
+    names: Option<&'a HashMap<String, String>>,
+    values: Option<&'a HashMap<String, AttributeValue>>,
+}
+
+fn write_parts(item: &aws_sdk_dynamodb::types::TransactWriteItem) -> Option<WriteParts<'_>> {
     if let Some(p) = item.put() {
-        labelled(out, "put", Some(p.item()));
-        labelled(out, "values", p.expression_attribute_values());
-        let _ = write!(
-            out,
-            "|{}|{:?}|{:?}",
-            p.table_name(),
-            p.condition_expression(),
-            sorted(p.expression_attribute_names())
-        );
+        return Some(WriteParts {
+            kind: "put",
+            table: p.table_name(),
+            target: p.item(),
+            update: None,
+            condition: p.condition_expression(),
+            names: p.expression_attribute_names(),
+            values: p.expression_attribute_values(),
+        });
     }
     if let Some(u) = item.update() {
-        labelled(out, "update", Some(u.key()));
-        labelled(out, "values", u.expression_attribute_values());
-        let _ = write!(
-            out,
-            "|{}|{}|{:?}|{:?}",
-            u.table_name(),
-            u.update_expression(),
-            u.condition_expression(),
-            sorted(u.expression_attribute_names())
-        );
+        return Some(WriteParts {
+            kind: "update",
+            table: u.table_name(),
+            target: u.key(),
+            update: Some(u.update_expression()),
+            condition: u.condition_expression(),
+            names: u.expression_attribute_names(),
+            values: u.expression_attribute_values(),
+        });
     }
     if let Some(d) = item.delete() {
-        labelled(out, "delete", Some(d.key()));
-        labelled(out, "values", d.expression_attribute_values());
-        let _ = write!(
-            out,
-            "|{}|{:?}|{:?}",
-            d.table_name(),
-            d.condition_expression(),
-            sorted(d.expression_attribute_names())
-        );
+        return Some(WriteParts {
+            kind: "delete",
+            table: d.table_name(),
+            target: d.key(),
+            update: None,
+            condition: d.condition_expression(),
+            names: d.expression_attribute_names(),
+            values: d.expression_attribute_values(),
+        });
     }
-    if let Some(c) = item.condition_check() {
-        labelled(out, "check", Some(c.key()));
-        labelled(out, "values", c.expression_attribute_values());
-        let _ = write!(
-            out,
-            "|{}|{}|{:?}",
-            c.table_name(),
-            c.condition_expression(),
-            sorted(c.expression_attribute_names())
-        );
-    }
+    item.condition_check().map(|c| WriteParts {
+        kind: "check",
+        table: c.table_name(),
+        target: c.key(),
+        update: None,
+        condition: Some(c.condition_expression()),
+        names: c.expression_attribute_names(),
+        values: c.expression_attribute_values(),
+    })
+}
+
+fn canonical_write(out: &mut String, item: &aws_sdk_dynamodb::types::TransactWriteItem) {
+    use std::fmt::Write as _;
+    let Some(w) = write_parts(item) else { return };
+    labelled(out, w.kind, Some(w.target));
+    labelled(out, "values", w.values);
+    let _ = write!(
+        out,
+        "|{}|{:?}|{:?}|{:?}",
+        w.table,
+        w.update,
+        w.condition,
+        sorted(w.names)
+    );
 }
 
 fn labelled(out: &mut String, label: &str, m: Option<&HashMap<String, AttributeValue>>) {
