@@ -7,15 +7,22 @@ Environment:
     MOTO_PORT              port to serve on when --port is not given (default 5000)
     CARGO_LAMBDA_PORT      port of `cargo lambda watch` (default 9000)
     CARGO_LAMBDA_HOST      host of `cargo lambda watch` (default 127.0.0.1)
-    LAMBDA_INVOKE_TIMEOUT  seconds to wait for one invocation (default 600: the first
-                           invoke of a function may compile it)
+    LAMBDA_INVOKE_TIMEOUT  seconds to wait for a function's first invocation (default 600:
+                           cargo lambda watch may have to start or build it)
+    LOCAL_LAMBDA_INIT_SECONDS  allowance beside a function's declared timeout for its later
+                           invocations (default 10, Lambda's init limit: cargo lambda watch
+                           starts more instances of a busy function while callers wait)
+    LOCAL_FAULTS_FILE      fault injection for the saga's fault tests (_take_injected_fault)
 
 What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS behaviour:
   1. Step Functions runs the real ASL definitions (moto's "parser" backend).
   2. Lambda invocations made through moto (Step Functions tasks, Invoke API) run the real
      Rust functions served by `cargo lambda watch` instead of moto's Docker containers; a
      function error comes back as a Lambda function error, so Step Functions names the
-     failure after the payload's `errorType` and Retry/Catch match it.
+     failure after the payload's `errorType` and Retry/Catch match it. A function's
+     declared timeout is enforced with Lambda's answer (`Sandbox.Timedout`), and
+     LOCAL_FAULTS_FILE injects the faults of the saga's fault matrix (an answer lost, an
+     error after the effect, a timeout, a crash before the effect).
   3. moto's own event-source mappings are switched off: the records stay (create/list/get/
      update/delete work), but producers no longer invoke the function inline. The pollers in
      local/ do that job, asynchronously, as Lambda does.
@@ -41,6 +48,7 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
      (BaseModel tracking), not finished interpreter threads, and the event history of the
      newest LOCAL_SFN_HISTORIES (2000) closed executions per state machine.
   10. moto's package directory is listed once, not on every request.
+  11. An EventBridge outage on demand (LOCAL_FAULTS_FILE `{"eventbridge": "unavailable"}`).
 SIGUSR1 logs a memory census (objects by type, the sizes of moto's state); SIGUSR2 every
 thread's stack.
 
@@ -55,6 +63,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -125,33 +134,87 @@ def _is_function_error(body: str) -> bool:
 
 _FAULTS_LOCK = threading.Lock()
 
+#: The fault kinds of `LOCAL_FAULTS_FILE`, by when they strike.
+FAULTS_BEFORE = {"crash"}
+FAULTS_AFTER = {"lost", "error_after", "timeout"}
 
-def _take_injected_fault(function_name: str) -> bool:
-    """Fault injection for tests of idempotency: `LOCAL_FAULTS_FILE` (JSON, function name ->
-    count) makes the next `count` successful invocations of a function look as if their
-    answer was lost: the function ran and its effects stand, but the caller (a Step
-    Functions task) sees `Lambda.ServiceException` and retries, as after a network fault in
-    AWS. Without the variable or the file nothing is injected."""
+
+def _take_injected_fault(function_name: str, event: object, kinds: set[str]) -> str | None:
+    """Fault injection for the saga's fault tests: `LOCAL_FAULTS_FILE` (JSON) maps a
+    function name to either a count (that many answers lost, the original form) or a list
+    of rules `{"kind": ..., "times": n, "correlation_id": optional}`; a rule with a
+    correlation id only strikes invocations whose event carries that `correlation_id`
+    (every saga step's payload does), so the cells of a fault matrix run side by side.
+
+    Kinds, each as a Step Functions task meets it in AWS:
+      - `lost`: the function ran and its effects stand, its answer is lost on the way
+        (`Lambda.ServiceException`, as after a network fault);
+      - `error_after`: the function ran and its effects stand, then it failed with an error
+        no `Retry` names (`InjectedFault`: e.g. a panic while building its answer);
+      - `timeout`: the function ran and its effects stand, but it did not answer within its
+        timeout (`Sandbox.Timedout`, Lambda's name for it);
+      - `crash`: the process died before the handler's effect (`Runtime.ExitError`).
+    Only invocations that reached the function take an after-the-effect fault, so a
+    count means that many effects. Without the variable or the file nothing is injected.
+    Returns the kind taken, if any."""
     path = os.environ.get("LOCAL_FAULTS_FILE")
     if not path:
-        return False
+        return None
+    correlation = event.get("correlation_id") if isinstance(event, dict) else None
     with _FAULTS_LOCK:
         try:
             with open(path, encoding="utf-8") as f:
                 faults = json.load(f)
         except (OSError, ValueError):
-            return False
-        remaining = int(faults.get(function_name, 0))
-        if remaining <= 0:
-            return False
-        faults[function_name] = remaining - 1
+            return None
+        entry = faults.get(function_name)
+        taken = None
+        if isinstance(entry, int):
+            if entry > 0 and "lost" in kinds:
+                faults[function_name] = entry - 1
+                taken = "lost"
+        elif isinstance(entry, list):
+            for rule in entry:
+                if (
+                    rule.get("kind") in kinds
+                    and int(rule.get("times", 0)) > 0
+                    and rule.get("correlation_id") in (None, correlation)
+                ):
+                    rule["times"] = int(rule["times"]) - 1
+                    taken = rule["kind"]
+                    break
+        if taken is None:
+            return None
         with open(path, "w", encoding="utf-8") as f:
             json.dump(faults, f)
-    LOG.warning("injected fault: dropping the answer of %s", function_name)
-    return True
+    LOG.warning("injected fault %s: %s (correlation %s)", taken, function_name, correlation)
+    return taken
 
 
-def patch_lambda_invoke(cargo_lambda_url: str, timeout: float) -> None:
+def _function_error(error_type: str, message: str) -> tuple[str, bool, str]:
+    """A function error as `_invoke_lambda` returns it (payload, errored, logs)."""
+    return json.dumps({"errorType": error_type, "errorMessage": message}), True, ""
+
+
+def _timed_out(seconds: float) -> tuple[str, bool, str]:
+    """What Lambda answers for an invocation that outlived its timeout: HTTP 200,
+    `X-Amz-Function-Error: Unhandled`, and this payload; Step Functions names the error
+    after its `errorType` (`Sandbox.Timedout`; only a payload without one is
+    `Lambda.Unknown`)."""
+    return _function_error(
+        "Sandbox.Timedout",
+        f"RequestId: {uuid.uuid4()} Error: Task timed out after {seconds:.2f} seconds",
+    )
+
+
+#: Functions that have answered at least once since the emulator started: their next
+#: invocations are held to the declared timeout. A function's first invocation includes
+#: `cargo lambda watch` starting (and, in `make dev`, perhaps building) its process,
+#: which Lambda counts as the init phase, not against the timeout.
+_ANSWERED: set[str] = set()
+
+
+def patch_lambda_invoke(cargo_lambda_url: str, timeout: float, init_seconds: float = 10.0) -> None:
     """Replace moto's Docker-based `LambdaFunction._invoke_lambda`.
 
     moto/awslambda/models.py:981 `_invoke_lambda(self, event=None) -> (payload, errored, logs)`
@@ -187,19 +250,39 @@ def patch_lambda_invoke(cargo_lambda_url: str, timeout: float) -> None:
         request = urllib.request.Request(
             url, data=data, method="POST", headers={"Content-Type": "application/json"}
         )
+        if _take_injected_fault(self.function_name, event, FAULTS_BEFORE):
+            return _function_error(
+                "Runtime.ExitError",
+                f"RequestId: {uuid.uuid4()} Error: Runtime exited with error: signal: killed "
+                f"(injected fault: {self.function_name} crashed before its effect)",
+            )
+        declared = float(self.timeout or 3)
+        # Lambda ends an invocation at the function's timeout; a function not yet started
+        # gets the long wait for its process start (see _ANSWERED) plus the init allowance.
+        limit = declared + init_seconds if self.function_name in _ANSWERED else timeout
         try:
-            with opener.open(request, timeout=timeout) as response:
+            with opener.open(request, timeout=limit) as response:
                 payload = response.read().decode("utf-8")
-            if _take_injected_fault(self.function_name):
+            _ANSWERED.add(self.function_name)
+            fault = _take_injected_fault(self.function_name, event, FAULTS_AFTER)
+            if fault == "lost":
                 raise _lambda_service_exception(
                     f"injected fault: the answer of {self.function_name} was lost after it ran"
                 )
+            if fault == "error_after":
+                return _function_error(
+                    "InjectedFault",
+                    f"injected fault: {self.function_name} failed after its effect",
+                )
+            if fault == "timeout":
+                return _timed_out(declared)
             return payload, False, ""
         except urllib.error.HTTPError as err:
             body = err.read().decode("utf-8", "replace")
             if err.code == 500 and _is_function_error(body):
                 # Function error: the error document is the payload, errored=True makes
                 # moto set X-Amz-Function-Error (see patch_function_error_header).
+                _ANSWERED.add(self.function_name)
                 return body, True, ""
             if err.code == 404:
                 raise _function_not_found(
@@ -208,8 +291,16 @@ def patch_lambda_invoke(cargo_lambda_url: str, timeout: float) -> None:
             raise _lambda_service_exception(
                 f"cargo lambda watch answered HTTP {err.code} for {self.function_name}: {body}"
             ) from None
+        except (TimeoutError, socket.timeout) as err:
+            # The function is still running in cargo lambda watch, as a timed-out sandbox
+            # may have done part of its work in AWS: whatever it does lands or not.
+            LOG.warning("invoke %s timed out after %.1fs: %s", self.function_name, limit, err)
+            return _timed_out(declared)
         except (urllib.error.URLError, OSError) as err:
-            # Connection refused, reset, or timed out: Lambda itself failed, not the function.
+            if isinstance(getattr(err, "reason", None), (TimeoutError, socket.timeout)):
+                LOG.warning("invoke %s timed out after %.1fs", self.function_name, limit)
+                return _timed_out(declared)
+            # Connection refused, reset: Lambda itself failed, not the function.
             LOG.warning("invoke %s via %s failed: %s", self.function_name, url, err)
             raise _lambda_service_exception(
                 f"cannot reach cargo lambda watch at {cargo_lambda_url} for "
@@ -979,9 +1070,48 @@ def patch_replay_window_and_filter() -> None:
         )
 
 
-def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
+# ---------------------------------------------------------------------------------------
+# Patch 11: an EventBridge outage on demand.
+# ---------------------------------------------------------------------------------------
+def _bus_unavailable() -> bool:
+    path = os.environ.get("LOCAL_FAULTS_FILE")
+    if not path:
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            faults = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(faults, dict) and faults.get("eventbridge") == "unavailable"
+
+
+def take_the_bus_away_on_demand() -> None:
+    """`{"eventbridge": "unavailable"}` in LOCAL_FAULTS_FILE makes every PutEvents answer
+    HTTP 500 `InternalException`, as EventBridge does in an outage of the service, until
+    the key is gone. The outbox test uses it to keep the bus away for longer than the
+    relay's retries (what AWS answers in an outage is the service's to choose; a 5xx is
+    what the SDK retries and what the relay must survive)."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.events.responses import EventsHandler
+
+    class InternalException(JsonRESTError):
+        code = 500
+
+    original = EventsHandler.put_events
+
+    def put_events(self):
+        if _bus_unavailable():
+            raise InternalException(
+                "InternalException", "injected fault: EventBridge is unavailable"
+            )
+        return original(self)
+
+    EventsHandler.put_events = put_events
+
+
+def apply_patches(cargo_lambda_url: str, invoke_timeout: float, init_seconds: float = 10.0) -> None:
     enable_step_functions_execution()
-    patch_lambda_invoke(cargo_lambda_url, invoke_timeout)
+    patch_lambda_invoke(cargo_lambda_url, invoke_timeout, init_seconds)
     patch_function_error_header()
     disable_event_source_mapping_invocations()
     patch_step_functions_lambda_service_errors()
@@ -994,6 +1124,7 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float) -> None:
     stop_tracking_every_model_instance()
     bound_step_functions_leftovers()
     route_requests_without_listing_moto()
+    take_the_bus_away_on_demand()
 
 
 # ---------------------------------------------------------------------------------------
@@ -1036,6 +1167,7 @@ def main(argv: list[str] | None = None) -> int:
     cargo_port = int(os.environ.get("CARGO_LAMBDA_PORT") or 9000)
     cargo_lambda_url = f"http://{cargo_host}:{cargo_port}"
     invoke_timeout = float(os.environ.get("LAMBDA_INVOKE_TIMEOUT") or 600)
+    init_seconds = float(os.environ.get("LOCAL_LAMBDA_INIT_SECONDS") or 10)
 
     no_proxy_for_loopback()
 
@@ -1047,7 +1179,7 @@ def main(argv: list[str] | None = None) -> int:
         create_backend_app,
     )
 
-    apply_patches(cargo_lambda_url, invoke_timeout)
+    apply_patches(cargo_lambda_url, invoke_timeout, init_seconds)
 
     # Same construction as moto's ThreadedMotoServer (moto/moto_server/threaded_moto_server.py
     # :24-35), but binding in this thread so a busy port fails loudly instead of hanging

@@ -54,11 +54,14 @@ class FakeCargoLambda(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, doc: object) -> None:
         body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller gave up (a timed-out invocation)
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -71,6 +74,9 @@ class FakeCargoLambda(BaseHTTPRequestHandler):
             self.calls.append((name, event))
         if name == "ok-fn":
             return self._reply(200, {"hello": event})
+        if name == "slow-fn":
+            time.sleep(float(event.get("sleep", 0)) if isinstance(event, dict) else 0)
+            return self._reply(200, {"slept": event})
         if name == "boom-fn":
             return self._reply(500, {"errorType": "OutOfStock", "errorMessage": "no stock"})
         if name == "down-fn":
@@ -106,7 +112,12 @@ class EmulatorTest(unittest.TestCase):
 
         cls.port = free_port()
         cls.faults_file = os.path.join(tempfile.mkdtemp(), "faults.json")
-        env = dict(os.environ, CARGO_LAMBDA_PORT=str(cls.fake.server_port), LOCAL_FAULTS_FILE=cls.faults_file)
+        env = dict(
+            os.environ,
+            CARGO_LAMBDA_PORT=str(cls.fake.server_port),
+            LOCAL_FAULTS_FILE=cls.faults_file,
+            LOCAL_LAMBDA_INIT_SECONDS="0",
+        )
         env.pop("MOTO_PORT", None)
         cls.proc = subprocess.Popen(
             [sys.executable, EMULATOR, "--port", str(cls.port)],
@@ -169,13 +180,14 @@ class EmulatorTest(unittest.TestCase):
         )
         code = dummy_zip()
         cls.fn_arn = {}
-        for name in ("ok-fn", "boom-fn", "down-fn", "gone-fn"):
+        for name in ("ok-fn", "boom-fn", "down-fn", "gone-fn", "slow-fn"):
             resp = cls.lam.create_function(
                 FunctionName=name,
                 Runtime="provided.al2023",
                 Role=ROLE_ARN,
                 Handler="bootstrap",
                 Code={"ZipFile": code},
+                Timeout=1 if name == "slow-fn" else 3,
             )
             cls.fn_arn[name] = resp["FunctionArn"]
 
@@ -569,6 +581,88 @@ class EmulatorTest(unittest.TestCase):
         self.assertNotIn("FunctionError", ok)
         with open(self.faults_file) as f:
             self.assertEqual(json.load(f), {"ok-fn": 0})
+
+    def _invoke(self, fn: str, event: dict) -> tuple[dict, str | None]:
+        out = self.lam.invoke(FunctionName=fn, Payload=json.dumps(event).encode())
+        return json.loads(out["Payload"].read()), out.get("FunctionError")
+
+    def test_injected_fault_kinds_strike_their_correlation_id_only(self):
+        rules = [
+            {"kind": kind, "times": 1, "correlation_id": f"cell-{kind}"}
+            for kind in ("crash", "error_after", "timeout", "lost")
+        ]
+        with open(self.faults_file, "w") as f:
+            json.dump({"ok-fn": rules}, f)
+
+        def ran(cell: str) -> int:
+            return len([e for e in FakeCargoLambda.calls_for("ok-fn") if e.get("correlation_id") == cell])
+
+        # Another order's invocation is not struck.
+        doc, error = self._invoke("ok-fn", {"correlation_id": "someone-else"})
+        self.assertIsNone(error)
+        # Crash before the effect: the function never ran; Lambda's name for a dead runtime.
+        doc, error = self._invoke("ok-fn", {"correlation_id": "cell-crash"})
+        self.assertEqual((error, doc["errorType"]), ("Unhandled", "Runtime.ExitError"), doc)
+        self.assertEqual(ran("cell-crash"), 0, "a crash before the effect runs nothing")
+        # Error after the effect: it ran, then failed with an error no Retry names.
+        doc, error = self._invoke("ok-fn", {"correlation_id": "cell-error_after"})
+        self.assertEqual((error, doc["errorType"]), ("Unhandled", "InjectedFault"), doc)
+        self.assertEqual(ran("cell-error_after"), 1)
+        # Timeout: it ran, the caller saw Lambda's timeout answer.
+        doc, error = self._invoke("ok-fn", {"correlation_id": "cell-timeout"})
+        self.assertEqual((error, doc["errorType"]), ("Unhandled", "Sandbox.Timedout"), doc)
+        self.assertIn("Task timed out after 3.00 seconds", doc["errorMessage"])
+        self.assertEqual(ran("cell-timeout"), 1)
+        # Lost: it ran, the caller saw a service error.
+        with self.assertRaises(self.lam.exceptions.ServiceException):
+            self._invoke("ok-fn", {"correlation_id": "cell-lost"})
+        self.assertEqual(ran("cell-lost"), 1)
+        # Each rule struck once: the next invocations answer.
+        for kind in ("crash", "error_after", "timeout", "lost"):
+            doc, error = self._invoke("ok-fn", {"correlation_id": f"cell-{kind}"})
+            self.assertIsNone(error, (kind, doc))
+        with open(self.faults_file) as f:
+            self.assertEqual([r["times"] for r in json.load(f)["ok-fn"]], [0, 0, 0, 0])
+
+    def test_the_bus_can_be_taken_away_and_given_back(self):
+        events = boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        ).client(
+            "events",
+            endpoint_url=f"http://127.0.0.1:{self.port}",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+        entry = {"Source": "t", "DetailType": "d", "Detail": "{}", "EventBusName": "default"}
+        with open(self.faults_file, "w") as f:
+            json.dump({"eventbridge": "unavailable"}, f)
+        with self.assertRaises(ClientError) as caught:
+            events.put_events(Entries=[entry])
+        self.assertEqual(caught.exception.response["Error"]["Code"], "InternalException")
+        self.assertEqual(caught.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+        with open(self.faults_file, "w") as f:
+            json.dump({}, f)
+        self.assertEqual(events.put_events(Entries=[entry])["FailedEntryCount"], 0)
+
+    def test_declared_timeouts_are_enforced_with_lambdas_error_name(self):
+        # The first invocation may include the process start: it is not held to the timeout.
+        doc, error = self._invoke("slow-fn", {"sleep": 1.5})
+        self.assertIsNone(error, doc)
+        started = time.monotonic()
+        doc, error = self._invoke("slow-fn", {"sleep": 4})
+        elapsed = time.monotonic() - started
+        self.assertEqual((error, doc["errorType"]), ("Unhandled", "Sandbox.Timedout"), doc)
+        self.assertIn("Task timed out after 1.00 seconds", doc["errorMessage"])
+        self.assertLess(elapsed, 3.5, "the caller waited past the declared timeout")
+        # In a state machine the timeout is named as in AWS, so a Retry on it retries.
+        machine = self.machine(
+            dict(
+                self.integration_task("slow-fn"),
+                Catch=[{"ErrorEquals": ["Sandbox.Timedout"], "ResultPath": "$.error", "Next": "Caught"}],
+            )
+        )
+        out = self.run_execution(machine, {"input": {"sleep": 4}})
+        self.assertEqual(out["status"], "SUCCEEDED", out)
+        self.assertEqual(json.loads(out["output"])["path"], "caught", out)
 
 
 
