@@ -43,12 +43,23 @@ pub enum ReservationState {
 /// A step of the reservation's life, with the state it moves from and to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Move {
-    /// `RESERVED → RELEASED`.
+    /// `RESERVED → RELEASED` (compensation; committed units are restocked instead).
     Release,
     /// `RESERVED → COMMITTED`.
     Commit,
-    /// `COMMITTED → RESTOCKED`.
+    /// `COMMITTED → RESTOCKED` (cancellation; units still reserved are released instead).
     Restock,
+}
+
+/// What a stock step does, decided from where the reservation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing to do: done already, or nothing held for the order.
+    Done,
+    /// Make this move (the step itself, or the compensation that fits the reservation).
+    Move(Move),
+    /// The step cannot happen from here (`ReservationStateInvalid`).
+    Invalid,
 }
 
 impl Move {
@@ -59,6 +70,25 @@ impl Move {
             Move::Release => (Reserved, Released),
             Move::Commit => (Reserved, Committed),
             Move::Restock => (Committed, Restocked),
+        }
+    }
+
+    /// The decision of a step for a reservation in `current` (`None`: nothing reserved).
+    ///
+    /// The compensations accept every state they can meet, so a saga that compensates
+    /// after a lost answer always converges: a release of units already committed (the
+    /// commit's answer lost) restocks them, a restock of units never committed releases
+    /// them, and either finds nothing to do when nothing is held. A commit happens only
+    /// from `RESERVED`.
+    pub fn plan(self, current: Option<ReservationState>) -> Plan {
+        use ReservationState::*;
+        match (self, current) {
+            (Move::Commit, Some(Reserved)) => Plan::Move(Move::Commit),
+            (Move::Commit, Some(Committed)) => Plan::Done,
+            (Move::Commit, _) => Plan::Invalid,
+            (Move::Release | Move::Restock, Some(Reserved)) => Plan::Move(Move::Release),
+            (Move::Release | Move::Restock, Some(Committed)) => Plan::Move(Move::Restock),
+            (Move::Release | Move::Restock, None | Some(Released | Restocked)) => Plan::Done,
         }
     }
 
@@ -265,41 +295,38 @@ impl Reservations {
     pub async fn apply(
         &self,
         order_id: &str,
-        step: Move,
+        requested: Move,
         now: Timestamp,
         trace: (&str, &str),
     ) -> Result<StepOutcome, StepError> {
-        let (from, to) = step.states();
-        let Some(reservation) = self.get(order_id).await? else {
-            return if step == Move::Release {
-                Ok(StepOutcome {
+        let reservation = self.get(order_id).await?;
+        let step = match requested.plan(reservation.as_ref().map(|r| r.state)) {
+            Plan::Move(step) => step,
+            Plan::Done => {
+                return Ok(StepOutcome {
                     order_id: order_id.to_owned(),
-                    state: ReservationState::Released,
+                    // Nothing reserved: nothing to give back, it answers as released.
+                    state: reservation.map_or(ReservationState::Released, |r| r.state),
                     changed: false,
-                })
-            } else {
-                Err(StepError::business(
+                });
+            }
+            Plan::Invalid => {
+                return Err(StepError::business(
                     INVALID_STATE,
-                    format!("order {order_id} has no reservation"),
-                ))
-            };
+                    match reservation {
+                        Some(r) => format!(
+                            "reservation of {order_id} is {:?}, cannot {requested:?}",
+                            r.state
+                        ),
+                        None => format!("order {order_id} has no reservation"),
+                    },
+                ));
+            }
         };
-        if reservation.state == to {
-            return Ok(StepOutcome {
-                order_id: order_id.to_owned(),
-                state: to,
-                changed: false,
-            });
-        }
-        if reservation.state != from {
-            return Err(StepError::business(
-                INVALID_STATE,
-                format!(
-                    "reservation of {order_id} is {:?}, cannot {step:?}",
-                    reservation.state
-                ),
-            ));
-        }
+        let Some(reservation) = reservation else {
+            return Err(StepError::transient("a planned move without a reservation"));
+        };
+        let (from, to) = step.states();
         let mut items = Vec::with_capacity(reservation.lines.len() + 2);
         for line in &reservation.lines {
             items.push(self.product_update(&line.sku, line.quantity, step.deltas(), false)?);
@@ -393,6 +420,62 @@ mod tests {
             Move::Restock.states(),
             (ReservationState::Committed, ReservationState::Restocked)
         );
+    }
+
+    const EVERY: [Option<ReservationState>; 5] = [
+        None,
+        Some(ReservationState::Reserved),
+        Some(ReservationState::Committed),
+        Some(ReservationState::Released),
+        Some(ReservationState::Restocked),
+    ];
+
+    #[test]
+    fn a_compensation_accepts_every_state_and_leaves_nothing_held() {
+        for step in [Move::Release, Move::Restock] {
+            for current in EVERY {
+                let after = match step.plan(current) {
+                    Plan::Done => current,
+                    Plan::Move(m) => {
+                        let (from, to) = m.states();
+                        assert_eq!(Some(from), current, "{step:?} from {current:?}");
+                        Some(to)
+                    }
+                    Plan::Invalid => panic!("{step:?} refused {current:?}"),
+                };
+                assert!(
+                    !matches!(
+                        after,
+                        Some(ReservationState::Reserved | ReservationState::Committed)
+                    ),
+                    "{step:?} from {current:?} leaves {after:?}"
+                );
+            }
+        }
+        assert_eq!(
+            Move::Release.plan(Some(ReservationState::Committed)),
+            Plan::Move(Move::Restock),
+            "a release after a lost commit answer puts the units back on hand"
+        );
+    }
+
+    #[test]
+    fn a_commit_happens_only_from_reserved_and_once() {
+        assert_eq!(
+            Move::Commit.plan(Some(ReservationState::Reserved)),
+            Plan::Move(Move::Commit)
+        );
+        assert_eq!(
+            Move::Commit.plan(Some(ReservationState::Committed)),
+            Plan::Done
+        );
+        for current in [
+            None,
+            Some(ReservationState::Released),
+            Some(ReservationState::Restocked),
+        ] {
+            assert_eq!(Move::Commit.plan(current), Plan::Invalid, "{current:?}");
+        }
     }
 }
 

@@ -142,6 +142,21 @@ impl SagaOrders {
     }
 }
 
+/// The compensating order steps accept every status they can meet: an order already past
+/// the point of rejecting (`CONFIRMED`, its confirm answer lost; or being cancelled by its
+/// customer) is not rejected, and a cancellation whose order a place-order compensation
+/// rejected meanwhile is not turned into `CANCELLED`. The step leaves the order as it is
+/// and answers its status, which the place-order state machine reads after a fault past
+/// the capture (`RejectAfterCapture`): a `CONFIRMED` answer means the saga had finished.
+pub fn leaves_as_is(step: OrderStep, status: OrderStatus) -> bool {
+    use OrderStatus::*;
+    match step {
+        OrderStep::Reject => matches!(status, Confirmed | Cancelling | Cancelled),
+        OrderStep::FinishCancel => matches!(status, Rejected),
+        OrderStep::HoldForReview | OrderStep::Confirm => false,
+    }
+}
+
 /// Runs one order step; see the module doc.
 pub async fn run_step(
     store: &SagaOrders,
@@ -151,6 +166,13 @@ pub async fn run_step(
     let order = store.get(&input.order_id).await?.ok_or_else(|| {
         StepError::business(INVALID_TRANSITION, format!("no order {}", input.order_id))
     })?;
+    if leaves_as_is(step, order.status) {
+        return Ok(OrderStepOutcome {
+            order_id: order.order_id.clone(),
+            status: order.status,
+            changed: false,
+        });
+    }
     let next = match step {
         OrderStep::HoldForReview => order.status.hold_for_review(),
         OrderStep::Confirm => order.status.confirm(),
@@ -256,5 +278,43 @@ pub async fn run_step(
             "order {} moved to {other:?} concurrently",
             input.order_id
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderStatus::*;
+
+    const EVERY: [OrderStatus; 6] = [
+        Pending,
+        UnderReview,
+        Confirmed,
+        Rejected,
+        Cancelling,
+        Cancelled,
+    ];
+
+    #[test]
+    fn compensating_order_steps_accept_every_status() {
+        for status in EVERY {
+            let reject = leaves_as_is(OrderStep::Reject, status) || status.reject().is_ok();
+            assert!(reject, "reject refuses {status:?}");
+            let finish =
+                leaves_as_is(OrderStep::FinishCancel, status) || status.finish_cancel().is_ok();
+            // Only an order never confirmed cannot have a cancellation to finish.
+            assert_eq!(
+                finish,
+                !matches!(status, Pending | UnderReview | Confirmed),
+                "finish cancel from {status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_confirmed_order_is_never_rejected() {
+        assert!(leaves_as_is(OrderStep::Reject, Confirmed));
+        assert!(!leaves_as_is(OrderStep::Reject, Pending));
+        assert!(!leaves_as_is(OrderStep::Confirm, Pending));
     }
 }

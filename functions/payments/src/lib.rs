@@ -169,51 +169,96 @@ pub async fn authorize(
 pub enum PaymentMove {
     /// `AUTHORIZED → CAPTURED`.
     Capture,
-    /// `AUTHORIZED → VOIDED` (compensation).
+    /// `AUTHORIZED → VOIDED` (compensation; a captured payment is refunded instead).
     Void,
-    /// `CAPTURED → REFUNDED` (compensation after capture, cancellation).
+    /// `CAPTURED → REFUNDED` (compensation after capture, cancellation; a payment still
+    /// only authorized is voided instead).
     Refund,
 }
 
-/// Steps `payments-capture`, `payments-void`, `payments-refund`. A void finds nothing to
-/// do when nothing was authorized (declined, or no payment yet).
+/// What a payment step does, decided from where the payment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing to do: the step (or what it stands for) already happened, or there is
+    /// nothing to give back. The payment stays where it is.
+    Done,
+    /// Make this move (the step itself, or the compensation that fits the payment).
+    Move(PaymentMove),
+    /// The step cannot happen from here (`PaymentStateInvalid`).
+    Invalid,
+}
+
+impl PaymentMove {
+    /// The status a move starts from and the one it ends in.
+    pub fn states(self) -> (PaymentStatus, PaymentStatus) {
+        match self {
+            PaymentMove::Capture => PaymentStatus::capture(),
+            PaymentMove::Void => PaymentStatus::void(),
+            PaymentMove::Refund => PaymentStatus::refund(),
+        }
+    }
+
+    /// The decision of a step for a payment in `current` (`None`: no payment yet).
+    ///
+    /// The compensations accept every status they can meet, so a saga that compensates
+    /// after a lost answer always converges: a void of a payment whose capture happened
+    /// (its answer lost) refunds it, a refund of a payment never captured voids it, and
+    /// either finds nothing to do when no money is held (declined, voided, refunded, no
+    /// payment). A capture happens only from `AUTHORIZED`.
+    pub fn plan(self, current: Option<PaymentStatus>) -> Plan {
+        use PaymentStatus::*;
+        match (self, current) {
+            (PaymentMove::Capture, Some(Authorized)) => Plan::Move(PaymentMove::Capture),
+            (PaymentMove::Capture, Some(Captured)) => Plan::Done,
+            (PaymentMove::Capture, _) => Plan::Invalid,
+            (PaymentMove::Void | PaymentMove::Refund, Some(Authorized)) => {
+                Plan::Move(PaymentMove::Void)
+            }
+            (PaymentMove::Void | PaymentMove::Refund, Some(Captured)) => {
+                Plan::Move(PaymentMove::Refund)
+            }
+            (
+                PaymentMove::Void | PaymentMove::Refund,
+                None | Some(Voided | Refunded | Declined),
+            ) => Plan::Done,
+        }
+    }
+}
+
+/// Steps `payments-capture`, `payments-void`, `payments-refund`, decided by
+/// [`PaymentMove::plan`]: a compensation finds nothing to do when no money is held, and
+/// gives back what is held however it is held.
 pub async fn apply(
     store: &PaymentStore,
     provider: &impl PaymentProvider,
-    step: PaymentMove,
+    requested: PaymentMove,
     input: PaymentStepInput,
 ) -> Result<PaymentOutcome, StepError> {
-    let (from, to) = match step {
-        PaymentMove::Capture => PaymentStatus::capture(),
-        PaymentMove::Void => PaymentStatus::void(),
-        PaymentMove::Refund => PaymentStatus::refund(),
-    };
-    let payment = match store.get(&input.order_id).await? {
-        Some(p) => p,
-        None if step == PaymentMove::Void => {
-            return Ok(outcome(&input.order_id, PaymentStatus::Voided, false));
+    let payment = store.get(&input.order_id).await?;
+    let step = match requested.plan(payment.as_ref().map(|p| p.status)) {
+        Plan::Move(step) => step,
+        Plan::Done => {
+            // No payment: nothing was ever held; it answers as voided.
+            let status = payment.map_or(PaymentStatus::Voided, |p| p.status);
+            return Ok(outcome(&input.order_id, status, false));
         }
-        None => {
+        Plan::Invalid => {
             return Err(StepError::business(
                 INVALID_STATE,
-                format!("order {} has no payment", input.order_id),
+                match payment {
+                    Some(p) => format!(
+                        "payment of {} is {:?}, cannot {requested:?}",
+                        input.order_id, p.status
+                    ),
+                    None => format!("order {} has no payment", input.order_id),
+                },
             ));
         }
     };
-    if payment.status == to
-        || (step == PaymentMove::Void && payment.status == PaymentStatus::Declined)
-    {
-        return Ok(outcome(&input.order_id, payment.status, false));
-    }
-    if payment.status != from {
-        return Err(StepError::business(
-            INVALID_STATE,
-            format!(
-                "payment of {} is {:?}, cannot {step:?}",
-                input.order_id, payment.status
-            ),
-        ));
-    }
+    let Some(payment) = payment else {
+        return Err(StepError::transient("a planned move without a payment"));
+    };
+    let (from, to) = step.states();
     let auth = Authorization {
         reference: payment.provider_reference.clone().unwrap_or_default(),
     };
@@ -296,5 +341,69 @@ pub mod api {
             ));
         }
         shared::http::json(StatusCode::OK, &PaymentView::from(&payment))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use PaymentStatus::*;
+
+    const EVERY: [Option<PaymentStatus>; 6] = [
+        None,
+        Some(Authorized),
+        Some(Captured),
+        Some(Voided),
+        Some(Refunded),
+        Some(Declined),
+    ];
+
+    #[test]
+    fn a_compensation_accepts_every_status_and_leaves_no_money_held() {
+        for step in [PaymentMove::Void, PaymentMove::Refund] {
+            for current in EVERY {
+                let after = match step.plan(current) {
+                    Plan::Done => current,
+                    Plan::Move(m) => {
+                        let (from, to) = m.states();
+                        assert_eq!(Some(from), current, "{step:?} from {current:?}");
+                        Some(to)
+                    }
+                    Plan::Invalid => panic!("{step:?} refused {current:?}"),
+                };
+                assert!(
+                    !matches!(after, Some(Authorized | Captured)),
+                    "{step:?} from {current:?} leaves {after:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_void_after_a_lost_capture_answer_refunds() {
+        assert_eq!(
+            PaymentMove::Void.plan(Some(Captured)),
+            Plan::Move(PaymentMove::Refund)
+        );
+        assert_eq!(
+            PaymentMove::Refund.plan(Some(Authorized)),
+            Plan::Move(PaymentMove::Void)
+        );
+    }
+
+    #[test]
+    fn a_capture_happens_only_from_authorized_and_once() {
+        assert_eq!(
+            PaymentMove::Capture.plan(Some(Authorized)),
+            Plan::Move(PaymentMove::Capture)
+        );
+        assert_eq!(PaymentMove::Capture.plan(Some(Captured)), Plan::Done);
+        for current in [None, Some(Voided), Some(Refunded), Some(Declined)] {
+            assert_eq!(
+                PaymentMove::Capture.plan(current),
+                Plan::Invalid,
+                "{current:?}"
+            );
+        }
     }
 }
