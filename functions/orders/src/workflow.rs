@@ -64,6 +64,62 @@ impl Workflows {
             Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
         }
     }
+
+    /// Whether the execution `name` of `machine` is still running or succeeded (`true`),
+    /// or ended without finishing (`false`: failed, timed out, aborted).
+    async fn running_or_done(&self, machine: &str, name: &str) -> Result<bool, String> {
+        let arn = execution_arn(machine, name);
+        let out = self
+            .sfn
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e)))?;
+        use aws_sdk_sfn::types::ExecutionStatus;
+        Ok(matches!(
+            out.status(),
+            ExecutionStatus::Running | ExecutionStatus::Succeeded | ExecutionStatus::PendingRedrive
+        ))
+    }
+
+    /// Makes sure a `cancel-order` execution for order `id` is running or has finished:
+    /// starts `cancel-<id>`, and when an earlier one ended without finishing (its order
+    /// left `CANCELLING`), the next of `cancel-<id>-2`, `cancel-<id>-3`, ... Every step of
+    /// cancel-order is idempotent, so a new execution finishes what a failed one left.
+    /// Answers the name of the execution that is running or done.
+    async fn resume_cancel(&self, id: &str, input: serde_json::Value) -> Result<String, String> {
+        for attempt in 1..=MAX_CANCEL_EXECUTIONS {
+            let name = if attempt == 1 {
+                format!("cancel-{id}")
+            } else {
+                format!("cancel-{id}-{attempt}")
+            };
+            // Started, or (AWS: same name and input while it runs) the running one.
+            if self
+                .start(&self.cancel_order_arn, &name, input.clone())
+                .await?
+                || self.running_or_done(&self.cancel_order_arn, &name).await?
+            {
+                return Ok(name);
+            }
+        }
+        Err(format!(
+            "cancel-order ended without finishing {MAX_CANCEL_EXECUTIONS} times for order {id}; see its executions (README: Failed executions)"
+        ))
+    }
+}
+
+/// How many `cancel-order` executions one order may go through before asking to cancel
+/// again is refused (each has retried every step for about a minute).
+pub const MAX_CANCEL_EXECUTIONS: u32 = 20;
+
+/// The ARN of execution `name` of the state machine `machine`.
+pub fn execution_arn(machine: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        machine.replacen(":stateMachine:", ":execution:", 1)
+    )
 }
 
 /// `orders-start-saga`: starts one `place-order` execution per `OrderPlaced`, named by
@@ -110,7 +166,8 @@ fn order_id(req: &Request) -> Result<String, ApiError> {
 }
 
 /// `POST /orders/{order_id}/cancel`: its owner or an admin. A `CONFIRMED` order becomes
-/// `CANCELLING` and `cancel-order` refunds and restocks it; asking again is harmless.
+/// `CANCELLING` and `cancel-order` refunds and restocks it; asking again is harmless, and
+/// after a cancel-order execution failed it starts the one that finishes the order.
 pub async fn cancel(
     orders: &SagaOrders,
     workflows: &Workflows,
@@ -141,17 +198,15 @@ pub async fn cancel(
     }
     match order.status {
         // Started again when already cancelling: a start lost after the status change
-        // (a crash in between) is made good; a running execution makes it a no-op.
+        // (a crash in between) is made good, a running execution makes it a no-op, and one
+        // that failed (the order left CANCELLING) is followed by a new one that finishes it.
         OrderStatus::Cancelling => {
             let correlation = shared::http::meta(&req).correlation_id;
-            workflows
-                .start(
-                    &workflows.cancel_order_arn,
-                    &format!("cancel-{id}"),
-                    json!({"order_id": id, "correlation_id": correlation}),
-                )
+            let execution = workflows
+                .resume_cancel(&id, json!({"order_id": id, "correlation_id": correlation}))
                 .await
                 .map_err(|e| ApiError::internal(std::io::Error::other(e)))?;
+            tracing::info!(order_id = %id, execution, "cancel-order");
         }
         OrderStatus::Cancelled => {}
         other => {
@@ -252,5 +307,21 @@ where
             Ok(false)
         }
         Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_execution_arn_is_built_from_its_state_machine() {
+        assert_eq!(
+            execution_arn(
+                "arn:aws:states:eu-west-1:123456789012:stateMachine:commerce-cancel-order",
+                "cancel-01J-2"
+            ),
+            "arn:aws:states:eu-west-1:123456789012:execution:commerce-cancel-order:cancel-01J-2"
+        );
     }
 }
