@@ -2,6 +2,10 @@
 //! own table, in the same DynamoDB transaction as the state change it describes. The
 //! relay (`outbox-relay`) reads the table's stream and publishes each outbox item to the
 //! bus, so no event is lost when a function dies between its write and its publish.
+//!
+//! An outbox item is marked `published_at` once the bus accepted it, and only then gets
+//! its expiry: an item never published stays, visible to `commerce-ops republish`
+//! (README: "Replay and redrive"), however long the relay or the bus was stuck.
 
 use crate::dynamo::{StoreError, to_item};
 use crate::events::{DomainEvent, Envelope};
@@ -10,9 +14,14 @@ use serde::{Deserialize, Serialize};
 
 /// `record_type` of outbox items, which the relay looks for among stream records.
 pub const OUTBOX_RECORD_TYPE: &str = "outbox";
-/// Outbox items expire (DynamoDB TTL) a day after they were written; the relay publishes
-/// them within seconds, the rest of the day is for looking at them.
+/// Outbox items expire (DynamoDB TTL) a day after they were published; the relay
+/// publishes them within seconds, the rest of the day is for looking at them. An item
+/// not yet published has no expiry.
 pub const OUTBOX_RETENTION_SECS: i64 = 24 * 3600;
+/// The attribute set when the bus accepted the item (RFC 3339).
+pub const PUBLISHED_AT: &str = "published_at";
+/// The TTL attribute of the service tables.
+pub const EXPIRES_AT: &str = "expires_at";
 
 /// An event waiting to be published, as stored and as the relay reads it back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +38,12 @@ pub struct OutboxRecord {
     pub detail: String,
     /// When the change happened, RFC 3339; the EventBridge event's `time`.
     pub occurred_at: String,
-    /// DynamoDB TTL, epoch seconds.
-    pub expires_at: i64,
+    /// When the bus accepted it (absent until then), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
+    /// DynamoDB TTL, epoch seconds: set when published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl OutboxRecord {
@@ -48,9 +61,47 @@ impl OutboxRecord {
                 .metadata
                 .occurred_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            expires_at: envelope.metadata.occurred_at.timestamp() + OUTBOX_RETENTION_SECS,
+            published_at: None,
+            expires_at: None,
         })
     }
+}
+
+/// The update that marks an outbox item published at `at` and starts its retention.
+/// `key` is the item's key; the condition keeps a mark from creating an item.
+pub fn mark_published(
+    table: &str,
+    key: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<TransactWriteItem, StoreError> {
+    use aws_sdk_dynamodb::types::{AttributeValue, Update};
+    let key_name = key.keys().next().cloned().ok_or_else(|| {
+        StoreError::request(
+            "mark published",
+            std::io::Error::other("an item key without attributes"),
+        )
+    })?;
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .update_expression("SET #published = :at, #expires = :expires")
+        .condition_expression("attribute_exists(#k) AND #type = :outbox")
+        .expression_attribute_names("#published", PUBLISHED_AT)
+        .expression_attribute_names("#expires", EXPIRES_AT)
+        .expression_attribute_names("#k", key_name)
+        .expression_attribute_names("#type", "record_type")
+        .expression_attribute_values(
+            ":at",
+            AttributeValue::S(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        )
+        .expression_attribute_values(
+            ":expires",
+            AttributeValue::N((at.timestamp() + OUTBOX_RETENTION_SECS).to_string()),
+        )
+        .expression_attribute_values(":outbox", AttributeValue::S(OUTBOX_RECORD_TYPE.into()))
+        .build()
+        .map_err(|e| StoreError::request("build outbox mark", e))?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 /// Writes outbox items into one table, whose hash key is `key_attribute`.
@@ -99,7 +150,32 @@ mod tests {
     use crate::events::StockAdjusted;
 
     #[test]
-    fn outbox_items_carry_the_envelope_and_expire() {
+    fn a_mark_sets_the_publication_and_the_expiry_of_an_existing_outbox_item() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let key = [(
+            "order_id".to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::S("outbox#E1".into()),
+        )]
+        .into();
+        let item = mark_published("t", key, at).unwrap();
+        let u = item.update().unwrap();
+        assert_eq!(
+            u.condition_expression(),
+            Some("attribute_exists(#k) AND #type = :outbox")
+        );
+        let values = u.expression_attribute_values().unwrap();
+        assert_eq!(values[":at"].as_s().unwrap(), "2026-12-02T10:00:00.000Z");
+        assert_eq!(
+            values[":expires"].as_n().unwrap(),
+            &(at.timestamp() + OUTBOX_RETENTION_SECS).to_string()
+        );
+        assert_eq!(u.expression_attribute_names().unwrap()["#k"], "order_id");
+    }
+
+    #[test]
+    fn outbox_items_carry_the_envelope_and_wait_unexpiring_until_published() {
         let sku = Sku::try_from("ABC".to_owned()).unwrap();
         let env = Envelope::new(
             StockAdjusted {
@@ -119,10 +195,8 @@ mod tests {
         assert_eq!(record.source, "commerce.inventory");
         let back: Envelope<StockAdjusted> = serde_json::from_str(&record.detail).unwrap();
         assert_eq!(back, env);
-        assert_eq!(
-            record.expires_at - env.metadata.occurred_at.timestamp(),
-            OUTBOX_RETENTION_SECS
-        );
+        assert_eq!(record.expires_at, None, "an unpublished item never expires");
+        assert_eq!(record.published_at, None);
 
         let item = Outbox::new("t", "sku").put(&env).unwrap();
         let put = item.put().unwrap();

@@ -65,6 +65,31 @@ pub enum Command {
         #[arg(long)]
         max: Option<usize>,
     },
+    /// Finish an order whose saga execution failed (README: Failed executions): give back
+    /// whatever money and stock it holds and reject it unless it is confirmed; an order
+    /// left CANCELLING gets a new cancel-order execution.
+    Compensate {
+        /// The order id.
+        #[arg(long)]
+        order: String,
+        /// Give up following the execution after this many seconds (it goes on).
+        #[arg(long, default_value_t = 600)]
+        timeout_seconds: u64,
+    },
+    /// Publish the outbox items the relay never got onto the bus (after an outage of the
+    /// bus longer than the relay's retries, or an item passed over), oldest first.
+    Republish {
+        /// The service table (`inventory`, `orders`, `payments`, `fraud`); all by default.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// Only items written at least this many seconds ago (younger ones are most likely
+        /// still on their way through the stream).
+        #[arg(long, default_value_t = 60)]
+        older_than_seconds: u64,
+        /// Only count them.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Delete every item of a read model, so a replay can rebuild it.
     EmptyReadModel {
         /// The read model: `sales`.
@@ -135,6 +160,66 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             );
             if r.failed > 0 {
                 return Err(fail(format!("{} message(s) could not be moved", r.failed)));
+            }
+            Ok(())
+        }
+        Command::Compensate {
+            order,
+            timeout_seconds,
+        } => {
+            let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+            let sfn = aws_sdk_sfn::Client::new(&sdk);
+            let r = compensate(
+                &ddb,
+                &sfn,
+                &cli.prefix,
+                &order,
+                Duration::from_secs(timeout_seconds),
+            )
+            .await?;
+            println!("{}", r.render());
+            match r.execution {
+                Some((_, ref status)) if status != "SUCCEEDED" => Err(fail(format!(
+                    "the compensating execution ended {status}; see its history"
+                ))),
+                _ => Ok(()),
+            }
+        }
+        Command::Republish {
+            tables,
+            older_than_seconds,
+            dry_run,
+        } => {
+            let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+            let bus = outbox::bus::EventBridgeBus::new(EventBridge::new(&sdk), cli.prefix.clone());
+            let marks = outbox::bus::DynamoMarks::new(ddb.clone());
+            let tables = outbox_tables(&tables)?;
+            let mut problems = 0;
+            for t in tables {
+                let table = format!("{}-{t}", cli.prefix);
+                let r = outbox::republish(
+                    &ddb,
+                    &bus,
+                    &marks,
+                    &table,
+                    Duration::from_secs(older_than_seconds),
+                    dry_run,
+                )
+                .await?;
+                println!(
+                    "republish {table}: {} unpublished, {} published now, {} refused, {} unpublishable",
+                    r.unpublished,
+                    r.published,
+                    r.refused,
+                    r.unpublishable.len()
+                );
+                for (key, reason) in &r.unpublishable {
+                    println!("  unpublishable {key}: {reason}");
+                }
+                problems += r.refused + r.unpublishable.len();
+            }
+            if problems > 0 {
+                return Err(fail(format!("{problems} outbox item(s) still unpublished")));
             }
             Ok(())
         }
@@ -845,6 +930,215 @@ pub async fn redrive(
         failed,
         left,
     })
+}
+
+// ------------------------------------------------------------------------------------
+// Republishing the outbox
+// ------------------------------------------------------------------------------------
+
+/// The tables with an outbox (the relay reads their streams).
+pub const OUTBOX_TABLES: &[&str] = &["inventory", "orders", "payments", "fraud"];
+
+/// The tables `republish` works on: those named, or all.
+pub fn outbox_tables(named: &[String]) -> Result<Vec<&'static str>, Error> {
+    if named.is_empty() {
+        return Ok(OUTBOX_TABLES.to_vec());
+    }
+    named
+        .iter()
+        .map(|n| {
+            OUTBOX_TABLES
+                .iter()
+                .find(|t| **t == n.as_str())
+                .copied()
+                .ok_or_else(|| {
+                    fail(format!(
+                        "{n} has no outbox; these do: {}",
+                        OUTBOX_TABLES.join(", ")
+                    ))
+                })
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------
+// Compensating one order
+// ------------------------------------------------------------------------------------
+
+/// What `compensate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompensateReport {
+    /// The order.
+    pub order_id: String,
+    /// Its status before.
+    pub before: String,
+    /// The execution started (name) and how it ended, if one was needed.
+    pub execution: Option<(String, String)>,
+    /// Its status after.
+    pub after: String,
+}
+
+impl CompensateReport {
+    /// One line per fact.
+    pub fn render(&self) -> String {
+        let mut out = format!("compensate {}: {}", self.order_id, self.before);
+        match &self.execution {
+            Some((name, status)) => {
+                let _ = write!(out, " -> execution {name} {status} -> {}", self.after);
+            }
+            None => {
+                let _ = write!(out, ": nothing to compensate");
+            }
+        }
+        out
+    }
+}
+
+/// Which state machine finishes an order in `status`, if any: `place-order`'s
+/// compensations for an order the saga left open or rejected (they give back whatever is
+/// still held, and reject it unless it is confirmed), `cancel-order` for one left
+/// `CANCELLING`. A confirmed or cancelled order holds nothing it should not.
+pub fn compensation_for(status: &str) -> Option<&'static str> {
+    match status {
+        "PENDING" | "UNDER_REVIEW" | "REJECTED" => Some("place-order"),
+        "CANCELLING" => Some("cancel-order"),
+        _ => None,
+    }
+}
+
+async fn order_status(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    order_id: &str,
+) -> Result<String, Error> {
+    let out = ddb
+        .get_item()
+        .table_name(table)
+        .key(
+            "order_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(order_id.to_owned()),
+        )
+        .consistent_read(true)
+        .send()
+        .await?;
+    out.item
+        .and_then(|i| i.get("status").and_then(|s| s.as_s().ok()).cloned())
+        .ok_or_else(|| fail(format!("no order {order_id} in {table}")))
+}
+
+async fn state_machine_arn(sfn: &aws_sdk_sfn::Client, name: &str) -> Result<String, Error> {
+    let mut pages = sfn.list_state_machines().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        if let Some(m) = page?.state_machines().iter().find(|m| m.name() == name) {
+            return Ok(m.state_machine_arn().to_owned());
+        }
+    }
+    Err(fail(format!("no state machine {name}")))
+}
+
+/// Runs the compensating execution of `order_id` (see [`compensation_for`]) and follows
+/// it for up to `timeout`. Every step it runs is idempotent and accepts every state, so
+/// running it on an order that holds nothing changes nothing.
+pub async fn compensate(
+    ddb: &aws_sdk_dynamodb::Client,
+    sfn: &aws_sdk_sfn::Client,
+    prefix: &str,
+    order_id: &str,
+    timeout: Duration,
+) -> Result<CompensateReport, Error> {
+    let table = format!("{prefix}-orders");
+    let before = order_status(ddb, &table, order_id).await?;
+    let Some(machine) = compensation_for(&before) else {
+        return Ok(CompensateReport {
+            order_id: order_id.to_owned(),
+            after: before.clone(),
+            before,
+            execution: None,
+        });
+    };
+    let arn = state_machine_arn(sfn, &format!("{prefix}-{machine}")).await?;
+    let run = ulid::Ulid::new();
+    let (name, input) = if machine == "place-order" {
+        (
+            format!("{order_id}-compensate-{run}"),
+            serde_json::json!({
+                "order_id": order_id,
+                "correlation_id": format!("ops-compensate-{run}"),
+                "compensate": true,
+            }),
+        )
+    } else {
+        (
+            format!("cancel-{order_id}-ops-{run}"),
+            serde_json::json!({
+                "order_id": order_id,
+                "correlation_id": format!("ops-compensate-{run}"),
+            }),
+        )
+    };
+    let started = sfn
+        .start_execution()
+        .state_machine_arn(&arn)
+        .name(&name)
+        .input(input.to_string())
+        .send()
+        .await?;
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        let d = sfn
+            .describe_execution()
+            .execution_arn(started.execution_arn())
+            .send()
+            .await?;
+        let status = d.status().as_str().to_owned();
+        if status != "RUNNING" || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    Ok(CompensateReport {
+        order_id: order_id.to_owned(),
+        before,
+        execution: Some((name, status)),
+        after: order_status(ddb, &table, order_id).await?,
+    })
+}
+
+#[cfg(test)]
+mod compensate_tests {
+    use super::*;
+
+    #[test]
+    fn the_outbox_tables_are_the_streams_the_relay_reads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/declaration.json");
+        let decl: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let streams: Vec<&str> = decl["functions"]["outbox-relay"]["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert_eq!(streams, OUTBOX_TABLES);
+    }
+
+    #[test]
+    fn republish_works_on_the_outbox_tables_only() {
+        assert_eq!(outbox_tables(&[]).unwrap(), OUTBOX_TABLES);
+        assert_eq!(outbox_tables(&["orders".into()]).unwrap(), vec!["orders"]);
+        assert!(outbox_tables(&["users".into()]).is_err());
+    }
+
+    #[test]
+    fn each_unfinished_status_has_its_compensation() {
+        for s in ["PENDING", "UNDER_REVIEW", "REJECTED"] {
+            assert_eq!(compensation_for(s), Some("place-order"), "{s}");
+        }
+        assert_eq!(compensation_for("CANCELLING"), Some("cancel-order"));
+        for s in ["CONFIRMED", "CANCELLED"] {
+            assert_eq!(compensation_for(s), None, "{s}");
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------

@@ -55,3 +55,36 @@ impl EventBus for EventBridgeBus {
             .collect())
     }
 }
+
+/// The DynamoDB adapter of [`crate::OutboxMarks`]: one transaction per chunk of accepted
+/// items, each update conditioned on the outbox item existing.
+#[derive(Debug, Clone)]
+pub struct DynamoMarks {
+    client: aws_sdk_dynamodb::Client,
+}
+
+impl DynamoMarks {
+    /// Marks through `client`.
+    pub fn new(client: aws_sdk_dynamodb::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl crate::OutboxMarks for DynamoMarks {
+    async fn mark_published(
+        &self,
+        items: &[crate::ItemRef],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let at = shared::time::now();
+        let writes = items
+            .iter()
+            .map(|i| shared::outbox::mark_published(&i.table, i.key.clone(), at))
+            .collect::<Result<Vec<_>, _>>()?;
+        match shared::dynamo::transact(&self.client, writes, Some("outbox-published")).await? {
+            shared::dynamo::Transaction::Committed => Ok(()),
+            shared::dynamo::Transaction::Cancelled(reasons) => {
+                Err(format!("marking cancelled: {reasons:?}").into())
+            }
+        }
+    }
+}

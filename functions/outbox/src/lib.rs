@@ -10,12 +10,22 @@
 //! retry, the one duplicate path; it needs EventBridge to refuse one entry for seconds,
 //! and consumers dedupe by `event_id`.) Other items of the table (the products, the
 //! orders) are not events and are passed over.
+//!
+//! Every item the bus accepted is marked `published_at` (one transaction per chunk), which
+//! also starts its retention ([`shared::outbox`]). What the relay could not publish is
+//! therefore never lost when the mapping gives up on a batch (after its retries, or an
+//! outage of the bus longer than them): the items stay unmarked, and
+//! `commerce-ops republish` publishes them. An outbox item that does not parse cannot
+//! block the events behind it: it is logged, left unmarked for the operator, and the
+//! relay goes on.
 
 pub mod bus;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_sdk_dynamodb::types::AttributeValue;
 use shared::outbox::{OUTBOX_RECORD_TYPE, OutboxRecord};
+use std::collections::HashMap;
 use std::future::Future;
 
 /// PutEvents takes at most this many entries.
@@ -58,6 +68,36 @@ pub trait EventBus: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Option<String>>, Box<dyn std::error::Error + Send + Sync>>> + Send;
 }
 
+/// An outbox item to mark once the bus accepted it: its table and key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRef {
+    /// The table (from the stream record's source ARN).
+    pub table: String,
+    /// The item's key.
+    pub key: HashMap<String, AttributeValue>,
+}
+
+/// Marking outbox items published, as the relay needs it.
+pub trait OutboxMarks: Send + Sync {
+    /// Marks `items` published now.
+    fn mark_published(
+        &self,
+        items: &[ItemRef],
+    ) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send;
+}
+
+/// The table of a DynamoDB stream ARN (`arn:...:table/<name>/stream/<label>`).
+pub fn table_of_stream(arn: &str) -> Option<&str> {
+    let rest = arn.split_once(":table/")?.1;
+    Some(rest.split_once("/stream/").map_or(rest, |(t, _)| t))
+}
+
+fn item_ref(record: &EventRecord) -> Option<ItemRef> {
+    let table = table_of_stream(record.event_source_arn.as_deref()?)?.to_owned();
+    let key: HashMap<String, AttributeValue> = record.change.keys.clone().into();
+    Some(ItemRef { table, key })
+}
+
 /// A stream record that is a new outbox item, with its sequence number.
 fn outbox_entry(record: &EventRecord) -> Option<Result<BusEntry, String>> {
     if record.event_name != "INSERT" {
@@ -95,30 +135,63 @@ fn failure(sequence_number: Option<&String>) -> DynamoDbEventResponse {
     response
 }
 
-/// Publishes the outbox items of `records` in order; see the module doc.
-pub async fn relay(bus: &impl EventBus, records: &[EventRecord]) -> DynamoDbEventResponse {
-    let mut pending: Vec<(Option<&String>, BusEntry)> = Vec::new();
+/// Publishes the outbox items of `records` in order and marks them; see the module doc.
+pub async fn relay(
+    bus: &impl EventBus,
+    marks: &impl OutboxMarks,
+    records: &[EventRecord],
+) -> DynamoDbEventResponse {
+    let mut pending: Vec<Pending<'_>> = Vec::new();
     for record in records {
         let seq = record.change.sequence_number.as_ref();
         match outbox_entry(record) {
             None => continue,
-            Some(Ok(entry)) => pending.push((seq, entry)),
+            Some(Ok(entry)) => pending.push(Pending {
+                seq,
+                entry,
+                item: item_ref(record),
+            }),
             Some(Err(reason)) => {
-                // Publish what precedes it, then stop here: a bad item is ours to fix, and
-                // the mapping's retries and on-failure destination keep it visible.
-                tracing::error!(sequence_number = ?seq, %reason, "unpublishable outbox item");
-                let before = publish_in_order(bus, &pending).await;
-                return before.unwrap_or_else(|| failure(seq));
+                // Ours to fix, not a reason to hold back the events behind it: it stays
+                // unmarked, and `commerce-ops republish` reports it.
+                tracing::error!(
+                    sequence_number = ?seq,
+                    table = ?item_ref(record).map(|i| i.table),
+                    %reason,
+                    "unpublishable outbox item: passed over, left unmarked for the operator"
+                );
             }
         }
     }
-    publish_in_order(bus, &pending).await.unwrap_or_default()
+    publish_in_order(bus, marks, &pending)
+        .await
+        .unwrap_or_default()
+}
+
+/// An outbox item waiting for the bus.
+struct Pending<'a> {
+    seq: Option<&'a String>,
+    entry: BusEntry,
+    item: Option<ItemRef>,
+}
+
+/// Marks what the bus accepted; a failed mark only means the item may be published again
+/// by `commerce-ops republish` (consumers dedupe by event id).
+async fn mark(marks: &impl OutboxMarks, accepted: &[&Pending<'_>]) {
+    let items: Vec<ItemRef> = accepted.iter().filter_map(|p| p.item.clone()).collect();
+    if items.is_empty() {
+        return;
+    }
+    if let Err(err) = marks.mark_published(&items).await {
+        tracing::warn!(error = %err, items = items.len(), "published but not marked: commerce-ops republish may publish them again");
+    }
 }
 
 /// Publishes in chunks; `Some(failure)` names the first record not published.
 async fn publish_in_order(
     bus: &impl EventBus,
-    pending: &[(Option<&String>, BusEntry)],
+    marks: &impl OutboxMarks,
+    pending: &[Pending<'_>],
 ) -> Option<DynamoDbEventResponse> {
     let mut start = 0;
     while start < pending.len() {
@@ -126,9 +199,9 @@ async fn publish_in_order(
         let mut bytes = 0;
         while end < pending.len()
             && end - start < MAX_ENTRIES
-            && (end == start || bytes + pending[end].1.size() <= MAX_REQUEST_BYTES)
+            && (end == start || bytes + pending[end].entry.size() <= MAX_REQUEST_BYTES)
         {
-            bytes += pending[end].1.size();
+            bytes += pending[end].entry.size();
             end += 1;
         }
         let chunk = &pending[start..end];
@@ -138,12 +211,13 @@ async fn publish_in_order(
             if attempt > 0 {
                 tokio::time::sleep(RESEND_BACKOFF * 4_u32.pow(attempt - 1)).await;
             }
-            let entries: Vec<BusEntry> = remaining.iter().map(|&i| chunk[i].1.clone()).collect();
+            let entries: Vec<BusEntry> =
+                remaining.iter().map(|&i| chunk[i].entry.clone()).collect();
             match bus.put_events(&entries).await {
                 Ok(results) => {
                     let mut refused = Vec::new();
                     for (k, &i) in remaining.iter().enumerate() {
-                        let entry = &chunk[i].1;
+                        let entry = &chunk[i].entry;
                         match results.get(k) {
                             Some(None) => {
                                 tracing::info!(event_id = %entry.event_id, detail_type = %entry.detail_type, "published");
@@ -165,8 +239,13 @@ async fn publish_in_order(
                 break;
             }
         }
+        let accepted: Vec<&Pending<'_>> = (0..chunk.len())
+            .filter(|i| !remaining.contains(i))
+            .map(|i| &chunk[i])
+            .collect();
+        mark(marks, &accepted).await;
         if let Some(&first) = remaining.first() {
-            return Some(failure(chunk[first].0));
+            return Some(failure(chunk[first].seq));
         }
         start = end;
     }
@@ -212,6 +291,56 @@ mod tests {
         }
     }
 
+    /// Marks in memory: the keys marked, per call.
+    #[derive(Default)]
+    struct MemoryMarks {
+        marked: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl OutboxMarks for MemoryMarks {
+        async fn mark_published(
+            &self,
+            items: &[ItemRef],
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            self.marked.lock().unwrap().push(
+                items
+                    .iter()
+                    .map(|i| {
+                        assert_eq!(i.table, "t");
+                        i.key["sku"].as_s().unwrap().clone()
+                    })
+                    .collect(),
+            );
+            Ok(())
+        }
+    }
+
+    impl MemoryMarks {
+        fn all(&self) -> Vec<String> {
+            self.marked
+                .lock()
+                .unwrap()
+                .iter()
+                .flatten()
+                .cloned()
+                .collect()
+        }
+    }
+
+    #[test]
+    fn the_table_comes_from_the_stream_arn() {
+        assert_eq!(
+            table_of_stream(
+                "arn:aws:dynamodb:us-east-1:123456789012:table/commerce-orders/stream/2026-12-02T00:00:00.000"
+            ),
+            Some("commerce-orders")
+        );
+        assert_eq!(
+            table_of_stream("arn:aws:kinesis:us-east-1:1:stream/x"),
+            None
+        );
+    }
+
     fn record(seq: u32, outbox: bool, detail_len: usize) -> EventRecord {
         let mut image = serde_json::json!({
             "sku": {"S": format!("outbox#E{seq}")},
@@ -233,7 +362,7 @@ mod tests {
             "awsRegion": "us-east-1",
             "dynamodb": {
                 "ApproximateCreationDateTime": 1795290000.0,
-                "Keys": {"sku": {"S": "k"}},
+                "Keys": {"sku": {"S": format!("outbox#E{seq}")}},
                 "NewImage": image,
                 "SequenceNumber": format!("{seq:06}"),
                 "SizeBytes": 10,
@@ -247,8 +376,9 @@ mod tests {
     #[tokio::test]
     async fn publishes_outbox_items_in_chunks_of_ten_and_skips_other_items() {
         let bus = MemoryBus::default();
+        let marks = MemoryMarks::default();
         let records: Vec<EventRecord> = (1..=25).map(|i| record(i, i % 5 != 0, 10)).collect();
-        let response = relay(&bus, &records).await;
+        let response = relay(&bus, &marks, &records).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(*bus.calls.lock().unwrap(), vec![10, 10]);
         let ids: Vec<String> = bus
@@ -263,13 +393,17 @@ mod tests {
             .map(|i| format!("E{i}"))
             .collect();
         assert_eq!(ids, expected);
+        let marked: Vec<String> = expected.iter().map(|e| format!("outbox#{e}")).collect();
+        assert_eq!(marks.all(), marked, "every published item is marked");
+        assert_eq!(marks.marked.lock().unwrap().len(), 2, "one mark per chunk");
     }
 
     #[tokio::test]
     async fn chunks_stay_under_the_request_size() {
         let bus = MemoryBus::default();
+        let marks = MemoryMarks::default();
         let records: Vec<EventRecord> = (1..=6).map(|i| record(i, true, 100 * 1024)).collect();
-        relay(&bus, &records).await;
+        relay(&bus, &marks, &records).await;
         assert_eq!(*bus.calls.lock().unwrap(), vec![2, 2, 2]);
     }
 
@@ -289,8 +423,9 @@ mod tests {
             times: 2,
             ..Default::default()
         };
+        let marks = MemoryMarks::default();
         let records: Vec<EventRecord> = (1..=20).map(|i| record(i, true, 10)).collect();
-        let response = relay(&bus, &records).await;
+        let response = relay(&bus, &marks, &records).await;
         assert!(response.batch_item_failures.is_empty());
         let mut ids = published_ids(&bus);
         assert_eq!(ids.len(), 20, "each published exactly once: {ids:?}");
@@ -311,8 +446,9 @@ mod tests {
             times: u32::MAX,
             ..Default::default()
         };
+        let marks = MemoryMarks::default();
         let records: Vec<EventRecord> = (1..=30).map(|i| record(i, true, 10)).collect();
-        let response = relay(&bus, &records).await;
+        let response = relay(&bus, &marks, &records).await;
         assert_eq!(response.batch_item_failures.len(), 1);
         assert_eq!(
             response.batch_item_failures[0].item_identifier.as_deref(),
@@ -323,18 +459,152 @@ mod tests {
         assert_eq!(ids.len(), 19);
         assert!(!ids.contains(&"E21".to_owned()));
         assert_eq!(*bus.calls.lock().unwrap(), vec![10, 10, 1, 1, 1]);
+        let marked = marks.all();
+        assert_eq!(
+            marked.len(),
+            19,
+            "what the bus accepted is marked, nothing else"
+        );
+        assert!(!marked.contains(&"outbox#E13".to_owned()));
     }
 
     #[tokio::test]
-    async fn an_unparsable_outbox_item_fails_at_itself_after_publishing_what_precedes() {
+    async fn an_unparsable_outbox_item_is_passed_over_unmarked_and_the_events_behind_it_go_out() {
         let bus = MemoryBus::default();
+        let marks = MemoryMarks::default();
         let mut records: Vec<EventRecord> = (1..=4).map(|i| record(i, true, 10)).collect();
         records[2].change.new_image.remove("detail");
-        let response = relay(&bus, &records).await;
-        assert_eq!(
-            response.batch_item_failures[0].item_identifier.as_deref(),
-            Some("000003")
+        let response = relay(&bus, &marks, &records).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "it does not block the shard"
         );
-        assert_eq!(bus.published.lock().unwrap().len(), 2);
+        assert_eq!(published_ids(&bus), vec!["E1", "E2", "E4"]);
+        assert_eq!(
+            marks.all(),
+            vec!["outbox#E1", "outbox#E2", "outbox#E4"],
+            "left unmarked, so commerce-ops republish reports it"
+        );
     }
+}
+
+/// What [`republish`] found in one table and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepublishReport {
+    /// The table.
+    pub table: String,
+    /// Outbox items never marked published, older than the cut-off.
+    pub unpublished: usize,
+    /// Of those, how many the bus accepted now (0 on a dry run).
+    pub published: usize,
+    /// Items that do not parse (key, reason): an operator must look at them.
+    pub unpublishable: Vec<(String, String)>,
+    /// Items the bus refused again (publish later).
+    pub refused: usize,
+}
+
+/// Publishes, oldest first, the outbox items of `table` that were never marked published
+/// and are older than `older_than` (younger ones are most likely on their way through
+/// the stream), and marks those the bus accepted. Consumers dedupe by event id, so an
+/// item the relay published but could not mark is harmless to publish again.
+///
+/// It scans the table (filtered server-side to unpublished outbox items): an operator's
+/// tool for after an incident, not a hot path.
+pub async fn republish(
+    ddb: &aws_sdk_dynamodb::Client,
+    bus: &impl EventBus,
+    marks: &impl OutboxMarks,
+    table: &str,
+    older_than: std::time::Duration,
+    dry_run: bool,
+) -> Result<RepublishReport, Box<dyn std::error::Error + Send + Sync>> {
+    let cutoff = shared::time::now()
+        - chrono::Duration::from_std(older_than).unwrap_or_else(|_| chrono::Duration::zero());
+    let mut report = RepublishReport {
+        table: table.to_owned(),
+        ..Default::default()
+    };
+    let mut found: Vec<(BusEntry, ItemRef)> = Vec::new();
+    let mut pages = ddb
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .filter_expression("#type = :outbox AND attribute_not_exists(#published)")
+        .expression_attribute_names("#type", "record_type")
+        .expression_attribute_names("#published", shared::outbox::PUBLISHED_AT)
+        .expression_attribute_values(":outbox", AttributeValue::S(OUTBOX_RECORD_TYPE.into()))
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        let item = item?;
+        // The key is the attribute holding `outbox#<event id>`.
+        let key: HashMap<String, AttributeValue> = item
+            .iter()
+            .filter(|(_, v)| v.as_s().is_ok_and(|s| s.starts_with("outbox#")))
+            .take(1)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let key_text = key
+            .values()
+            .next()
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let parsed = shared::dynamo::from_item::<OutboxRecord>(item)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let time = chrono::DateTime::parse_from_rfc3339(&r.occurred_at)
+                    .map_err(|e| format!("occurred_at: {e}"))?
+                    .to_utc();
+                Ok(BusEntry {
+                    source: r.source,
+                    detail_type: r.detail_type,
+                    detail: r.detail,
+                    time,
+                    event_id: r.event_id,
+                })
+            });
+        match parsed {
+            Ok(entry) if entry.time <= cutoff && !key.is_empty() => found.push((
+                entry,
+                ItemRef {
+                    table: table.to_owned(),
+                    key,
+                },
+            )),
+            Ok(_) => {}
+            Err(reason) => report.unpublishable.push((key_text, reason)),
+        }
+    }
+    found.sort_by_key(|(e, _)| (e.time, e.event_id.clone()));
+    report.unpublished = found.len();
+    if dry_run {
+        return Ok(report);
+    }
+    for chunk in found.chunks(MAX_ENTRIES) {
+        let entries: Vec<BusEntry> = chunk.iter().map(|(e, _)| e.clone()).collect();
+        let results = match bus.put_events(&entries).await {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::warn!(error = %err, "PutEvents failed");
+                report.refused += chunk.len();
+                continue;
+            }
+        };
+        let accepted: Vec<ItemRef> = chunk
+            .iter()
+            .zip(results.iter().map(Some).chain(std::iter::repeat(None)))
+            .filter(|(_, r)| matches!(r, Some(None)))
+            .map(|((_, i), _)| i.clone())
+            .collect();
+        report.refused += chunk.len() - accepted.len();
+        report.published += accepted.len();
+        if !accepted.is_empty()
+            && let Err(err) = marks.mark_published(&accepted).await
+        {
+            tracing::warn!(error = %err, "republished but not marked");
+        }
+    }
+    Ok(report)
 }

@@ -3,7 +3,7 @@
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{LambdaEvent, service_fn};
-use outbox::bus::EventBridgeBus;
+use outbox::bus::{DynamoMarks, EventBridgeBus};
 use tracing::Instrument;
 
 #[tokio::main]
@@ -13,9 +13,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = shared::aws::sdk_config().await;
     let bus = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus_name);
     let bus = &bus;
+    let marks = DynamoMarks::new(shared::aws::dynamodb(&sdk));
+    let marks = &marks;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         let span = shared::telemetry::event_span(&event.context, event.payload.records.len());
-        let response = outbox::relay(bus, &event.payload.records)
+        let response = outbox::relay(bus, marks, &event.payload.records)
             .instrument(span)
             .await;
         Ok::<DynamoDbEventResponse, std::convert::Infallible>(response)
