@@ -1,0 +1,718 @@
+//! The saga's fault matrix, in a test binary of its own: every Lambda task state of
+//! `place-order` and `cancel-order` against every fault kind the emulator injects
+//! (local/emulator.py, `_take_injected_fault`):
+//!
+//! - `lost once`: the step ran, its answer was lost once (`Lambda.ServiceException`);
+//! - `lost until the retries run out`: the step ran every time, no answer ever arrived;
+//! - `error after the effect`: the step ran, then failed with an error no `Retry` names;
+//! - `timeout`: the step ran, the caller saw Lambda's `Sandbox.Timedout`;
+//! - `crash before the effect`: the process died before the step did anything
+//!   (`Runtime.ExitError`).
+//!
+//! Each cell is one order with its own product, user and correlation id (the faults
+//! strike only invocations carrying that correlation id), so all cells run at once. For
+//! each, the order must reach a final status within the bound, and what a shop's
+//! accountant checks must hold: `CONFIRMED` ⇔ payment `CAPTURED` and the units committed;
+//! `REJECTED` ⇒ no money held and nothing reserved or committed; `CANCELLED` ⇒ payment
+//! `REFUNDED` and the units back on hand. The test prints the matrix.
+//!
+//! A second test races 100 orders for one hot SKU through the real saga, now that the
+//! emulator lets concurrent transactions conflict as DynamoDB does; a third fails an
+//! execution for good and finishes its order with `commerce-ops compensate`, the
+//! documented recovery.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod saga_support;
+
+use e2e::*;
+use saga_support::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long a cell may take: the longest retry budget (7 attempts with capped, jittered
+/// backoff, about a minute), a pause and a second round, under the load of every cell at once.
+const MATRIX_WAIT: Duration = Duration::from_secs(420);
+
+/// Cells in flight at once: the fraud scorer answers about two records a second on
+/// the local stack, and a cell waiting longer than the local fraud timeout (20 s) would
+/// be rejected `TIMED_OUT` for a reason that is not its fault.
+const CELLS_AT_ONCE: usize = 12;
+
+/// The matrix and the race do not share the stack's capacity.
+static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const STOCK: i64 = 5;
+const QUANTITY: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    LostOnce,
+    LostUntilRetriesRunOut,
+    ErrorAfterEffect,
+    Timeout,
+    CrashBeforeEffect,
+}
+
+const KINDS: [Kind; 5] = [
+    Kind::LostOnce,
+    Kind::LostUntilRetriesRunOut,
+    Kind::ErrorAfterEffect,
+    Kind::Timeout,
+    Kind::CrashBeforeEffect,
+];
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::LostOnce => "lost once",
+            Kind::LostUntilRetriesRunOut => "lost until retries run out",
+            Kind::ErrorAfterEffect => "error after effect",
+            Kind::Timeout => "timeout",
+            Kind::CrashBeforeEffect => "crash before effect",
+        }
+    }
+
+    /// The emulator's rule for a state whose retrier allows `max_attempts` retries.
+    fn rule(self, correlation_id: &str, max_attempts: u32) -> Value {
+        let (kind, times) = match self {
+            Kind::LostOnce => ("lost", 1),
+            Kind::LostUntilRetriesRunOut => ("lost", max_attempts + 1),
+            Kind::ErrorAfterEffect => ("error_after", 1),
+            Kind::Timeout => ("timeout", 1),
+            Kind::CrashBeforeEffect => ("crash", 1),
+        };
+        json!({"kind": kind, "times": times, "correlation_id": correlation_id})
+    }
+}
+
+/// How a cell's order gets to the state under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// A good order: every forward state runs.
+    Confirm,
+    /// An order held for review, which the test approves.
+    Review,
+    /// A fraud denial after the stock is reserved and the payment authorized: the
+    /// compensations before the capture run with something to give back.
+    Deny,
+    /// The commit fails after its effect: the compensations past the capture run.
+    AfterCapture,
+    /// A confirmed order, then cancelled: cancel-order's states run.
+    Cancel,
+}
+
+/// A Lambda task state: its name, its function, how to reach it, its retries.
+struct State {
+    machine: &'static str,
+    name: &'static str,
+    function: &'static str,
+    path: Path,
+    max_attempts: u32,
+}
+
+const STATES: &[State] = &[
+    State {
+        machine: "place-order",
+        name: "ReserveStock",
+        function: "inventory-reserve",
+        path: Path::Confirm,
+        max_attempts: 3,
+    },
+    State {
+        machine: "place-order",
+        name: "AuthorizePayment",
+        function: "payments-authorize",
+        path: Path::Confirm,
+        max_attempts: 3,
+    },
+    State {
+        machine: "place-order",
+        name: "RequestFraudDecision",
+        function: "payments-request-fraud-check",
+        path: Path::Confirm,
+        max_attempts: 3,
+    },
+    State {
+        machine: "place-order",
+        name: "HoldForReview",
+        function: "orders-hold-for-review",
+        path: Path::Review,
+        max_attempts: 3,
+    },
+    State {
+        machine: "place-order",
+        name: "CapturePayment",
+        function: "payments-capture",
+        path: Path::Confirm,
+        max_attempts: 3,
+    },
+    State {
+        machine: "place-order",
+        name: "CommitStock",
+        function: "inventory-commit",
+        path: Path::Confirm,
+        max_attempts: 6,
+    },
+    State {
+        machine: "place-order",
+        name: "ConfirmOrder",
+        function: "orders-confirm",
+        path: Path::Confirm,
+        max_attempts: 6,
+    },
+    State {
+        machine: "place-order",
+        name: "VoidPayment",
+        function: "payments-void",
+        path: Path::Deny,
+        max_attempts: 6,
+    },
+    State {
+        machine: "place-order",
+        name: "ReleaseStock",
+        function: "inventory-release",
+        path: Path::Deny,
+        max_attempts: 6,
+    },
+    State {
+        machine: "place-order",
+        name: "RejectOrder",
+        function: "orders-reject",
+        path: Path::Deny,
+        max_attempts: 6,
+    },
+    State {
+        machine: "place-order",
+        name: "RejectAfterCapture",
+        function: "orders-reject",
+        path: Path::AfterCapture,
+        max_attempts: 6,
+    },
+    State {
+        machine: "place-order",
+        name: "RefundAfterCapture",
+        function: "payments-refund",
+        path: Path::AfterCapture,
+        max_attempts: 6,
+    },
+    State {
+        machine: "cancel-order",
+        name: "RefundPayment",
+        function: "payments-refund",
+        path: Path::Cancel,
+        max_attempts: 6,
+    },
+    State {
+        machine: "cancel-order",
+        name: "RestockStock",
+        function: "inventory-restock",
+        path: Path::Cancel,
+        max_attempts: 6,
+    },
+    State {
+        machine: "cancel-order",
+        name: "FinishCancel",
+        function: "orders-finish-cancel",
+        path: Path::Cancel,
+        max_attempts: 6,
+    },
+];
+
+/// One cell's result.
+#[derive(Debug, Clone)]
+struct Outcome {
+    status: String,
+    reason: Option<String>,
+    payment: String,
+    stock: Value,
+    execution: String,
+    cancel_requests: u32,
+    seconds: u64,
+    violations: Vec<String>,
+}
+
+fn faults_path() -> String {
+    std::env::var("LOCAL_FAULTS_FILE").expect("LOCAL_FAULTS_FILE is set by local/stack.py")
+}
+
+fn cell_id(state: &State, kind: Kind) -> String {
+    format!(
+        "matrix-{}-{}-{:?}-{}",
+        state.machine,
+        state.name,
+        kind,
+        ulid::Ulid::new()
+    )
+}
+
+async fn post_order(user: &str, sku: &str, correlation: &str) -> String {
+    let res = http()
+        .post(format!("{}/orders", api_url()))
+        .bearer_auth(token(user, false))
+        .header("idempotency-key", ulid::Ulid::new().to_string())
+        .header("x-correlation-id", correlation)
+        .json(&order_body(&[(sku, QUANTITY)], "tok_visa"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "placing an order");
+    let order: Value = res.json().await.unwrap();
+    order["order_id"].as_str().unwrap().to_owned()
+}
+
+async fn post_cancel(user: &str, order_id: &str, correlation: &str) -> u16 {
+    http()
+        .post(format!("{}/orders/{order_id}/cancel", api_url()))
+        .bearer_auth(token(user, false))
+        .header("x-correlation-id", correlation)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn approve(order_id: &str) -> u16 {
+    http()
+        .post(format!("{}/orders/{order_id}/review", api_url()))
+        .bearer_auth(token(&fresh_admin_id(), true))
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The status of the latest execution of `machine` whose name starts with `prefix`.
+async fn execution_status(machine: &str, prefix: &str) -> String {
+    let sfn = aws_sdk_sfn::Client::new(&aws().await);
+    let machines = sfn.list_state_machines().send().await.unwrap();
+    let Some(arn) = machines
+        .state_machines()
+        .iter()
+        .find(|m| m.name() == format!("commerce-{machine}"))
+        .map(|m| m.state_machine_arn().to_owned())
+    else {
+        return "no state machine".into();
+    };
+    let mut latest: Option<(aws_sdk_sfn::primitives::DateTime, String)> = None;
+    let mut pages = sfn
+        .list_executions()
+        .state_machine_arn(arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for e in page.unwrap().executions() {
+            if e.name().starts_with(prefix)
+                && latest.as_ref().is_none_or(|(at, _)| e.start_date() > at)
+            {
+                latest = Some((*e.start_date(), e.status().as_str().to_owned()));
+            }
+        }
+    }
+    latest.map_or_else(|| "none".into(), |(_, s)| s)
+}
+
+/// Drives one cell's order to a final status and checks the accountant's invariants.
+async fn run_cell(state: &State, sku: String, correlation: String) -> Outcome {
+    let started = Instant::now();
+    let user = fresh_user_id();
+    // The order's own saga carries the cell's correlation id, except on the cancel path,
+    // where only the cancellation does.
+    let place_correlation = if state.path == Path::Cancel {
+        format!("{correlation}-place")
+    } else {
+        correlation.clone()
+    };
+    let order_id = post_order(&user, &sku, &place_correlation).await;
+    let mut cancel_requests = 0;
+    let finals: &[&str] = if state.path == Path::Cancel {
+        &["CANCELLED", "REJECTED"]
+    } else {
+        &["CONFIRMED", "REJECTED"]
+    };
+    let mut last_cancel = Instant::now() - Duration::from_secs(3600);
+    let (machine, execution_prefix) = if state.machine == "cancel-order" {
+        ("cancel-order", format!("cancel-{order_id}"))
+    } else {
+        ("place-order", order_id.clone())
+    };
+    let (status, reason) = loop {
+        let o = order(&user, &order_id).await;
+        let status = o["status"].as_str().unwrap().to_owned();
+        let reason = o["status_reason"].as_str().map(str::to_owned);
+        // Final, and its saga done (past the capture an order is rejected before its
+        // money and units are given back).
+        if finals.contains(&status.as_str())
+            && execution_status(machine, &execution_prefix).await != "RUNNING"
+        {
+            break (status, reason);
+        }
+        if started.elapsed() > MATRIX_WAIT {
+            break (status, reason);
+        }
+        match (state.path, status.as_str()) {
+            (Path::Review, "UNDER_REVIEW") => {
+                // 409 while the hold is being retried with a new token: ask again.
+                approve(&order_id).await;
+            }
+            (Path::Cancel, "CONFIRMED") => {
+                assert_eq!(post_cancel(&user, &order_id, &correlation).await, 202);
+                cancel_requests += 1;
+                last_cancel = Instant::now();
+            }
+            // A cancellation that failed after its retries leaves the order CANCELLING;
+            // asking again (as the customer or support would) starts one that finishes it.
+            (Path::Cancel, "CANCELLING")
+                if last_cancel.elapsed() > Duration::from_secs(20)
+                    && execution_status("cancel-order", &format!("cancel-{order_id}")).await
+                        != "RUNNING" =>
+            {
+                assert_eq!(post_cancel(&user, &order_id, &correlation).await, 202);
+                cancel_requests += 1;
+                last_cancel = Instant::now();
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let pay = payment(&user, &order_id).await;
+    let pay_status = pay.as_ref().map_or("none".to_owned(), |p| {
+        p["status"].as_str().unwrap().to_owned()
+    });
+    let stock = stock(&sku).await;
+    let (on_hand, reserved, available) = (
+        stock["on_hand"].as_i64().unwrap(),
+        stock["reserved"].as_i64().unwrap(),
+        stock["available"].as_i64().unwrap(),
+    );
+    let q = i64::from(QUANTITY);
+    let mut violations = Vec::new();
+    if reserved != 0 {
+        violations.push(format!("{reserved} unit(s) left reserved"));
+    }
+    if available != on_hand - reserved {
+        violations.push(format!("available {available} != on hand - reserved"));
+    }
+    match status.as_str() {
+        "CONFIRMED" => {
+            if pay_status != "CAPTURED" {
+                violations.push(format!("CONFIRMED with payment {pay_status}"));
+            }
+            if on_hand != STOCK - q {
+                violations.push(format!(
+                    "CONFIRMED with {on_hand} on hand (units not committed once)"
+                ));
+            }
+        }
+        "REJECTED" => {
+            if ["AUTHORIZED", "CAPTURED"].contains(&pay_status.as_str()) {
+                violations.push(format!("REJECTED with money held ({pay_status})"));
+            }
+            if on_hand != STOCK {
+                violations.push(format!("REJECTED with {on_hand} of {STOCK} on hand"));
+            }
+        }
+        "CANCELLED" => {
+            if pay_status != "REFUNDED" {
+                violations.push(format!("CANCELLED with payment {pay_status}"));
+            }
+            if on_hand != STOCK {
+                violations.push(format!("CANCELLED with {on_hand} of {STOCK} on hand"));
+            }
+        }
+        other => violations.push(format!("left {other} past the bound")),
+    }
+    let execution = execution_status(machine, &execution_prefix).await;
+    Outcome {
+        status,
+        reason,
+        payment: pay_status,
+        stock,
+        execution,
+        cancel_requests,
+        seconds: started.elapsed().as_secs(),
+        violations,
+    }
+}
+
+/// What each cell must end in, besides the invariants: a fault the retries absorb leaves
+/// the order as if nothing happened; one that reaches a `Catch` before the capture
+/// rejects it; past the capture, a lost confirmation keeps the order confirmed.
+fn expected_status(state: &State, kind: Kind) -> &'static str {
+    let absorbed = matches!(
+        kind,
+        Kind::LostOnce | Kind::Timeout | Kind::CrashBeforeEffect
+    );
+    match state.path {
+        Path::Cancel => "CANCELLED",
+        Path::Deny | Path::AfterCapture => "REJECTED",
+        Path::Confirm | Path::Review if absorbed => "CONFIRMED",
+        // The confirm happened; RejectAfterCapture finds the order CONFIRMED and keeps it.
+        _ if state.name == "ConfirmOrder" => "CONFIRMED",
+        _ => "REJECTED",
+    }
+}
+
+#[tokio::test]
+async fn every_task_state_under_every_fault_ends_consistent() {
+    let _exclusive = EXCLUSIVE.lock().await;
+    // Products first (a deny needs a price the scorer denies, a review one it holds).
+    let mut cells = Vec::new();
+    let mut rules: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for state in STATES {
+        for kind in KINDS {
+            let price = match state.path {
+                Path::Deny => "10000.00",
+                Path::Review => "5000.00",
+                _ => "20.00",
+            };
+            let sku = fresh_sku("MTX");
+            create_product(&sku, price, "EUR", STOCK).await;
+            let correlation = cell_id(state, kind);
+            if state.path == Path::AfterCapture {
+                rules
+                    .entry("inventory-commit".into())
+                    .or_default()
+                    .push(Kind::ErrorAfterEffect.rule(&correlation, 0));
+            }
+            rules
+                .entry(state.function.into())
+                .or_default()
+                .push(kind.rule(&correlation, state.max_attempts));
+            cells.push((state, kind, sku, correlation));
+        }
+    }
+    std::fs::write(faults_path(), serde_json::to_string(&rules).unwrap()).unwrap();
+
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(CELLS_AT_ONCE));
+    let mut handles = Vec::new();
+    for (state, kind, sku, correlation) in cells {
+        let slots = slots.clone();
+        let id = correlation.clone();
+        handles.push((
+            state,
+            kind,
+            correlation,
+            tokio::spawn(async move {
+                let _slot = slots.acquire_owned().await.unwrap();
+                run_cell(state, sku, id).await
+            }),
+        ));
+    }
+    let mut results = Vec::new();
+    for (state, kind, correlation, handle) in handles {
+        results.push((state, kind, correlation, handle.await.unwrap()));
+    }
+
+    // Which rules were not taken: a cell whose fault never struck tested nothing.
+    let left: BTreeMap<String, Vec<Value>> =
+        serde_json::from_str(&std::fs::read_to_string(faults_path()).unwrap()).unwrap();
+    let untaken: Vec<String> = left
+        .values()
+        .flatten()
+        .filter(|r| r["times"].as_u64() != Some(0))
+        .map(|r| r["correlation_id"].as_str().unwrap().to_owned())
+        .collect();
+    std::fs::write(faults_path(), "{}").unwrap();
+
+    println!(
+        "\nsaga fault matrix: final status / payment / on hand of {STOCK} / execution (seconds from placing)"
+    );
+    println!(
+        "| state | {} |",
+        KINDS
+            .iter()
+            .map(|k| k.label())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(KINDS.len()));
+    let mut failures = Vec::new();
+    for state in STATES {
+        let mut row = format!("| {} `{}` |", state.machine, state.name);
+        for kind in KINDS {
+            let (_, _, correlation, o) = results
+                .iter()
+                .find(|(s, k, _, _)| {
+                    s.name == state.name && s.machine == state.machine && *k == kind
+                })
+                .unwrap();
+            let status = match &o.reason {
+                Some(r) => format!("{} {r}", o.status),
+                None => o.status.clone(),
+            };
+            let mut cell = format!(
+                " {status} / {} / {} / {} ({}s)",
+                o.payment, o.stock["on_hand"], o.execution, o.seconds
+            );
+            if o.cancel_requests > 1 {
+                cell.push_str(&format!(", cancel asked {}x", o.cancel_requests));
+            }
+            let expected = expected_status(state, kind);
+            let mut problems = o.violations.clone();
+            if o.status != expected {
+                problems.push(format!("expected {expected}"));
+            }
+            if untaken.contains(correlation) {
+                problems.push("the fault never struck".into());
+            }
+            if !problems.is_empty() {
+                cell.push_str(&format!(" **{}**", problems.join("; ")));
+                failures.push(format!(
+                    "{} {} / {}: {}",
+                    state.machine,
+                    state.name,
+                    kind.label(),
+                    problems.join("; ")
+                ));
+            }
+            row.push_str(&cell);
+            row.push_str(" |");
+        }
+        println!("{row}");
+    }
+    assert!(
+        failures.is_empty(),
+        "cells that broke an invariant:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_orders_racing_for_a_hot_sku_never_oversell_nor_time_out() {
+    let _exclusive = EXCLUSIVE.lock().await;
+    const ORDERS: usize = 100;
+    const UNITS: i64 = 60;
+    let sku = fresh_sku("HOT");
+    create_product(&sku, "12.00", "EUR", UNITS).await;
+    let mut handles = Vec::new();
+    for _ in 0..ORDERS {
+        let sku = sku.clone();
+        handles.push(tokio::spawn(async move {
+            let user = fresh_user_id();
+            let id = place_for(&user, &sku, 1, "tok_visa").await;
+            (user, id)
+        }));
+    }
+    let mut placed = Vec::new();
+    for h in handles {
+        placed.push(h.await.unwrap());
+    }
+    let started = Instant::now();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for (user, id) in &placed {
+        let o = loop {
+            let o = order(user, id).await;
+            let s = o["status"].as_str().unwrap();
+            if ["CONFIRMED", "REJECTED"].contains(&s) || started.elapsed() > MATRIX_WAIT {
+                break o;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let key = match o["status_reason"].as_str() {
+            Some(reason) => format!("{} {reason}", o["status"].as_str().unwrap()),
+            None => o["status"].as_str().unwrap().to_owned(),
+        };
+        *outcomes.entry(key).or_default() += 1;
+    }
+    let s = stock(&sku).await;
+    println!(
+        "\nhot SKU race: {ORDERS} orders for {UNITS} units: {outcomes:?}; stock {s}; all final after {}s",
+        started.elapsed().as_secs()
+    );
+    let confirmed = outcomes.get("CONFIRMED").copied().unwrap_or(0);
+    let out_of_stock = outcomes.get("REJECTED OUT_OF_STOCK").copied().unwrap_or(0);
+    assert_eq!(
+        confirmed + out_of_stock,
+        ORDERS,
+        "every order confirmed or rejected out of stock, none timed out or left open: {outcomes:?}"
+    );
+    assert_eq!(
+        confirmed as i64, UNITS,
+        "every unit sold once, none oversold: {outcomes:?}"
+    );
+    assert_eq!(s, json!({"on_hand": 0, "reserved": 0, "available": 0}));
+}
+
+/// Runs `commerce-ops` (built by `make test` before the tests) with the stack's settings.
+fn ops(args: &[&str]) -> (bool, String) {
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    let out = std::process::Command::new(target.join("debug/commerce-ops"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("commerce-ops {}:\n{text}", args.join(" "));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn a_failed_execution_is_finished_by_commerce_ops_compensate() {
+    let _exclusive = EXCLUSIVE.lock().await;
+    // A denied order whose rejection crashes on every attempt: the payment is voided and
+    // the stock released, but the order stays PENDING and the execution fails.
+    let sku = fresh_sku("STUCK");
+    create_product(&sku, "10000.00", "EUR", STOCK).await;
+    let correlation = format!("stuck-{}", ulid::Ulid::new());
+    std::fs::write(
+        faults_path(),
+        json!({"orders-reject": [{"kind": "crash", "times": 7, "correlation_id": correlation}]})
+            .to_string(),
+    )
+    .unwrap();
+    let user = fresh_user_id();
+    let order_id = post_order(&user, &sku, &correlation).await;
+    let started = Instant::now();
+    while execution_status("place-order", &order_id).await != "FAILED" {
+        assert!(
+            started.elapsed() < MATRIX_WAIT,
+            "the execution of {order_id} did not fail: {}",
+            execution_status("place-order", &order_id).await
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    std::fs::write(faults_path(), "{}").unwrap();
+    assert_eq!(order(&user, &order_id).await["status"], "PENDING");
+    assert_eq!(payment(&user, &order_id).await.unwrap()["status"], "VOIDED");
+    assert_eq!(stock(&sku).await["on_hand"], STOCK);
+
+    // The documented recovery.
+    let (ok, text) = ops(&[
+        "compensate",
+        "--order",
+        &order_id,
+        "--timeout-seconds",
+        "300",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("PENDING -> execution"), "{text}");
+    assert!(text.contains("SUCCEEDED -> REJECTED"), "{text}");
+    let o = order(&user, &order_id).await;
+    assert_eq!(
+        (o["status"].as_str(), o["status_reason"].as_str()),
+        (Some("REJECTED"), Some("TIMED_OUT"))
+    );
+    assert_eq!(payment(&user, &order_id).await.unwrap()["status"], "VOIDED");
+    assert_eq!(
+        stock(&sku).await,
+        json!({"on_hand": STOCK, "reserved": 0, "available": STOCK})
+    );
+    // Once more: nothing left to compensate changes nothing.
+    let (ok, text) = ops(&["compensate", "--order", &order_id]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("REJECTED -> REJECTED") || text.contains("-> REJECTED"),
+        "{text}"
+    );
+    assert_eq!(payment(&user, &order_id).await.unwrap()["status"], "VOIDED");
+}
