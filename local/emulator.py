@@ -167,6 +167,8 @@ def _take_injected_fault(function_name: str, event: object, kinds: set[str]) -> 
                 faults = json.load(f)
         except (OSError, ValueError):
             return None
+        if not isinstance(faults, dict):
+            return None
         entry = faults.get(function_name)
         taken = None
         if isinstance(entry, int):
@@ -185,8 +187,11 @@ def _take_injected_fault(function_name: str, event: object, kinds: set[str]) -> 
                     break
         if taken is None:
             return None
-        with open(path, "w", encoding="utf-8") as f:
+        # Replaced whole (write, then rename), so a reader never sees a half-written file.
+        partial = f"{path}.{os.getpid()}.tmp"
+        with open(partial, "w", encoding="utf-8") as f:
             json.dump(faults, f)
+        os.replace(partial, path)
     LOG.warning("injected fault %s: %s (correlation %s)", taken, function_name, correlation)
     return taken
 

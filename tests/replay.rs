@@ -16,7 +16,6 @@ use e2e::*;
 use saga_support::{SAGA_WAIT as WAIT, place_lines, wait_for};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -24,29 +23,8 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// The queues of the consumers a replay reaches.
 const CONSUMERS: [&str; 3] = ["sales-projection", "notifications", "order-placed"];
 
-/// Runs `commerce-ops` (built by `make test` before the tests) with the stack's settings.
 fn ops(args: &[&str]) -> (bool, String) {
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
-        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let bin = target.join("debug/commerce-ops");
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo build -p ops` (make test does)",
-        bin.display()
-    );
-    let out = std::process::Command::new(&bin)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("commerce-ops {}:\n{text}", args.join(" "));
-    (out.status.success(), text)
+    commerce_ops(args)
 }
 
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {

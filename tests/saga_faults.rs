@@ -20,13 +20,11 @@ static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Loses the next answer of each of `functions` once.
 fn inject(functions: &[&str]) {
-    let path =
-        std::env::var("LOCAL_FAULTS_FILE").expect("LOCAL_FAULTS_FILE is set by local/stack.py");
     let faults: serde_json::Map<String, serde_json::Value> = functions
         .iter()
         .map(|f| ((*f).to_owned(), json!(1)))
         .collect();
-    std::fs::write(path, serde_json::Value::Object(faults).to_string()).unwrap();
+    write_faults(&serde_json::Value::Object(faults).to_string());
 }
 
 /// The faults not yet taken: each injected fault must have been hit.

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 const MATRIX_WAIT: Duration = Duration::from_secs(420);
 
 /// Cells in flight at once: the fraud scorer answers about two records a second on
-/// the local stack, and a cell waiting longer than the local fraud timeout (20 s) would
+/// the local stack, and a cell waiting longer than the local fraud timeout (60 s) would
 /// be rejected `TIMED_OUT` for a reason that is not its fault.
 const CELLS_AT_ONCE: usize = 12;
 
@@ -287,32 +287,10 @@ async fn approve(order_id: &str) -> u16 {
 
 /// The status of the latest execution of `machine` whose name starts with `prefix`.
 async fn execution_status(machine: &str, prefix: &str) -> String {
-    let sfn = aws_sdk_sfn::Client::new(&aws().await);
-    let machines = sfn.list_state_machines().send().await.unwrap();
-    let Some(arn) = machines
-        .state_machines()
-        .iter()
-        .find(|m| m.name() == format!("commerce-{machine}"))
-        .map(|m| m.state_machine_arn().to_owned())
-    else {
-        return "no state machine".into();
-    };
-    let mut latest: Option<(aws_sdk_sfn::primitives::DateTime, String)> = None;
-    let mut pages = sfn
-        .list_executions()
-        .state_machine_arn(arn)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for e in page.unwrap().executions() {
-            if e.name().starts_with(prefix)
-                && latest.as_ref().is_none_or(|(at, _)| e.start_date() > at)
-            {
-                latest = Some((*e.start_date(), e.status().as_str().to_owned()));
-            }
-        }
-    }
-    latest.map_or_else(|| "none".into(), |(_, s)| s)
+    executions(machine, prefix)
+        .await
+        .pop()
+        .map_or_else(|| "none".into(), |(_, _, status)| status)
 }
 
 /// Drives one cell's order to a final status and checks the accountant's invariants.
@@ -485,7 +463,7 @@ async fn every_task_state_under_every_fault_ends_consistent() {
             cells.push((state, kind, sku, correlation));
         }
     }
-    std::fs::write(faults_path(), serde_json::to_string(&rules).unwrap()).unwrap();
+    write_faults(&serde_json::to_string(&rules).unwrap());
 
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(CELLS_AT_ONCE));
     let mut handles = Vec::new();
@@ -516,7 +494,7 @@ async fn every_task_state_under_every_fault_ends_consistent() {
         .filter(|r| r["times"].as_u64() != Some(0))
         .map(|r| r["correlation_id"].as_str().unwrap().to_owned())
         .collect();
-    std::fs::write(faults_path(), "{}").unwrap();
+    write_faults("{}");
 
     println!(
         "\nsaga fault matrix: final status / payment / on hand of {STOCK} / execution (seconds from placing)"
@@ -637,23 +615,8 @@ async fn a_hundred_orders_racing_for_a_hot_sku_never_oversell_nor_time_out() {
     assert_eq!(s, json!({"on_hand": 0, "reserved": 0, "available": 0}));
 }
 
-/// Runs `commerce-ops` (built by `make test` before the tests) with the stack's settings.
 fn ops(args: &[&str]) -> (bool, String) {
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
-        |_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        std::path::PathBuf::from,
-    );
-    let out = std::process::Command::new(target.join("debug/commerce-ops"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("commerce-ops {}:\n{text}", args.join(" "));
-    (out.status.success(), text)
+    commerce_ops(args)
 }
 
 #[tokio::test]
@@ -664,12 +627,10 @@ async fn a_failed_execution_is_finished_by_commerce_ops_compensate() {
     let sku = fresh_sku("STUCK");
     create_product(&sku, "10000.00", "EUR", STOCK).await;
     let correlation = format!("stuck-{}", ulid::Ulid::new());
-    std::fs::write(
-        faults_path(),
-        json!({"orders-reject": [{"kind": "crash", "times": 7, "correlation_id": correlation}]})
+    write_faults(
+        &json!({"orders-reject": [{"kind": "crash", "times": 7, "correlation_id": correlation}]})
             .to_string(),
-    )
-    .unwrap();
+    );
     let user = fresh_user_id();
     let order_id = post_order(&user, &sku, &correlation).await;
     let started = Instant::now();
@@ -681,7 +642,7 @@ async fn a_failed_execution_is_finished_by_commerce_ops_compensate() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    std::fs::write(faults_path(), "{}").unwrap();
+    write_faults("{}");
     assert_eq!(order(&user, &order_id).await["status"], "PENDING");
     assert_eq!(payment(&user, &order_id).await.unwrap()["status"], "VOIDED");
     assert_eq!(stock(&sku).await["on_hand"], STOCK);

@@ -126,8 +126,12 @@ impl Outbox {
         &self,
         envelope: &Envelope<T>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let record = OutboxRecord::of(envelope)?;
-        let mut item = to_item(&record)?;
+        self.put_record(&OutboxRecord::of(envelope)?)
+    }
+
+    /// [`Outbox::put`] of a record already made.
+    pub fn put_record(&self, record: &OutboxRecord) -> Result<TransactWriteItem, StoreError> {
+        let mut item = to_item(record)?;
         item.insert(
             self.key_attribute.to_owned(),
             aws_sdk_dynamodb::types::AttributeValue::S(format!("outbox#{}", record.event_id)),

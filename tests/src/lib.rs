@@ -413,3 +413,77 @@ pub fn workspace_binaries() -> BTreeMap<String, (String, PathBuf)> {
     }
     bins
 }
+
+/// Replaces the emulator's fault injection file (`LOCAL_FAULTS_FILE`, set by
+/// local/stack.py) with `doc`, whole: written beside it, then renamed, so the emulator
+/// never reads half of it.
+pub fn write_faults(doc: &str) {
+    let path =
+        std::env::var("LOCAL_FAULTS_FILE").expect("LOCAL_FAULTS_FILE is set by local/stack.py");
+    let partial = format!("{path}.{}.tmp", std::process::id());
+    std::fs::write(&partial, doc).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+}
+
+/// Runs `commerce-ops` (built by `make test` before the tests) with the stack's settings
+/// (the environment local/stack.py gives the tests); its success and its output.
+pub fn commerce_ops(args: &[&str]) -> (bool, String) {
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let bin = target.join("debug/commerce-ops");
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo build -p ops` (make test does)",
+        bin.display()
+    );
+    let out = std::process::Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("commerce-ops {}:\n{text}", args.join(" "));
+    (out.status.success(), text)
+}
+
+/// The executions of the local stack's state machine `machine` (`place-order`,
+/// `cancel-order`) whose names start with `prefix`: (name, start, status), oldest first.
+pub async fn executions(
+    machine: &str,
+    prefix: &str,
+) -> Vec<(String, aws_sdk_sfn::primitives::DateTime, String)> {
+    let sfn = aws_sdk_sfn::Client::new(&aws().await);
+    let machines = sfn.list_state_machines().send().await.unwrap();
+    let Some(arn) = machines
+        .state_machines()
+        .iter()
+        .find(|m| m.name() == format!("commerce-{machine}"))
+        .map(|m| m.state_machine_arn().to_owned())
+    else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut pages = sfn
+        .list_executions()
+        .state_machine_arn(arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for e in page.unwrap().executions() {
+            if e.name().starts_with(prefix) {
+                found.push((
+                    e.name().to_owned(),
+                    *e.start_date(),
+                    e.status().as_str().to_owned(),
+                ));
+            }
+        }
+    }
+    found.sort_by_key(|(_, at, _)| *at);
+    found
+}

@@ -51,16 +51,9 @@ pub enum Move {
     Restock,
 }
 
-/// What a stock step does, decided from where the reservation is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
-    /// Nothing to do: done already, or nothing held for the order.
-    Done,
-    /// Make this move (the step itself, or the compensation that fits the reservation).
-    Move(Move),
-    /// The step cannot happen from here (`ReservationStateInvalid`).
-    Invalid,
-}
+/// What a stock step does, decided from where the reservation is (the step kernel's
+/// [`shared::step::Plan`]).
+pub type Plan = shared::step::Plan<Move, ReservationState>;
 
 impl Move {
     /// The state this move starts from and the one it ends in.
@@ -84,11 +77,18 @@ impl Move {
         use ReservationState::*;
         match (self, current) {
             (Move::Commit, Some(Reserved)) => Plan::Move(Move::Commit),
-            (Move::Commit, Some(Committed)) => Plan::Done,
-            (Move::Commit, _) => Plan::Invalid,
+            (Move::Commit, Some(Committed)) => Plan::Done(Committed),
+            (Move::Commit, Some(other)) => {
+                Plan::Invalid(format!("the reservation is {other:?}, cannot Commit"))
+            }
+            (Move::Commit, None) => Plan::Invalid("the order has no reservation".into()),
             (Move::Release | Move::Restock, Some(Reserved)) => Plan::Move(Move::Release),
             (Move::Release | Move::Restock, Some(Committed)) => Plan::Move(Move::Restock),
-            (Move::Release | Move::Restock, None | Some(Released | Restocked)) => Plan::Done,
+            // Nothing reserved: nothing to give back, but the key is sealed `RELEASED` so
+            // that a reserve still in flight (an invocation that outlived its timeout)
+            // cannot hold units after the compensation ran.
+            (Move::Release | Move::Restock, None) => Plan::Move(Move::Release),
+            (Move::Release | Move::Restock, Some(s @ (Released | Restocked))) => Plan::Done(s),
         }
     }
 
@@ -290,43 +290,47 @@ impl Reservations {
         }
     }
 
-    /// Moves the reservation of `order_id` (release, commit, restock). Already moved:
-    /// nothing changes. Nothing reserved: a release has nothing to give back.
-    pub async fn apply(
+    /// Seals the reservation key of an order that has none as `RELEASED` with no lines
+    /// (a compensation that found nothing reserved): a reserve that arrives later meets
+    /// its own `attribute_not_exists` condition and holds nothing. `Ok(false)`: a
+    /// reservation appeared meanwhile.
+    async fn seal(&self, trace: &shared::step::Trace) -> Result<bool, StoreError> {
+        let now = shared::time::now();
+        let order_id = trace.causation_id.as_str();
+        let sealed = Reservation {
+            sku: reservation_key(order_id),
+            record_type: "reservation".into(),
+            order_id: order_id.to_owned(),
+            state: ReservationState::Released,
+            lines: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&sealed)?))
+            .condition_expression("attribute_not_exists(sku)")
+            .build()
+            .map_err(|e| StoreError::request("build reservation seal", e))?;
+        let items = vec![TransactWriteItem::builder().put(put).build()];
+        Ok(
+            transact(&self.client, items, Some(&format!("{order_id}-seal")))
+                .await?
+                .committed(),
+        )
+    }
+
+    /// The transaction of `step` of `reservation`: every line's product counts, the
+    /// reservation's state guarded by the state read, and the step's event.
+    fn move_items(
         &self,
-        order_id: &str,
-        requested: Move,
-        now: Timestamp,
-        trace: (&str, &str),
-    ) -> Result<StepOutcome, StepError> {
-        let reservation = self.get(order_id).await?;
-        let step = match requested.plan(reservation.as_ref().map(|r| r.state)) {
-            Plan::Move(step) => step,
-            Plan::Done => {
-                return Ok(StepOutcome {
-                    order_id: order_id.to_owned(),
-                    // Nothing reserved: nothing to give back, it answers as released.
-                    state: reservation.map_or(ReservationState::Released, |r| r.state),
-                    changed: false,
-                });
-            }
-            Plan::Invalid => {
-                return Err(StepError::business(
-                    INVALID_STATE,
-                    match reservation {
-                        Some(r) => format!(
-                            "reservation of {order_id} is {:?}, cannot {requested:?}",
-                            r.state
-                        ),
-                        None => format!("order {order_id} has no reservation"),
-                    },
-                ));
-            }
-        };
-        let Some(reservation) = reservation else {
-            return Err(StepError::transient("a planned move without a reservation"));
-        };
+        reservation: &Reservation,
+        step: Move,
+        trace: &shared::step::Trace,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let (from, to) = step.states();
+        let now = shared::time::now();
+        let order_id = reservation.order_id.as_str();
         let mut items = Vec::with_capacity(reservation.lines.len() + 2);
         for line in &reservation.lines {
             items.push(self.product_update(&line.sku, line.quantity, step.deltas(), false)?);
@@ -347,59 +351,110 @@ impl Reservations {
             .build()
             .map_err(|e| StoreError::request("build reservation update", e))?;
         items.push(TransactWriteItem::builder().update(state_update).build());
-        let data = (order_id.to_owned(), reservation.lines.clone());
-        let (correlation, causation) = trace;
+        let (o, lines) = (order_id.to_owned(), reservation.lines.clone());
+        let (c, cause) = (
+            trace.correlation_id.as_str(),
+            Some(trace.causation_id.as_str()),
+        );
         items.push(match step {
             Move::Release => self.outbox.put(&Envelope::new(
-                StockReleased {
-                    order_id: data.0,
-                    lines: data.1,
-                },
+                StockReleased { order_id: o, lines },
                 now,
-                correlation,
-                Some(causation),
+                c,
+                cause,
             ))?,
             Move::Commit => self.outbox.put(&Envelope::new(
-                StockCommitted {
-                    order_id: data.0,
-                    lines: data.1,
-                },
+                StockCommitted { order_id: o, lines },
                 now,
-                correlation,
-                Some(causation),
+                c,
+                cause,
             ))?,
             Move::Restock => self.outbox.put(&Envelope::new(
-                StockRestocked {
-                    order_id: data.0,
-                    lines: data.1,
-                },
+                StockRestocked { order_id: o, lines },
                 now,
-                correlation,
-                Some(causation),
+                c,
+                cause,
             ))?,
         });
-        match transact(&self.client, items, Some(&format!("{order_id}-{step:?}"))).await? {
-            Transaction::Committed => Ok(StepOutcome {
-                order_id: order_id.to_owned(),
-                state: to,
-                changed: true,
-            }),
-            Transaction::Cancelled(_) => {
-                // Another attempt of this step moved it meanwhile; report where it is.
-                let now_state = self.get(order_id).await?.map(|r| r.state);
-                match now_state {
-                    Some(s) if s == to => Ok(StepOutcome {
-                        order_id: order_id.to_owned(),
-                        state: to,
-                        changed: false,
-                    }),
-                    other => Err(StepError::transient(format!(
-                        "reservation of {order_id} moved to {other:?} concurrently"
-                    ))),
-                }
-            }
-        }
+        Ok(items)
     }
+}
+
+impl shared::step::Ledger for Reservations {
+    type Record = Reservation;
+    type Move = Move;
+    type Effect = ();
+
+    async fn read(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
+        self.get(order_id).await
+    }
+
+    async fn write(
+        &self,
+        reservation: Option<&Reservation>,
+        step: &Move,
+        _: &(),
+        trace: &shared::step::Trace,
+    ) -> Result<bool, StoreError> {
+        let Some(reservation) = reservation else {
+            return self.seal(trace).await;
+        };
+        let items = self.move_items(reservation, *step, trace)?;
+        let scope = format!("{}-{step:?}", reservation.order_id);
+        Ok(transact(&self.client, items, Some(&scope))
+            .await?
+            .committed())
+    }
+}
+
+/// The reservations as the step kernel moves them; the DynamoDB adapter is
+/// [`Reservations`], tests use one in memory.
+pub trait ReservationLedger:
+    shared::step::Ledger<Record = Reservation, Move = Move, Effect = ()>
+{
+}
+
+impl<L> ReservationLedger for L where
+    L: shared::step::Ledger<Record = Reservation, Move = Move, Effect = ()>
+{
+}
+
+impl shared::step::Stateful for Reservation {
+    type State = ReservationState;
+    fn state(&self) -> ReservationState {
+        self.state
+    }
+}
+
+impl shared::step::Transition for Move {
+    type State = ReservationState;
+    fn target(&self) -> ReservationState {
+        self.states().1
+    }
+}
+
+/// Moves the reservation of an order (release, commit, restock) through the step kernel,
+/// decided by [`Move::plan`].
+pub async fn apply(
+    store: &impl ReservationLedger,
+    order_id: &str,
+    requested: Move,
+    trace: &shared::step::Trace,
+) -> Result<StepOutcome, StepError> {
+    let moved = shared::step::apply(
+        store,
+        order_id,
+        |r| requested.plan(r.map(|r| r.state)),
+        |_, _| async { Ok(()) },
+        trace,
+        INVALID_STATE,
+    )
+    .await?;
+    Ok(StepOutcome {
+        order_id: order_id.to_owned(),
+        state: moved.state,
+        changed: moved.changed,
+    })
 }
 
 #[cfg(test)]
@@ -435,13 +490,16 @@ mod tests {
         for step in [Move::Release, Move::Restock] {
             for current in EVERY {
                 let after = match step.plan(current) {
-                    Plan::Done => current,
+                    Plan::Done(s) => Some(s),
                     Plan::Move(m) => {
                         let (from, to) = m.states();
-                        assert_eq!(Some(from), current, "{step:?} from {current:?}");
+                        // With nothing reserved the move is the seal (see `seal`).
+                        if current.is_some() {
+                            assert_eq!(Some(from), current, "{step:?} from {current:?}");
+                        }
                         Some(to)
                     }
-                    Plan::Invalid => panic!("{step:?} refused {current:?}"),
+                    Plan::Invalid(why) => panic!("{step:?} refused {current:?}: {why}"),
                 };
                 assert!(
                     !matches!(
@@ -459,6 +517,107 @@ mod tests {
         );
     }
 
+    /// One reservation in memory: the step kernel's port, with the write's guard.
+    #[derive(Default)]
+    struct Memory {
+        reservation: std::sync::Mutex<Option<Reservation>>,
+        moves: std::sync::Mutex<Vec<Move>>,
+    }
+
+    impl shared::step::Ledger for Memory {
+        type Record = Reservation;
+        type Move = Move;
+        type Effect = ();
+        async fn read(&self, _: &str) -> Result<Option<Reservation>, StoreError> {
+            Ok(self.reservation.lock().unwrap().clone())
+        }
+        async fn write(
+            &self,
+            read: Option<&Reservation>,
+            step: &Move,
+            _: &(),
+            _: &shared::step::Trace,
+        ) -> Result<bool, StoreError> {
+            let (from, to) = step.states();
+            let mut stored = self.reservation.lock().unwrap();
+            if read.is_none() {
+                // The seal: only where nothing is.
+                if stored.is_some() {
+                    return Ok(false);
+                }
+                let now = shared::time::now();
+                *stored = Some(Reservation {
+                    sku: reservation_key("o2"),
+                    record_type: "reservation".into(),
+                    order_id: "o2".into(),
+                    state: ReservationState::Released,
+                    lines: vec![],
+                    created_at: now,
+                    updated_at: now,
+                });
+                self.moves.lock().unwrap().push(*step);
+                return Ok(true);
+            }
+            let Some(r) = stored.as_mut().filter(|r| r.state == from) else {
+                return Ok(false);
+            };
+            r.state = to;
+            self.moves.lock().unwrap().push(*step);
+            Ok(true)
+        }
+    }
+
+    fn reserved() -> Memory {
+        let now = shared::time::now();
+        let m = Memory::default();
+        *m.reservation.lock().unwrap() = Some(Reservation {
+            sku: reservation_key("o1"),
+            record_type: "reservation".into(),
+            order_id: "o1".into(),
+            state: ReservationState::Reserved,
+            lines: vec![],
+            created_at: now,
+            updated_at: now,
+        });
+        m
+    }
+
+    #[tokio::test]
+    async fn a_release_after_a_lost_commit_answer_restocks_once() {
+        let m = reserved();
+        let trace = shared::step::Trace::of("o1", None);
+        let commit = apply(&m, "o1", Move::Commit, &trace).await.unwrap();
+        assert_eq!(
+            (commit.state, commit.changed),
+            (ReservationState::Committed, true)
+        );
+        let again = apply(&m, "o1", Move::Commit, &trace).await.unwrap();
+        assert!(!again.changed, "a retried commit changes nothing");
+        let release = apply(&m, "o1", Move::Release, &trace).await.unwrap();
+        assert_eq!(
+            (release.state, release.changed),
+            (ReservationState::Restocked, true)
+        );
+        let release = apply(&m, "o1", Move::Release, &trace).await.unwrap();
+        assert_eq!(
+            (release.state, release.changed),
+            (ReservationState::Restocked, false)
+        );
+        assert_eq!(*m.moves.lock().unwrap(), vec![Move::Commit, Move::Restock]);
+        let refused = apply(&m, "o1", Move::Commit, &trace).await.unwrap_err();
+        assert_eq!(refused.error_type, INVALID_STATE);
+        // Nothing reserved: the key is sealed RELEASED, so a late reserve holds nothing.
+        let empty = Memory::default();
+        let trace2 = shared::step::Trace::of("o2", None);
+        let sealed = apply(&empty, "o2", Move::Release, &trace2).await.unwrap();
+        assert_eq!(sealed.state, ReservationState::Released);
+        let again = apply(&empty, "o2", Move::Release, &trace2).await.unwrap();
+        assert_eq!(
+            (again.state, again.changed),
+            (ReservationState::Released, false)
+        );
+    }
+
     #[test]
     fn a_commit_happens_only_from_reserved_and_once() {
         assert_eq!(
@@ -467,14 +626,17 @@ mod tests {
         );
         assert_eq!(
             Move::Commit.plan(Some(ReservationState::Committed)),
-            Plan::Done
+            Plan::Done(ReservationState::Committed)
         );
         for current in [
             None,
             Some(ReservationState::Released),
             Some(ReservationState::Restocked),
         ] {
-            assert_eq!(Move::Commit.plan(current), Plan::Invalid, "{current:?}");
+            assert!(
+                matches!(Move::Commit.plan(current), Plan::Invalid(_)),
+                "{current:?}"
+            );
         }
     }
 }
@@ -550,13 +712,6 @@ pub async fn move_step(
     step: Move,
     input: StockStepInput,
 ) -> Result<StepOutcome, StepError> {
-    let (correlation, causation) = input.trace();
-    store
-        .apply(
-            &input.order_id,
-            step,
-            shared::time::now(),
-            (&correlation, &causation),
-        )
-        .await
+    let trace = shared::step::Trace::of(&input.order_id, input.correlation_id.as_deref());
+    apply(store, &input.order_id, step, &trace).await
 }

@@ -185,7 +185,7 @@ async fn every_step_changes_nothing_the_second_time() {
     assert_eq!(err.error_type, inventory::reservation::INVALID_STATE);
 
     // Reserve then release, twice: given back once. Releasing what was never reserved
-    // (the reservation failed) is nothing to do.
+    // (the reservation failed) gives nothing back and seals the order's key.
     let order = ulid::Ulid::new().to_string();
     inventory::reservation::reserve_step(&env.reservations, input(&order, &[(&sku, 7)]))
         .await
@@ -202,12 +202,21 @@ async fn every_step_changes_nothing_the_second_time() {
     assert!(first.changed && !again.changed);
     assert_eq!(again.state, ReservationState::Released);
     assert_eq!(counts(&env, &sku).await, (10, 0, 10));
-    let never = inventory::reservation::move_step(
-        &env.reservations,
-        Move::Release,
-        input(&ulid::Ulid::new().to_string(), &[]),
-    )
-    .await
-    .unwrap();
-    assert!(!never.changed);
+    let late = ulid::Ulid::new().to_string();
+    let never =
+        inventory::reservation::move_step(&env.reservations, Move::Release, input(&late, &[]))
+            .await
+            .unwrap();
+    assert_eq!(never.state, ReservationState::Released);
+    // The release sealed the order's key: a reserve arriving after it (an invocation that
+    // outlived its timeout) holds nothing.
+    let reserved =
+        inventory::reservation::reserve_step(&env.reservations, input(&late, &[(&sku, 2)]))
+            .await
+            .unwrap();
+    assert_eq!(
+        (reserved.state, reserved.changed),
+        (ReservationState::Released, false)
+    );
+    assert_eq!(counts(&env, &sku).await, (10, 0, 10));
 }

@@ -75,6 +75,10 @@ pub enum Command {
         /// Give up following the execution after this many seconds (it goes on).
         #[arg(long, default_value_t = 600)]
         timeout_seconds: u64,
+        /// Compensate even though the order's saga did not end without finishing (it is
+        /// running, or never started).
+        #[arg(long)]
+        force: bool,
     },
     /// Publish the outbox items the relay never got onto the bus (after an outage of the
     /// bus longer than the relay's retries, or an item passed over), oldest first.
@@ -166,6 +170,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Compensate {
             order,
             timeout_seconds,
+            force,
         } => {
             let ddb = aws_sdk_dynamodb::Client::new(&sdk);
             let sfn = aws_sdk_sfn::Client::new(&sdk);
@@ -175,6 +180,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 &cli.prefix,
                 &order,
                 Duration::from_secs(timeout_seconds),
+                force,
             )
             .await?;
             println!("{}", r.render());
@@ -1036,15 +1042,31 @@ async fn state_machine_arn(sfn: &aws_sdk_sfn::Client, name: &str) -> Result<Stri
     Err(fail(format!("no state machine {name}")))
 }
 
+/// Whether an order whose saga is in `status` (`None`: it has no place-order execution)
+/// may be compensated without `--force`: only once the saga ended without finishing. A
+/// running saga (an order in review waits up to a day) is not the operator's to end, and
+/// an order without one most likely waits for its `OrderPlaced` (`republish` first).
+pub fn may_compensate(saga_status: Option<&str>) -> Result<(), String> {
+    match saga_status {
+        Some("FAILED" | "TIMED_OUT" | "ABORTED") => Ok(()),
+        Some(status) => Err(format!(
+            "its place-order execution is {status}; it is not the operator's to finish (--force to do it anyway)"
+        )),
+        None => Err("it has no place-order execution: its OrderPlaced may not be published yet (`commerce-ops republish`), or use --force".into()),
+    }
+}
+
 /// Runs the compensating execution of `order_id` (see [`compensation_for`]) and follows
 /// it for up to `timeout`. Every step it runs is idempotent and accepts every state, so
-/// running it on an order that holds nothing changes nothing.
+/// running it on an order that holds nothing changes nothing. An order still in
+/// `place-order` is compensated only once its execution failed (see [`may_compensate`]).
 pub async fn compensate(
     ddb: &aws_sdk_dynamodb::Client,
     sfn: &aws_sdk_sfn::Client,
     prefix: &str,
     order_id: &str,
     timeout: Duration,
+    force: bool,
 ) -> Result<CompensateReport, Error> {
     let table = format!("{prefix}-orders");
     let before = order_status(ddb, &table, order_id).await?;
@@ -1057,6 +1079,24 @@ pub async fn compensate(
         });
     };
     let arn = state_machine_arn(sfn, &format!("{prefix}-{machine}")).await?;
+    if machine == "place-order" && !force {
+        let saga = format!(
+            "{}:{order_id}",
+            arn.replacen(":stateMachine:", ":execution:", 1)
+        );
+        let status = match sfn.describe_execution().execution_arn(saga).send().await {
+            Ok(d) => Some(d.status().as_str().to_owned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        may_compensate(status.as_deref())
+            .map_err(|why| fail(format!("not compensating {order_id}: {why}")))?;
+    }
     let run = ulid::Ulid::new();
     let (name, input) = if machine == "place-order" {
         (
@@ -1127,6 +1167,16 @@ mod compensate_tests {
         assert_eq!(outbox_tables(&[]).unwrap(), OUTBOX_TABLES);
         assert_eq!(outbox_tables(&["orders".into()]).unwrap(), vec!["orders"]);
         assert!(outbox_tables(&["users".into()]).is_err());
+    }
+
+    #[test]
+    fn only_a_saga_that_ended_unfinished_is_compensated_without_force() {
+        for s in ["FAILED", "TIMED_OUT", "ABORTED"] {
+            assert!(may_compensate(Some(s)).is_ok(), "{s}");
+        }
+        assert!(may_compensate(Some("RUNNING")).is_err());
+        assert!(may_compensate(Some("SUCCEEDED")).is_err());
+        assert!(may_compensate(None).is_err());
     }
 
     #[test]

@@ -1,27 +1,21 @@
 //! The orders service's saga steps: hold for review, confirm, reject, finish a
-//! cancellation. Each reads the order, asks the status machine ([`OrderStatus`]) for the
-//! next status, and writes it with its event in one transaction guarded by the status it
-//! read; a step whose transition already happened changes nothing.
+//! cancellation. Each is a move of the order run by the step kernel
+//! ([`shared::step::apply`]): [`plan`] asks the status machine ([`OrderStatus`]) for the
+//! next status from the one read, and the orders table's adapter ([`DynamoOrderStore`])
+//! writes it with its event in one transaction guarded by the status read; a step whose
+//! transition already happened changes nothing.
 
+use crate::OrderStore;
 use crate::domain::{Order, OrderStatus, RejectReason};
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use crate::store::DynamoOrderStore;
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
-use shared::dynamo::{StoreError, from_item, to_attribute};
+use shared::dynamo::{StoreError, to_attribute};
 use shared::events::{Envelope, OrderCancelled, OrderConfirmed, OrderHeldForReview, OrderRejected};
-use shared::outbox::Outbox;
-use shared::step::StepError;
+use shared::step::{Plan, StepError, Trace};
 
 /// `errorType`: the order is in a status this step cannot move it from.
 pub const INVALID_TRANSITION: &str = "OrderTransitionInvalid";
-
-/// The orders table, as the saga steps use it.
-#[derive(Debug, Clone)]
-pub struct SagaOrders {
-    client: Client,
-    table: String,
-    outbox: Outbox,
-}
 
 /// What the state machine hands an order step (extra fields are ignored).
 #[derive(Debug, Clone, Deserialize)]
@@ -63,82 +57,191 @@ pub enum OrderStep {
     FinishCancel,
 }
 
-impl SagaOrders {
-    /// The orders in `table`.
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        let table = table.into();
-        Self {
-            client,
-            outbox: Outbox::new(table.clone(), "order_id"),
-            table,
+/// A move of an order: the step, with what it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderMove {
+    /// The transition.
+    pub step: OrderStep,
+    /// Why (reject).
+    pub reason: Option<RejectReason>,
+    /// The review's task token (hold for review).
+    pub task_token: Option<String>,
+}
+
+impl OrderStep {
+    /// The status the step ends in.
+    pub fn target(self) -> OrderStatus {
+        match self {
+            OrderStep::HoldForReview => OrderStatus::UnderReview,
+            OrderStep::Confirm => OrderStatus::Confirmed,
+            OrderStep::Reject => OrderStatus::Rejected,
+            OrderStep::FinishCancel => OrderStatus::Cancelled,
         }
     }
+}
 
-    /// The store a step Lambda uses: `ORDERS_TABLE`, on the function's SDK settings.
-    pub fn from_env(sdk: &shared::aws::SdkConfig) -> Result<Self, shared::config::ConfigError> {
-        let table = shared::config::required("ORDERS_TABLE")?;
-        Ok(Self::new(shared::aws::dynamodb(sdk), table))
+/// The decision of `step` for `order` as read (`None`: no such order).
+pub fn plan(step: &OrderMove, order: Option<&Order>) -> Plan<OrderMove, OrderStatus> {
+    let Some(order) = order else {
+        return Plan::Invalid("no such order".into());
+    };
+    if leaves_as_is(step.step, order.status) {
+        return Plan::Done(order.status);
+    }
+    let next = match step.step {
+        OrderStep::HoldForReview => order.status.hold_for_review(),
+        OrderStep::Confirm => order.status.confirm(),
+        OrderStep::Reject => order.status.reject(),
+        OrderStep::FinishCancel => order.status.finish_cancel(),
+    };
+    let next = match next {
+        Ok(next) => next,
+        Err(e) => return Plan::Invalid(e.to_string()),
+    };
+    match step.step {
+        OrderStep::HoldForReview if step.task_token.is_none() => {
+            return Plan::Invalid("holding for review needs a task token".into());
+        }
+        OrderStep::Reject if step.reason.is_none() => {
+            return Plan::Invalid("rejecting needs a reason".into());
+        }
+        _ => {}
+    }
+    // A repeated hold for review with a new token (a retried wait) must store that token.
+    let same_token = step.task_token.is_none() || order.review_task_token == step.task_token;
+    if next == order.status && (step.step != OrderStep::HoldForReview || same_token) {
+        Plan::Done(next)
+    } else {
+        Plan::Move(step.clone())
+    }
+}
+
+/// The attributes a move sets besides the status (name, value).
+pub type ExtraSets = Vec<(&'static str, AttributeValue)>;
+
+/// The attributes a move sets besides the status, and its event, for the adapter.
+pub fn move_writes(
+    order: &Order,
+    step: &OrderMove,
+    trace: &Trace,
+) -> Result<(ExtraSets, shared::outbox::OutboxRecord), StoreError> {
+    let (at, c, cause) = (
+        shared::time::now(),
+        trace.correlation_id.as_str(),
+        Some(trace.causation_id.as_str()),
+    );
+    let (o, u, t) = (order.order_id.clone(), order.user_id.clone(), order.total);
+    let mut extra: ExtraSets = Vec::new();
+    let record = match step.step {
+        OrderStep::HoldForReview => {
+            let token = step.task_token.clone().unwrap_or_default();
+            extra.push(("review_task_token", AttributeValue::S(token)));
+            shared::outbox::OutboxRecord::of(&Envelope::new(
+                OrderHeldForReview {
+                    order_id: o,
+                    user_id: u,
+                    total: t,
+                },
+                at,
+                c,
+                cause,
+            ))?
+        }
+        OrderStep::Confirm => {
+            extra.push(("review_task_token", AttributeValue::Null(true)));
+            shared::outbox::OutboxRecord::of(&Envelope::new(
+                OrderConfirmed {
+                    order_id: o,
+                    user_id: u,
+                    items: order.items.clone(),
+                    total: t,
+                },
+                at,
+                c,
+                cause,
+            ))?
+        }
+        OrderStep::Reject => {
+            let reason = step.reason.unwrap_or(RejectReason::TimedOut);
+            extra.push(("status_reason", to_attribute(&reason)?));
+            extra.push(("review_task_token", AttributeValue::Null(true)));
+            let reason = serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            shared::outbox::OutboxRecord::of(&Envelope::new(
+                OrderRejected {
+                    order_id: o,
+                    user_id: u,
+                    total: t,
+                    reason,
+                },
+                at,
+                c,
+                cause,
+            ))?
+        }
+        OrderStep::FinishCancel => shared::outbox::OutboxRecord::of(&Envelope::new(
+            OrderCancelled {
+                order_id: o,
+                user_id: u,
+                total: t,
+            },
+            at,
+            c,
+            cause,
+        ))?,
+    };
+    Ok((extra, record))
+}
+
+impl shared::step::Ledger for DynamoOrderStore {
+    type Record = Order;
+    type Move = OrderMove;
+    type Effect = ();
+
+    async fn read(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
+        OrderStore::get(self, order_id).await
     }
 
-    /// Reads an order.
-    pub async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("order_id", AttributeValue::S(order_id.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::request("GetItem", e))?;
-        out.item.map(from_item).transpose()
-    }
-
-    /// Moves `order` from its status to `next`, with `event` and extra `SET`s, guarded by
-    /// the status read. `Ok(false)`: the status changed meanwhile.
-    pub async fn transition(
+    async fn write(
         &self,
-        order: &Order,
-        next: OrderStatus,
-        extra: &[(&str, AttributeValue)],
-        event: Option<TransactWriteItem>,
+        order: Option<&Order>,
+        step: &OrderMove,
+        _: &(),
+        trace: &Trace,
     ) -> Result<bool, StoreError> {
-        let mut sets = vec!["#status = :next".to_owned(), "#updated = :now".to_owned()];
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("order_id", AttributeValue::S(order.order_id.clone()))
-            .condition_expression("#status = :current")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#updated", "updated_at")
-            .expression_attribute_values(":next", to_attribute(&next)?)
-            .expression_attribute_values(":current", to_attribute(&order.status)?)
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::S(
-                    shared::time::now().to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
-                ),
-            );
-        for (i, (name, value)) in extra.iter().enumerate() {
-            sets.push(format!("#x{i} = :x{i}"));
-            update = update
-                .expression_attribute_names(format!("#x{i}"), *name)
-                .expression_attribute_values(format!(":x{i}"), value.clone());
-        }
-        let update = update
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .build()
-            .map_err(|e| StoreError::request("build order update", e))?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        items.extend(event);
-        let token = format!("{}-{next:?}", order.order_id);
-        Ok(shared::dynamo::transact(&self.client, items, Some(&token))
-            .await?
-            .committed())
+        // Orders are created by intake only; no plan moves a missing one.
+        let Some(order) = order else {
+            return Ok(false);
+        };
+        let (extra, record) = move_writes(order, step, trace)?;
+        let event = self.outbox().put_record(&record)?;
+        self.transition(order, step.step.target(), &extra, Some(event))
+            .await
     }
+}
 
-    /// The outbox of the orders table.
-    pub fn outbox(&self) -> &Outbox {
-        &self.outbox
+/// The orders table as the step kernel moves it; the DynamoDB adapter is
+/// [`DynamoOrderStore`], tests use one in memory.
+pub trait OrderLedger: shared::step::Ledger<Record = Order, Move = OrderMove, Effect = ()> {}
+
+impl<L> OrderLedger for L where
+    L: shared::step::Ledger<Record = Order, Move = OrderMove, Effect = ()>
+{
+}
+
+impl shared::step::Stateful for Order {
+    type State = OrderStatus;
+    fn state(&self) -> OrderStatus {
+        self.status
+    }
+}
+
+impl shared::step::Transition for OrderMove {
+    type State = OrderStatus;
+    fn target(&self) -> OrderStatus {
+        self.step.target()
     }
 }
 
@@ -157,128 +260,32 @@ pub fn leaves_as_is(step: OrderStep, status: OrderStatus) -> bool {
     }
 }
 
-/// Runs one order step; see the module doc.
+/// Runs one order step through the step kernel; see the module doc.
 pub async fn run_step(
-    store: &SagaOrders,
+    store: &impl OrderLedger,
     step: OrderStep,
     input: OrderStepInput,
 ) -> Result<OrderStepOutcome, StepError> {
-    let order = store.get(&input.order_id).await?.ok_or_else(|| {
-        StepError::business(INVALID_TRANSITION, format!("no order {}", input.order_id))
-    })?;
-    if leaves_as_is(step, order.status) {
-        return Ok(OrderStepOutcome {
-            order_id: order.order_id.clone(),
-            status: order.status,
-            changed: false,
-        });
-    }
-    let next = match step {
-        OrderStep::HoldForReview => order.status.hold_for_review(),
-        OrderStep::Confirm => order.status.confirm(),
-        OrderStep::Reject => order.status.reject(),
-        OrderStep::FinishCancel => order.status.finish_cancel(),
-    }
-    .map_err(|e| StepError::business(INVALID_TRANSITION, e.to_string()))?;
-    let outcome = |changed| OrderStepOutcome {
-        order_id: order.order_id.clone(),
-        status: next,
-        changed,
+    let trace = Trace::of(&input.order_id, input.correlation_id.as_deref());
+    let requested = OrderMove {
+        step,
+        reason: input.reason,
+        task_token: input.task_token,
     };
-    // A repeated hold for review with a new token (a retried wait) must store that token.
-    let same_token = input.task_token.is_none() || order.review_task_token == input.task_token;
-    if next == order.status && (step != OrderStep::HoldForReview || same_token) {
-        return Ok(outcome(false));
-    }
-    let correlation = input
-        .correlation_id
-        .clone()
-        .unwrap_or_else(|| order.order_id.clone());
-    let (at, corr, cause) = (
-        shared::time::now(),
-        correlation.as_str(),
-        Some(order.order_id.as_str()),
-    );
-    let (o, u, t) = (order.order_id.clone(), order.user_id.clone(), order.total);
-    let mut extra: Vec<(&str, AttributeValue)> = Vec::new();
-    let event = match step {
-        OrderStep::HoldForReview => {
-            let token = input.task_token.clone().ok_or_else(|| {
-                StepError::business(INVALID_TRANSITION, "holding for review needs a task token")
-            })?;
-            extra.push(("review_task_token", AttributeValue::S(token)));
-            store.outbox().put(&Envelope::new(
-                OrderHeldForReview {
-                    order_id: o,
-                    user_id: u,
-                    total: t,
-                },
-                at,
-                corr,
-                cause,
-            ))?
-        }
-        OrderStep::Confirm => {
-            extra.push(("review_task_token", AttributeValue::Null(true)));
-            store.outbox().put(&Envelope::new(
-                OrderConfirmed {
-                    order_id: o,
-                    user_id: u,
-                    items: order.items.clone(),
-                    total: t,
-                },
-                at,
-                corr,
-                cause,
-            ))?
-        }
-        OrderStep::Reject => {
-            let reason = input.reason.ok_or_else(|| {
-                StepError::business(INVALID_TRANSITION, "rejecting needs a reason")
-            })?;
-            extra.push((
-                "status_reason",
-                to_attribute(&reason).map_err(StepError::from)?,
-            ));
-            extra.push(("review_task_token", AttributeValue::Null(true)));
-            let reason = serde_json::to_value(reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            store.outbox().put(&Envelope::new(
-                OrderRejected {
-                    order_id: o,
-                    user_id: u,
-                    total: t,
-                    reason,
-                },
-                at,
-                corr,
-                cause,
-            ))?
-        }
-        OrderStep::FinishCancel => store.outbox().put(&Envelope::new(
-            OrderCancelled {
-                order_id: o,
-                user_id: u,
-                total: t,
-            },
-            at,
-            corr,
-            cause,
-        ))?,
-    };
-    if store.transition(&order, next, &extra, Some(event)).await? {
-        return Ok(outcome(true));
-    }
-    // Another attempt moved it meanwhile: fine if it is where this step was going.
-    match store.get(&input.order_id).await?.map(|o| o.status) {
-        Some(s) if s == next => Ok(outcome(false)),
-        other => Err(StepError::transient(format!(
-            "order {} moved to {other:?} concurrently",
-            input.order_id
-        ))),
-    }
+    let moved = shared::step::apply(
+        store,
+        &input.order_id,
+        |order| plan(&requested, order),
+        |_, _| async { Ok(()) },
+        &trace,
+        INVALID_TRANSITION,
+    )
+    .await?;
+    Ok(OrderStepOutcome {
+        order_id: input.order_id,
+        status: moved.state,
+        changed: moved.changed,
+    })
 }
 
 #[cfg(test)]
@@ -309,6 +316,123 @@ mod tests {
                 "finish cancel from {status:?}"
             );
         }
+    }
+
+    /// The orders table in memory: the step kernel's port, with the write's guard.
+    #[derive(Default)]
+    struct Memory {
+        orders: std::sync::Mutex<std::collections::HashMap<String, Order>>,
+        events: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl shared::step::Ledger for Memory {
+        type Record = Order;
+        type Move = OrderMove;
+        type Effect = ();
+        async fn read(&self, id: &str) -> Result<Option<Order>, StoreError> {
+            Ok(self.orders.lock().unwrap().get(id).cloned())
+        }
+        async fn write(
+            &self,
+            order: Option<&Order>,
+            step: &OrderMove,
+            _: &(),
+            trace: &Trace,
+        ) -> Result<bool, StoreError> {
+            let order = order.unwrap();
+            let (_, record) = move_writes(order, step, trace)?;
+            let mut all = self.orders.lock().unwrap();
+            let stored = all.get_mut(&order.order_id).unwrap();
+            if stored.status != order.status {
+                return Ok(false);
+            }
+            stored.status = step.step.target();
+            stored.review_task_token = step.task_token.clone();
+            self.events.lock().unwrap().push(record.detail_type);
+            Ok(true)
+        }
+    }
+
+    fn memory_with(status: OrderStatus) -> Memory {
+        let order: Order = serde_json::from_value(serde_json::json!({
+            "order_id": "o1",
+            "user_id": "u1",
+            "status": status,
+            "status_reason": null,
+            "items": [],
+            "total": {"amount": "10.00", "currency": "EUR"},
+            "shipping": {"name": "A", "line1": "1 St", "city": "C", "postal_code": "1", "country": "GB"},
+            "payment_token": "tok_visa",
+            "created_at": "2026-12-02T10:00:00.000Z",
+            "updated_at": "2026-12-02T10:00:00.000Z"
+        }))
+        .unwrap();
+        let m = Memory::default();
+        m.orders.lock().unwrap().insert("o1".into(), order);
+        m
+    }
+
+    fn input(reason: Option<RejectReason>, task_token: Option<&str>) -> OrderStepInput {
+        OrderStepInput {
+            order_id: "o1".into(),
+            reason,
+            task_token: task_token.map(str::to_owned),
+            correlation_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reject_after_a_lost_confirm_answer_keeps_the_order_confirmed() {
+        let m = memory_with(Pending);
+        let confirmed = run_step(&m, OrderStep::Confirm, input(None, None))
+            .await
+            .unwrap();
+        assert_eq!((confirmed.status, confirmed.changed), (Confirmed, true));
+        let again = run_step(&m, OrderStep::Confirm, input(None, None))
+            .await
+            .unwrap();
+        assert!(!again.changed);
+        let kept = run_step(
+            &m,
+            OrderStep::Reject,
+            input(Some(RejectReason::TimedOut), None),
+        )
+        .await
+        .unwrap();
+        assert_eq!((kept.status, kept.changed), (Confirmed, false));
+        assert_eq!(*m.events.lock().unwrap(), vec!["OrderConfirmed"]);
+    }
+
+    #[tokio::test]
+    async fn a_retried_hold_stores_the_new_token_and_needs_one() {
+        let m = memory_with(Pending);
+        let held = run_step(&m, OrderStep::HoldForReview, input(None, Some("t1")))
+            .await
+            .unwrap();
+        assert_eq!((held.status, held.changed), (UnderReview, true));
+        let same = run_step(&m, OrderStep::HoldForReview, input(None, Some("t1")))
+            .await
+            .unwrap();
+        assert!(!same.changed);
+        let retried = run_step(&m, OrderStep::HoldForReview, input(None, Some("t2")))
+            .await
+            .unwrap();
+        assert!(retried.changed, "a retried wait's new token is stored");
+        assert_eq!(
+            m.orders.lock().unwrap()["o1"].review_task_token.as_deref(),
+            Some("t2")
+        );
+        let refused = run_step(&m, OrderStep::HoldForReview, input(None, None))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.error_type, INVALID_TRANSITION);
+        let refused = run_step(&m, OrderStep::Reject, input(None, None))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.error_type, INVALID_TRANSITION,
+            "a reject needs a reason"
+        );
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! The DynamoDB adapter of [`OrderStore`]: the `orders` table keyed by `order_id`, the
-//! `by_user` index (user id, order id; ULIDs sort by time) for a customer's orders
-//! newest first, and the table's outbox.
+//! The DynamoDB adapter of the orders table, the one place that knows its attribute and
+//! index names: the `orders` table keyed by `order_id`, the `by_user` index (user id,
+//! order id; ULIDs sort by time) for a customer's orders newest first, and the table's
+//! outbox. It is the intake's [`OrderStore`] and the saga steps'
+//! [`shared::step::Ledger`] (`crate::saga`).
 
 use crate::domain::Order;
+use crate::domain::OrderStatus;
 use crate::{Intake, OrderStore};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use shared::config::{self, ConfigError};
-use shared::dynamo::{Item, StoreError, from_item, to_item};
+use shared::dynamo::{Item, StoreError, from_item, to_attribute, to_item};
 use shared::idempotency::Idempotency;
 use shared::outbox::Outbox;
 use shared::pagination::PageRequest;
@@ -21,7 +24,8 @@ pub struct DynamoOrderStore {
     client: Client,
     table: String,
     outbox: Outbox,
-    idempotency: Idempotency,
+    /// Where intake completes its idempotency claims (the API's functions only).
+    idempotency: Option<Idempotency>,
 }
 
 impl DynamoOrderStore {
@@ -32,8 +36,73 @@ impl DynamoOrderStore {
             client,
             outbox: Outbox::new(table.clone(), "order_id"),
             table,
-            idempotency,
+            idempotency: Some(idempotency),
         }
+    }
+
+    /// The store of the saga's steps and the routes that steer it: `ORDERS_TABLE`, on the
+    /// function's SDK settings (they claim no idempotency keys).
+    pub fn saga_from_env(sdk: &shared::aws::SdkConfig) -> Result<Self, ConfigError> {
+        let table = config::required("ORDERS_TABLE")?;
+        Ok(Self::without_idempotency(shared::aws::dynamodb(sdk), table))
+    }
+
+    /// A store on `table` that completes no idempotency claims.
+    pub fn without_idempotency(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
+        Self {
+            client,
+            outbox: Outbox::new(table.clone(), "order_id"),
+            table,
+            idempotency: None,
+        }
+    }
+
+    /// The table's outbox.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Moves `order` from its status to `next`, with `event` and extra `SET`s, in one
+    /// transaction guarded by the status read. `Ok(false)`: the status changed meanwhile.
+    pub async fn transition(
+        &self,
+        order: &Order,
+        next: OrderStatus,
+        extra: &[(&str, AttributeValue)],
+        event: Option<TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        let mut sets = vec!["#status = :next".to_owned(), "#updated = :now".to_owned()];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("order_id", AttributeValue::S(order.order_id.clone()))
+            .condition_expression("#status = :current")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_values(":next", to_attribute(&next)?)
+            .expression_attribute_values(":current", to_attribute(&order.status)?)
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::S(
+                    shared::time::now().to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
+                ),
+            );
+        for (i, (name, value)) in extra.iter().enumerate() {
+            sets.push(format!("#x{i} = :x{i}"));
+            update = update
+                .expression_attribute_names(format!("#x{i}"), *name)
+                .expression_attribute_values(format!(":x{i}"), value.clone());
+        }
+        let update = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .build()
+            .map_err(|e| StoreError::request("build order update", e))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(event);
+        let scope = format!("{}-{next:?}", order.order_id);
+        Ok(shared::dynamo::transact(&self.client, items, Some(&scope))
+            .await?
+            .committed())
     }
 
     /// The store a Lambda uses: `ORDERS_TABLE` and `IDEMPOTENCY_TABLE`.
@@ -43,9 +112,9 @@ impl DynamoOrderStore {
         Ok(Self::new(client, table, idempotency))
     }
 
-    /// The idempotency store the handlers claim keys in.
-    pub fn idempotency(&self) -> &Idempotency {
-        &self.idempotency
+    /// The idempotency store the handlers claim keys in (the API's store has one).
+    pub fn idempotency(&self) -> Option<&Idempotency> {
+        self.idempotency.as_ref()
     }
 }
 
@@ -62,10 +131,13 @@ impl OrderStore for DynamoOrderStore {
             self.outbox.put(intake.event)?,
         ];
         if let Some((claimed, response)) = intake.claim {
-            items.push(
-                self.idempotency
-                    .completion(claimed, response, order.created_at)?,
-            );
+            let idempotency = self.idempotency.as_ref().ok_or_else(|| {
+                StoreError::request(
+                    "complete an idempotency claim",
+                    std::io::Error::other("this orders store has no idempotency table"),
+                )
+            })?;
+            items.push(idempotency.completion(claimed, response, order.created_at)?);
         }
         // Scoped by the order id; the token is derived from what is written (`shared::dynamo::transact`).
         let outcome = shared::dynamo::transact(&self.client, items, Some(&order.order_id)).await?;

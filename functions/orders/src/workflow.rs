@@ -1,8 +1,9 @@
 //! Starting and steering the saga: the `OrderPlaced` consumer that starts `place-order`,
 //! and the routes that cancel an order and decide a review.
 
+use crate::OrderStore;
 use crate::domain::{OrderStatus, OrderView};
-use crate::saga::SagaOrders;
+use crate::store::DynamoOrderStore;
 use aws_sdk_sfn::Client as Sfn;
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -169,7 +170,7 @@ fn order_id(req: &Request) -> Result<String, ApiError> {
 /// `CANCELLING` and `cancel-order` refunds and restocks it; asking again is harmless, and
 /// after a cancel-order execution failed it starts the one that finishes the order.
 pub async fn cancel(
-    orders: &SagaOrders,
+    orders: &DynamoOrderStore,
     workflows: &Workflows,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -228,7 +229,7 @@ struct ReviewRequest {
 /// `POST /orders/{order_id}/review` (admin): `{"decision": "approve" | "reject"}` for an
 /// order held for review; answers the task token the saga waits on.
 pub async fn review(
-    orders: &SagaOrders,
+    orders: &DynamoOrderStore,
     workflows: &Workflows,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {

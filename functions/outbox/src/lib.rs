@@ -52,6 +52,20 @@ pub struct BusEntry {
 }
 
 impl BusEntry {
+    /// The entry of an outbox item.
+    pub fn of(record: OutboxRecord) -> Result<Self, String> {
+        let time = chrono::DateTime::parse_from_rfc3339(&record.occurred_at)
+            .map_err(|e| format!("occurred_at: {e}"))?
+            .to_utc();
+        Ok(BusEntry {
+            source: record.source,
+            detail_type: record.detail_type,
+            detail: record.detail,
+            time,
+            event_id: record.event_id,
+        })
+    }
+
     /// The entry's size as EventBridge counts it toward the request limit.
     pub fn size(&self) -> usize {
         14 + self.source.len() + self.detail_type.len() + self.detail.len()
@@ -112,18 +126,7 @@ fn outbox_entry(record: &EventRecord) -> Option<Result<BusEntry, String>> {
     }
     let parsed = serde_dynamo::from_item::<_, OutboxRecord>(record.change.new_image.clone())
         .map_err(|e| format!("outbox item does not parse: {e}"))
-        .and_then(|r| {
-            let time = chrono::DateTime::parse_from_rfc3339(&r.occurred_at)
-                .map_err(|e| format!("occurred_at: {e}"))?
-                .to_utc();
-            Ok(BusEntry {
-                source: r.source,
-                detail_type: r.detail_type,
-                detail: r.detail,
-                time,
-                event_id: r.event_id,
-            })
-        });
+        .and_then(BusEntry::of);
     Some(parsed)
 }
 
@@ -187,24 +190,37 @@ async fn mark(marks: &impl OutboxMarks, accepted: &[&Pending<'_>]) {
     }
 }
 
+/// Consecutive chunks of entries of these sizes for one `PutEvents` each: at most
+/// [`MAX_ENTRIES`] and [`MAX_REQUEST_BYTES`] (an entry larger than that goes alone, and
+/// the bus refuses it).
+pub fn chunk_ranges(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    while start < sizes.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < sizes.len()
+            && end - start < MAX_ENTRIES
+            && (end == start || bytes + sizes[end] <= MAX_REQUEST_BYTES)
+        {
+            bytes += sizes[end];
+            end += 1;
+        }
+        ranges.push(start..end);
+        start = end;
+    }
+    ranges
+}
+
 /// Publishes in chunks; `Some(failure)` names the first record not published.
 async fn publish_in_order(
     bus: &impl EventBus,
     marks: &impl OutboxMarks,
     pending: &[Pending<'_>],
 ) -> Option<DynamoDbEventResponse> {
-    let mut start = 0;
-    while start < pending.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < pending.len()
-            && end - start < MAX_ENTRIES
-            && (end == start || bytes + pending[end].entry.size() <= MAX_REQUEST_BYTES)
-        {
-            bytes += pending[end].entry.size();
-            end += 1;
-        }
-        let chunk = &pending[start..end];
+    let sizes: Vec<usize> = pending.iter().map(|p| p.entry.size()).collect();
+    for range in chunk_ranges(&sizes) {
+        let chunk = &pending[range];
         // Indices (into `chunk`) not yet accepted by the bus.
         let mut remaining: Vec<usize> = (0..chunk.len()).collect();
         for attempt in 0..=RESEND_ATTEMPTS {
@@ -247,7 +263,6 @@ async fn publish_in_order(
         if let Some(&first) = remaining.first() {
             return Some(failure(chunk[first].seq));
         }
-        start = end;
     }
     None
 }
@@ -529,9 +544,14 @@ pub async fn republish(
         .scan()
         .table_name(table)
         .consistent_read(true)
-        .filter_expression("#type = :outbox AND attribute_not_exists(#published)")
+        // Items that carry an expiry without a publication mark predate the marks (the
+        // relay then set the expiry at write): they were the relay's to publish.
+        .filter_expression(
+            "#type = :outbox AND attribute_not_exists(#published) AND attribute_not_exists(#expires)",
+        )
         .expression_attribute_names("#type", "record_type")
         .expression_attribute_names("#published", shared::outbox::PUBLISHED_AT)
+        .expression_attribute_names("#expires", shared::outbox::EXPIRES_AT)
         .expression_attribute_values(":outbox", AttributeValue::S(OUTBOX_RECORD_TYPE.into()))
         .into_paginator()
         .items()
@@ -553,18 +573,7 @@ pub async fn republish(
             .unwrap_or_default();
         let parsed = shared::dynamo::from_item::<OutboxRecord>(item)
             .map_err(|e| e.to_string())
-            .and_then(|r| {
-                let time = chrono::DateTime::parse_from_rfc3339(&r.occurred_at)
-                    .map_err(|e| format!("occurred_at: {e}"))?
-                    .to_utc();
-                Ok(BusEntry {
-                    source: r.source,
-                    detail_type: r.detail_type,
-                    detail: r.detail,
-                    time,
-                    event_id: r.event_id,
-                })
-            });
+            .and_then(BusEntry::of);
         match parsed {
             Ok(entry) if entry.time <= cutoff && !key.is_empty() => found.push((
                 entry,
@@ -582,7 +591,9 @@ pub async fn republish(
     if dry_run {
         return Ok(report);
     }
-    for chunk in found.chunks(MAX_ENTRIES) {
+    let sizes: Vec<usize> = found.iter().map(|(e, _)| e.size()).collect();
+    for range in chunk_ranges(&sizes) {
+        let chunk = &found[range];
         let entries: Vec<BusEntry> = chunk.iter().map(|(e, _)| e.clone()).collect();
         let results = match bus.put_events(&entries).await {
             Ok(r) => r,

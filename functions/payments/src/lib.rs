@@ -176,17 +176,9 @@ pub enum PaymentMove {
     Refund,
 }
 
-/// What a payment step does, decided from where the payment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
-    /// Nothing to do: the step (or what it stands for) already happened, or there is
-    /// nothing to give back. The payment stays where it is.
-    Done,
-    /// Make this move (the step itself, or the compensation that fits the payment).
-    Move(PaymentMove),
-    /// The step cannot happen from here (`PaymentStateInvalid`).
-    Invalid,
-}
+/// What a payment step does, decided from where the payment is (the step kernel's
+/// [`shared::step::Plan`]).
+pub type Plan = shared::step::Plan<PaymentMove, PaymentStatus>;
 
 impl PaymentMove {
     /// The status a move starts from and the one it ends in.
@@ -204,118 +196,147 @@ impl PaymentMove {
     /// after a lost answer always converges: a void of a payment whose capture happened
     /// (its answer lost) refunds it, a refund of a payment never captured voids it, and
     /// either finds nothing to do when no money is held (declined, voided, refunded, no
-    /// payment). A capture happens only from `AUTHORIZED`.
+    /// payment: it answers `VOIDED`). A capture happens only from `AUTHORIZED`.
     pub fn plan(self, current: Option<PaymentStatus>) -> Plan {
         use PaymentStatus::*;
         match (self, current) {
             (PaymentMove::Capture, Some(Authorized)) => Plan::Move(PaymentMove::Capture),
-            (PaymentMove::Capture, Some(Captured)) => Plan::Done,
-            (PaymentMove::Capture, _) => Plan::Invalid,
+            (PaymentMove::Capture, Some(Captured)) => Plan::Done(Captured),
+            (PaymentMove::Capture, Some(other)) => {
+                Plan::Invalid(format!("the payment is {other:?}, cannot Capture"))
+            }
+            (PaymentMove::Capture, None) => Plan::Invalid("the order has no payment".into()),
             (PaymentMove::Void | PaymentMove::Refund, Some(Authorized)) => {
                 Plan::Move(PaymentMove::Void)
             }
             (PaymentMove::Void | PaymentMove::Refund, Some(Captured)) => {
                 Plan::Move(PaymentMove::Refund)
             }
-            (
-                PaymentMove::Void | PaymentMove::Refund,
-                None | Some(Voided | Refunded | Declined),
-            ) => Plan::Done,
+            (PaymentMove::Void | PaymentMove::Refund, None) => Plan::Done(Voided),
+            (PaymentMove::Void | PaymentMove::Refund, Some(held_nothing)) => {
+                Plan::Done(held_nothing)
+            }
         }
     }
 }
 
-/// Steps `payments-capture`, `payments-void`, `payments-refund`, decided by
-/// [`PaymentMove::plan`]: a compensation finds nothing to do when no money is held, and
-/// gives back what is held however it is held.
-pub async fn apply(
-    store: &PaymentStore,
-    provider: &impl PaymentProvider,
-    requested: PaymentMove,
-    input: PaymentStepInput,
-) -> Result<PaymentOutcome, StepError> {
-    let payment = store.get(&input.order_id).await?;
-    let step = match requested.plan(payment.as_ref().map(|p| p.status)) {
-        Plan::Move(step) => step,
-        Plan::Done => {
-            // No payment: nothing was ever held; it answers as voided.
-            let status = payment.map_or(PaymentStatus::Voided, |p| p.status);
-            return Ok(outcome(&input.order_id, status, false));
-        }
-        Plan::Invalid => {
-            return Err(StepError::business(
-                INVALID_STATE,
-                match payment {
-                    Some(p) => format!(
-                        "payment of {} is {:?}, cannot {requested:?}",
-                        input.order_id, p.status
-                    ),
-                    None => format!("order {} has no payment", input.order_id),
-                },
-            ));
-        }
-    };
-    let Some(payment) = payment else {
-        return Err(StepError::transient("a planned move without a payment"));
-    };
-    let (from, to) = step.states();
-    let auth = Authorization {
-        reference: payment.provider_reference.clone().unwrap_or_default(),
-    };
-    let key = &input.order_id;
-    let data = (
+/// The payments table as the step kernel moves it; the DynamoDB adapter is
+/// [`PaymentStore`], tests use one in memory.
+pub trait PaymentLedger:
+    shared::step::Ledger<Record = Payment, Move = PaymentMove, Effect = ()>
+{
+}
+
+impl<L> PaymentLedger for L where
+    L: shared::step::Ledger<Record = Payment, Move = PaymentMove, Effect = ()>
+{
+}
+
+impl shared::step::Stateful for Payment {
+    type State = PaymentStatus;
+    fn state(&self) -> PaymentStatus {
+        self.status
+    }
+}
+
+impl shared::step::Transition for PaymentMove {
+    type State = PaymentStatus;
+    fn target(&self) -> PaymentStatus {
+        self.states().1
+    }
+}
+
+/// The event of a move of `payment`.
+pub fn move_event(
+    payment: &Payment,
+    step: PaymentMove,
+    trace: &shared::step::Trace,
+) -> Result<shared::outbox::OutboxRecord, shared::dynamo::StoreError> {
+    let (o, p, a) = (
         payment.order_id.clone(),
         payment.payment_id.clone(),
         payment.amount,
     );
-    let event = match step {
-        PaymentMove::Capture => {
-            provider
-                .capture(key, &auth, &payment.amount)
-                .await
-                .map_err(provider_error)?;
-            store.outbox().put(&input.envelope(PaymentCaptured {
-                order_id: data.0,
-                payment_id: data.1,
-                amount: data.2,
-            }))?
-        }
-        PaymentMove::Void => {
-            provider.void(key, &auth).await.map_err(provider_error)?;
-            store.outbox().put(&input.envelope(PaymentVoided {
-                order_id: data.0,
-                payment_id: data.1,
-                amount: data.2,
-            }))?
-        }
-        PaymentMove::Refund => {
-            provider
-                .refund(key, &auth, &payment.amount)
-                .await
-                .map_err(provider_error)?;
-            store.outbox().put(&input.envelope(PaymentRefunded {
-                order_id: data.0,
-                payment_id: data.1,
-                amount: data.2,
-            }))?
-        }
-    };
-    let token = format!("{}-{step:?}", input.order_id);
-    if store
-        .transition(&input.order_id, (from, to), event, &token)
-        .await?
-    {
-        Ok(outcome(&input.order_id, to, true))
-    } else {
-        let now = store.get(&input.order_id).await?.map(|p| p.status);
-        match now {
-            Some(s) if s == to => Ok(outcome(&input.order_id, to, false)),
-            other => Err(StepError::transient(format!(
-                "payment of {} moved to {other:?} concurrently",
-                input.order_id
-            ))),
-        }
+    let at = shared::time::now();
+    let (c, cause) = (
+        trace.correlation_id.as_str(),
+        Some(trace.causation_id.as_str()),
+    );
+    match step {
+        PaymentMove::Capture => shared::outbox::OutboxRecord::of(&Envelope::new(
+            PaymentCaptured {
+                order_id: o,
+                payment_id: p,
+                amount: a,
+            },
+            at,
+            c,
+            cause,
+        )),
+        PaymentMove::Void => shared::outbox::OutboxRecord::of(&Envelope::new(
+            PaymentVoided {
+                order_id: o,
+                payment_id: p,
+                amount: a,
+            },
+            at,
+            c,
+            cause,
+        )),
+        PaymentMove::Refund => shared::outbox::OutboxRecord::of(&Envelope::new(
+            PaymentRefunded {
+                order_id: o,
+                payment_id: p,
+                amount: a,
+            },
+            at,
+            c,
+            cause,
+        )),
     }
+}
+
+/// Steps `payments-capture`, `payments-void`, `payments-refund`, decided by
+/// [`PaymentMove::plan`] and run by the step kernel ([`shared::step::apply`]): the
+/// provider is called (with the order id as its idempotency key) only for a move, then
+/// the move is written with its event, guarded by the status read.
+pub async fn apply(
+    store: &impl PaymentLedger,
+    provider: &impl PaymentProvider,
+    requested: PaymentMove,
+    input: PaymentStepInput,
+) -> Result<PaymentOutcome, StepError> {
+    let trace = shared::step::Trace::of(&input.order_id, input.correlation_id.as_deref());
+    let key = input.order_id.as_str();
+    let moved = shared::step::apply(
+        store,
+        key,
+        |payment| requested.plan(payment.map(|p| p.status)),
+        |payment, step| {
+            let auth = Authorization {
+                reference: payment
+                    .and_then(|p| p.provider_reference.clone())
+                    .unwrap_or_default(),
+            };
+            let (amount, step) = (payment.map(|p| p.amount), *step);
+            async move {
+                // Every plan that moves has read a payment.
+                let Some(amount) = amount else {
+                    return Err(StepError::transient("a payment move without a payment"));
+                };
+                match step {
+                    PaymentMove::Capture => provider.capture(key, &auth, &amount).await,
+                    PaymentMove::Void => provider.void(key, &auth).await,
+                    PaymentMove::Refund => provider.refund(key, &auth, &amount).await,
+                }
+                .map_err(provider_error)
+            }
+        },
+        &trace,
+        INVALID_STATE,
+    )
+    .await?;
+    Ok(outcome(&input.order_id, moved.state, moved.changed))
 }
 
 /// `GET /orders/{order_id}/payment`: the order's owner or an admin.
@@ -348,6 +369,8 @@ pub mod api {
 mod tests {
     use super::*;
     use PaymentStatus::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
 
     const EVERY: [Option<PaymentStatus>; 6] = [
         None,
@@ -363,16 +386,19 @@ mod tests {
         for step in [PaymentMove::Void, PaymentMove::Refund] {
             for current in EVERY {
                 let after = match step.plan(current) {
-                    Plan::Done => current,
+                    Plan::Done(s) => {
+                        assert_eq!(current.unwrap_or(Voided), s, "{step:?} from {current:?}");
+                        s
+                    }
                     Plan::Move(m) => {
                         let (from, to) = m.states();
                         assert_eq!(Some(from), current, "{step:?} from {current:?}");
-                        Some(to)
+                        to
                     }
-                    Plan::Invalid => panic!("{step:?} refused {current:?}"),
+                    Plan::Invalid(why) => panic!("{step:?} refused {current:?}: {why}"),
                 };
                 assert!(
-                    !matches!(after, Some(Authorized | Captured)),
+                    !matches!(after, Authorized | Captured),
                     "{step:?} from {current:?} leaves {after:?}"
                 );
             }
@@ -397,13 +423,119 @@ mod tests {
             PaymentMove::Capture.plan(Some(Authorized)),
             Plan::Move(PaymentMove::Capture)
         );
-        assert_eq!(PaymentMove::Capture.plan(Some(Captured)), Plan::Done);
+        assert_eq!(
+            PaymentMove::Capture.plan(Some(Captured)),
+            Plan::Done(Captured)
+        );
         for current in [None, Some(Voided), Some(Refunded), Some(Declined)] {
-            assert_eq!(
-                PaymentMove::Capture.plan(current),
-                Plan::Invalid,
+            assert!(
+                matches!(PaymentMove::Capture.plan(current), Plan::Invalid(_)),
                 "{current:?}"
             );
         }
+    }
+
+    /// The payments table in memory: the step kernel's port, with the write's guard.
+    #[derive(Default)]
+    struct Memory {
+        payments: Mutex<HashMap<String, Payment>>,
+        events: Mutex<Vec<String>>,
+    }
+
+    impl shared::step::Ledger for Memory {
+        type Record = Payment;
+        type Move = PaymentMove;
+        type Effect = ();
+        async fn read(&self, id: &str) -> Result<Option<Payment>, shared::dynamo::StoreError> {
+            Ok(self.payments.lock().unwrap().get(id).cloned())
+        }
+        async fn write(
+            &self,
+            payment: Option<&Payment>,
+            step: &PaymentMove,
+            _: &(),
+            trace: &shared::step::Trace,
+        ) -> Result<bool, shared::dynamo::StoreError> {
+            let Some(payment) = payment else {
+                return Ok(false);
+            };
+            let (from, to) = step.states();
+            let mut all = self.payments.lock().unwrap();
+            let stored = all.get_mut(&payment.order_id).unwrap();
+            if stored.status != from {
+                return Ok(false);
+            }
+            stored.status = to;
+            let event = move_event(payment, *step, trace)?;
+            assert!(
+                event.detail_type.contains(&format!("{to:?}")),
+                "{}",
+                event.detail_type
+            );
+            self.events.lock().unwrap().push(event.detail_type);
+            Ok(true)
+        }
+    }
+
+    fn memory_with(status: PaymentStatus) -> Memory {
+        let m = Memory::default();
+        let now = shared::time::now();
+        m.payments.lock().unwrap().insert(
+            "o1".into(),
+            Payment {
+                order_id: "o1".into(),
+                payment_id: "p1".into(),
+                user_id: "u1".into(),
+                status,
+                amount: shared::money::Money::parse("12.00", "EUR").unwrap(),
+                provider_reference: Some("auth_1".into()),
+                decline_reason: None,
+                created_at: now,
+                updated_at: now,
+            },
+        );
+        m
+    }
+
+    fn input() -> PaymentStepInput {
+        PaymentStepInput {
+            order_id: "o1".into(),
+            correlation_id: Some("c1".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn capture_then_a_lost_answer_then_void_refunds_once() {
+        let m = memory_with(Authorized);
+        let p = provider::SandboxProvider;
+        let first = apply(&m, &p, PaymentMove::Capture, input()).await.unwrap();
+        assert_eq!((first.status, first.changed), (Captured, true));
+        // The capture's answer was lost: the retry changes nothing.
+        let again = apply(&m, &p, PaymentMove::Capture, input()).await.unwrap();
+        assert_eq!((again.status, again.changed), (Captured, false));
+        // The saga compensates with a void: the captured money is refunded, once.
+        let void = apply(&m, &p, PaymentMove::Void, input()).await.unwrap();
+        assert_eq!((void.status, void.changed), (Refunded, true));
+        let void = apply(&m, &p, PaymentMove::Void, input()).await.unwrap();
+        assert_eq!((void.status, void.changed), (Refunded, false));
+        assert_eq!(
+            *m.events.lock().unwrap(),
+            vec!["PaymentCaptured", "PaymentRefunded"]
+        );
+        // Nothing captures a refunded payment.
+        let refused = apply(&m, &p, PaymentMove::Capture, input())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.error_type, INVALID_STATE);
+    }
+
+    #[tokio::test]
+    async fn a_compensation_without_a_payment_has_nothing_to_give_back() {
+        let m = Memory::default();
+        let out = apply(&m, &provider::SandboxProvider, PaymentMove::Refund, input())
+            .await
+            .unwrap();
+        assert_eq!((out.status, out.changed), (Voided, false));
+        assert!(m.events.lock().unwrap().is_empty());
     }
 }

@@ -151,3 +151,36 @@ impl PaymentStore {
             .committed())
     }
 }
+
+impl shared::step::Ledger for PaymentStore {
+    type Record = Payment;
+    type Move = crate::PaymentMove;
+    type Effect = ();
+
+    async fn read(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+        self.get(order_id).await
+    }
+
+    async fn write(
+        &self,
+        payment: Option<&Payment>,
+        step: &crate::PaymentMove,
+        _provider_done: &(),
+        trace: &shared::step::Trace,
+    ) -> Result<bool, StoreError> {
+        // Payments are created by authorize only; no plan moves a missing one.
+        let Some(payment) = payment else {
+            return Ok(false);
+        };
+        let event = self
+            .outbox
+            .put_record(&crate::move_event(payment, *step, trace)?)?;
+        self.transition(
+            &payment.order_id,
+            step.states(),
+            event,
+            &format!("{}-{step:?}", payment.order_id),
+        )
+        .await
+    }
+}

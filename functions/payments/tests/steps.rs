@@ -87,12 +87,22 @@ async fn a_good_card_is_authorized_captured_and_refunded_each_exactly_once() {
             assert_eq!(out.changed, attempt == 0, "{step:?} attempt {attempt}");
         }
     }
-    let err = payments::apply(&store, &p, PaymentMove::Void, input.clone())
+    // A void after the refund (a compensation meeting a payment already given back)
+    // has nothing left to do; a capture of it is refused.
+    let void = payments::apply(&store, &p, PaymentMove::Void, input.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (void.status, void.changed),
+        (PaymentStatus::Refunded, false),
+        "a refunded payment holds nothing to void"
+    );
+    let err = payments::apply(&store, &p, PaymentMove::Capture, input.clone())
         .await
         .unwrap_err();
     assert_eq!(
         err.error_type, INVALID_STATE,
-        "a refunded payment cannot be voided"
+        "a refunded payment cannot be captured"
     );
     assert_eq!(
         events(&client, &id).await,

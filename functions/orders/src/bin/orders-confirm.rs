@@ -1,11 +1,12 @@
 //! Saga step: the order is paid and its stock committed: `CONFIRMED`.
 
-use orders::saga::{OrderStep, SagaOrders, run_step};
+use orders::DynamoOrderStore;
+use orders::saga::{OrderStep, run_step};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;
-    let store = SagaOrders::from_env(&sdk)?;
+    let store = DynamoOrderStore::saga_from_env(&sdk)?;
     shared::step::run(|input| run_step(&store, OrderStep::Confirm, input)).await
 }

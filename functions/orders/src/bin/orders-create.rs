@@ -9,5 +9,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let client = shared::aws::dynamodb(&sdk);
     let store = DynamoOrderStore::from_env(client.clone()).await?;
     let catalog = DynamoCatalog::from_env(client)?;
-    shared::http::serve(|req| api::create(&store, &catalog, store.idempotency(), req)).await
+    let Some(idempotency) = store.idempotency() else {
+        return Err("the orders store has no idempotency table".into());
+    };
+    shared::http::serve(|req| api::create(&store, &catalog, idempotency, req)).await
 }

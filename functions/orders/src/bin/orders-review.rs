@@ -1,13 +1,13 @@
 //! `POST /orders/{order_id}/review`: an admin decides an order held for fraud review.
 
-use orders::saga::SagaOrders;
+use orders::DynamoOrderStore;
 use orders::workflow::{Workflows, review};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;
-    let orders = SagaOrders::from_env(&sdk)?;
+    let orders = DynamoOrderStore::saga_from_env(&sdk)?;
     let workflows = Workflows::from_env(&sdk);
     shared::http::serve(|req| review(&orders, &workflows, req)).await
 }
