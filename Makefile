@@ -75,7 +75,9 @@ test-infra: install
 # Build first, so cargo lambda watch only starts binaries that are already linked.
 test-stack: install
 	cargo build --workspace --all-targets --locked
+	rm -f "$${CARGO_TARGET_DIR:-target}/saga-matrix.md"
 	$(PY) local/stack.py exec -- bash -c 'cargo test --workspace --tests --locked --no-fail-fast -- --test-threads 4 \
+	  && cat "$${CARGO_TARGET_DIR:-target}/saga-matrix.md" \
 	  && echo "load smoke: 64 shoppers for 2 minutes" && $(SOAK_PY) local/soak/run.py smoke'
 
 # Long-running checks of the local stack (README: Operating the local stack). Each starts its

@@ -496,18 +496,20 @@ async fn every_task_state_under_every_fault_ends_consistent() {
         .collect();
     write_faults("{}");
 
-    println!(
-        "\nsaga fault matrix: final status / payment / on hand of {STOCK} / execution (seconds from placing)"
-    );
-    println!(
-        "| state | {} |",
-        KINDS
-            .iter()
-            .map(|k| k.label())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(KINDS.len()));
+    let mut table = vec![
+        format!(
+            "saga fault matrix: final status / payment / on hand of {STOCK} / execution (seconds from placing)"
+        ),
+        format!(
+            "| state | {} |",
+            KINDS
+                .iter()
+                .map(|k| k.label())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ),
+        format!("|---|{}", "---|".repeat(KINDS.len())),
+    ];
     let mut failures = Vec::new();
     for state in STATES {
         let mut row = format!("| {} `{}` |", state.machine, state.name);
@@ -550,8 +552,13 @@ async fn every_task_state_under_every_fault_ends_consistent() {
             row.push_str(&cell);
             row.push_str(" |");
         }
-        println!("{row}");
+        table.push(row);
     }
+    // Printed, and kept where `make test` shows it after the tests (their output is
+    // captured when they pass).
+    let table = table.join("\n");
+    println!("\n{table}");
+    std::fs::write(target_dir().join("saga-matrix.md"), format!("{table}\n")).unwrap();
     assert!(
         failures.is_empty(),
         "cells that broke an invariant:\n{}",

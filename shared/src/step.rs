@@ -80,7 +80,12 @@ where
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<I>| async move {
         let span = crate::telemetry::event_span(&event.context, 1);
-        let result = handler(event.payload).instrument(span.clone()).await;
+        // Boxed: a step's future (the kernel's, with a provider's inside) nests deep
+        // enough that computing the layout of `main`'s future overflows rustc's query
+        // depth on a clean build; a box ends the nesting here.
+        let result = Box::pin(handler(event.payload))
+            .instrument(span.clone())
+            .await;
         if let Err(e) = &result {
             span.in_scope(
                 || tracing::warn!(error_type = e.error_type, message = %e.message, "step failed"),
@@ -212,7 +217,7 @@ where
         Plan::Invalid(why) => return Err(StepError::business(invalid_type, why)),
         Plan::Move(step) => step,
     };
-    let done = effect(record.as_ref(), &step).await?;
+    let done = Box::pin(effect(record.as_ref(), &step)).await?;
     let to = step.target();
     if ledger.write(record.as_ref(), &step, &done, trace).await? {
         return Ok(Moved {

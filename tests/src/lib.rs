@@ -425,14 +425,18 @@ pub fn write_faults(doc: &str) {
     std::fs::rename(&partial, &path).unwrap();
 }
 
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    )
+}
+
 /// Runs `commerce-ops` (built by `make test` before the tests) with the stack's settings
 /// (the environment local/stack.py gives the tests); its success and its output.
 pub fn commerce_ops(args: &[&str]) -> (bool, String) {
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
-        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let bin = target.join("debug/commerce-ops");
+    let bin = target_dir().join("debug/commerce-ops");
     assert!(
         bin.exists(),
         "{} is missing: `cargo build -p ops` (make test does)",
