@@ -58,6 +58,7 @@ moto version this was written against: 5.2.5. Line numbers in comments refer to 
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import logging
@@ -139,6 +140,33 @@ FAULTS_BEFORE = {"crash"}
 FAULTS_AFTER = {"lost", "error_after", "timeout"}
 
 
+_FAULTS_CACHE: tuple[tuple[int, int, int], dict] | None = None
+
+
+def _faults(path: str) -> dict:
+    """LOCAL_FAULTS_FILE as a dict (empty when absent or not a JSON object), parsed again
+    only when the file changed: it is consulted on every invocation and every PutEvents.
+    Writers replace it whole (rename), which gives it a new inode."""
+    global _FAULTS_CACHE
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {}
+    identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _FAULTS_CACHE
+    if cached is not None and cached[0] == identity:
+        return cached[1]
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    _FAULTS_CACHE = (identity, doc)
+    return doc
+
+
 def _take_injected_fault(function_name: str, event: object, kinds: set[str]) -> str | None:
     """Fault injection for the saga's fault tests: `LOCAL_FAULTS_FILE` (JSON) maps a
     function name to either a count (that many answers lost, the original form) or a list
@@ -162,13 +190,10 @@ def _take_injected_fault(function_name: str, event: object, kinds: set[str]) -> 
         return None
     correlation = event.get("correlation_id") if isinstance(event, dict) else None
     with _FAULTS_LOCK:
-        try:
-            with open(path, encoding="utf-8") as f:
-                faults = json.load(f)
-        except (OSError, ValueError):
+        faults = _faults(path)
+        if function_name not in faults:
             return None
-        if not isinstance(faults, dict):
-            return None
+        faults = copy.deepcopy(faults)  # the cached document stays as read
         entry = faults.get(function_name)
         taken = None
         if isinstance(entry, int):
@@ -1080,14 +1105,7 @@ def patch_replay_window_and_filter() -> None:
 # ---------------------------------------------------------------------------------------
 def _bus_unavailable() -> bool:
     path = os.environ.get("LOCAL_FAULTS_FILE")
-    if not path:
-        return False
-    try:
-        with open(path, encoding="utf-8") as f:
-            faults = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(faults, dict) and faults.get("eventbridge") == "unavailable"
+    return bool(path) and _faults(path).get("eventbridge") == "unavailable"
 
 
 def take_the_bus_away_on_demand() -> None:

@@ -23,10 +23,6 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// The queues of the consumers a replay reaches.
 const CONSUMERS: [&str; 3] = ["sales-projection", "notifications", "order-placed"];
 
-fn ops(args: &[&str]) -> (bool, String) {
-    commerce_ops(args)
-}
-
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -273,15 +269,15 @@ async fn a_replay_rebuilds_the_sales_read_model_and_tells_no_customer_twice() {
     drained(&CONSUMERS).await;
 
     // Empty the read model: the report has nothing.
-    let (ok, out) = ops(&["empty-read-model", "sales"]);
+    let (ok, out) = commerce_ops(&["empty-read-model", "sales"]);
     assert!(!ok && out.contains("--yes"), "emptying needs --yes");
-    let (ok, out) = ops(&["empty-read-model", "sales", "--yes"]);
+    let (ok, out) = commerce_ops(&["empty-read-model", "sales", "--yes"]);
     assert!(ok, "{out}");
     let empty = sales_of(&skus).await;
     assert!(empty.values().all(Vec::is_empty), "{empty:?}");
 
     // A window with one end only is refused unless told.
-    let (ok, out) = ops(&["replay", "--from", &rfc3339(from)]);
+    let (ok, out) = commerce_ops(&["replay", "--from", &rfc3339(from)]);
     assert!(!ok && out.contains("--unbounded"), "{out}");
 
     // Replay the window of this test: the model is what it was.
@@ -294,7 +290,7 @@ async fn a_replay_rebuilds_the_sales_read_model_and_tells_no_customer_twice() {
     ];
     let mut args: Vec<&str> = vec!["replay", "--allow-overlap"];
     args.extend(window.iter().map(String::as_str));
-    let (ok, out) = ops(&args);
+    let (ok, out) = commerce_ops(&args);
     assert!(ok && out.contains("COMPLETED"), "{out}");
     let first = replay_name(&out);
     assert!(replayed_count(&out) >= 12, "{out}");
@@ -318,13 +314,13 @@ async fn a_replay_rebuilds_the_sales_read_model_and_tells_no_customer_twice() {
     // The same window again without saying so: refused, as it overlaps.
     let mut again: Vec<&str> = vec!["replay"];
     again.extend(window.iter().map(String::as_str));
-    let (ok, out) = ops(&again);
+    let (ok, out) = commerce_ops(&again);
     assert!(
         !ok && out.contains("overlaps") && out.contains(&first),
         "{out}"
     );
     // Said so: it runs and changes nothing.
-    let (ok, out) = ops(&args);
+    let (ok, out) = commerce_ops(&args);
     assert!(ok && out.contains("COMPLETED"), "{out}");
     let second = replay_name(&out);
     assert_ne!(first, second);
@@ -386,7 +382,7 @@ async fn a_window_replays_only_its_events_and_a_rule_filter_only_to_that_rule() 
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Only the early order's events, only to the first rule.
-    let (ok, out) = ops(&[
+    let (ok, out) = commerce_ops(&[
         "replay",
         "--allow-overlap",
         "--from",
@@ -415,7 +411,7 @@ async fn a_window_replays_only_its_events_and_a_rule_filter_only_to_that_rule() 
     );
 
     // The whole span, to both: both orders reach both rules.
-    let (ok, out) = ops(&[
+    let (ok, out) = commerce_ops(&[
         "replay",
         "--allow-overlap",
         "--from",
@@ -493,7 +489,7 @@ async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_o
     assert_eq!(told[0].0, event_id);
 
     // Redrive: it goes back to the queue, fails its receives again, and returns to the DLQ.
-    let (ok, out) = ops(&["redrive", "--queue", "notifications"]);
+    let (ok, out) = commerce_ops(&["redrive", "--queue", "notifications"]);
     assert!(ok, "{out}");
     let moved = dlq_before + 1;
     assert!(out.contains(&format!("moved {moved} message(s)")), "{out}");
@@ -524,7 +520,7 @@ async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_o
             .any(|m| m.body() == Some(poison.as_str())),
         "the poison message is the one back in the DLQ"
     );
-    let (ok, out) = ops(&["redrive", "--queue", "nonexistent"]);
+    let (ok, out) = commerce_ops(&["redrive", "--queue", "nonexistent"]);
     assert!(
         !ok && out.contains("no queue commerce-nonexistent"),
         "{out}"

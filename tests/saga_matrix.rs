@@ -622,10 +622,6 @@ async fn a_hundred_orders_racing_for_a_hot_sku_never_oversell_nor_time_out() {
     assert_eq!(s, json!({"on_hand": 0, "reserved": 0, "available": 0}));
 }
 
-fn ops(args: &[&str]) -> (bool, String) {
-    commerce_ops(args)
-}
-
 #[tokio::test]
 async fn a_failed_execution_is_finished_by_commerce_ops_compensate() {
     let _exclusive = EXCLUSIVE.lock().await;
@@ -655,7 +651,7 @@ async fn a_failed_execution_is_finished_by_commerce_ops_compensate() {
     assert_eq!(stock(&sku).await["on_hand"], STOCK);
 
     // The documented recovery.
-    let (ok, text) = ops(&[
+    let (ok, text) = commerce_ops(&[
         "compensate",
         "--order",
         &order_id,
@@ -676,7 +672,7 @@ async fn a_failed_execution_is_finished_by_commerce_ops_compensate() {
         json!({"on_hand": STOCK, "reserved": 0, "available": STOCK})
     );
     // Once more: nothing left to compensate changes nothing.
-    let (ok, text) = ops(&["compensate", "--order", &order_id]);
+    let (ok, text) = commerce_ops(&["compensate", "--order", &order_id]);
     assert!(ok, "{text}");
     assert!(
         text.contains("REJECTED -> REJECTED") || text.contains("-> REJECTED"),

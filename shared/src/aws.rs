@@ -30,3 +30,26 @@ pub fn dynamodb_with_counter(
         .build();
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
+
+/// The ARN of execution `name` of the Step Functions state machine `state_machine_arn`
+/// (the same account, region and machine name, resource type `execution`).
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
+#[cfg(test)]
+mod execution_arn_tests {
+    #[test]
+    fn an_execution_arn_is_built_from_its_state_machine() {
+        assert_eq!(
+            super::execution_arn(
+                "arn:aws:states:eu-west-1:123456789012:stateMachine:commerce-cancel-order",
+                "cancel-01J-2"
+            ),
+            "arn:aws:states:eu-west-1:123456789012:execution:commerce-cancel-order:cancel-01J-2"
+        );
+    }
+}

@@ -115,6 +115,24 @@ impl Trace {
             causation_id: order_id.to_owned(),
         }
     }
+
+    /// The envelope of `data` happening now, under this trace.
+    pub fn envelope<T: crate::events::DomainEvent>(&self, data: T) -> crate::events::Envelope<T> {
+        crate::events::Envelope::new(
+            data,
+            crate::time::now(),
+            &self.correlation_id,
+            Some(&self.causation_id),
+        )
+    }
+
+    /// The outbox record of `data` happening now, under this trace.
+    pub fn record<T: crate::events::DomainEvent>(
+        &self,
+        data: T,
+    ) -> Result<crate::outbox::OutboxRecord, crate::dynamo::StoreError> {
+        crate::outbox::OutboxRecord::of(&self.envelope(data))
+    }
 }
 
 /// What a step decides from the record it read.

@@ -83,13 +83,7 @@ impl From<InventoryError> for ApiError {
 }
 
 /// Ids that tie the events of one request together.
-#[derive(Debug, Clone)]
-pub struct Trace {
-    /// The client's correlation id.
-    pub correlation_id: String,
-    /// The request that caused the change.
-    pub causation_id: String,
-}
+pub use shared::step::Trace;
 
 /// Creates a product or replaces its name and price (stock untouched). Returns it and
 /// whether it was created.

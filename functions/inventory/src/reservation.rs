@@ -352,30 +352,12 @@ impl Reservations {
             .map_err(|e| StoreError::request("build reservation update", e))?;
         items.push(TransactWriteItem::builder().update(state_update).build());
         let (o, lines) = (order_id.to_owned(), reservation.lines.clone());
-        let (c, cause) = (
-            trace.correlation_id.as_str(),
-            Some(trace.causation_id.as_str()),
-        );
-        items.push(match step {
-            Move::Release => self.outbox.put(&Envelope::new(
-                StockReleased { order_id: o, lines },
-                now,
-                c,
-                cause,
-            ))?,
-            Move::Commit => self.outbox.put(&Envelope::new(
-                StockCommitted { order_id: o, lines },
-                now,
-                c,
-                cause,
-            ))?,
-            Move::Restock => self.outbox.put(&Envelope::new(
-                StockRestocked { order_id: o, lines },
-                now,
-                c,
-                cause,
-            ))?,
-        });
+        let record = match step {
+            Move::Release => trace.record(StockReleased { order_id: o, lines })?,
+            Move::Commit => trace.record(StockCommitted { order_id: o, lines })?,
+            Move::Restock => trace.record(StockRestocked { order_id: o, lines })?,
+        };
+        items.push(self.outbox.put_record(&record)?);
         Ok(items)
     }
 }
@@ -407,18 +389,6 @@ impl shared::step::Ledger for Reservations {
     }
 }
 
-/// The reservations as the step kernel moves them; the DynamoDB adapter is
-/// [`Reservations`], tests use one in memory.
-pub trait ReservationLedger:
-    shared::step::Ledger<Record = Reservation, Move = Move, Effect = ()>
-{
-}
-
-impl<L> ReservationLedger for L where
-    L: shared::step::Ledger<Record = Reservation, Move = Move, Effect = ()>
-{
-}
-
 impl shared::step::Stateful for Reservation {
     type State = ReservationState;
     fn state(&self) -> ReservationState {
@@ -436,7 +406,7 @@ impl shared::step::Transition for Move {
 /// Moves the reservation of an order (release, commit, restock) through the step kernel,
 /// decided by [`Move::plan`].
 pub async fn apply(
-    store: &impl ReservationLedger,
+    store: &impl shared::step::Ledger<Record = Reservation, Move = Move, Effect = ()>,
     order_id: &str,
     requested: Move,
     trace: &shared::step::Trace,
@@ -664,12 +634,8 @@ pub struct StockLineInput {
 }
 
 impl StockStepInput {
-    fn trace(&self) -> (String, String) {
-        let correlation = self
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| self.order_id.clone());
-        (correlation, self.order_id.clone())
+    fn trace(&self) -> shared::step::Trace {
+        shared::step::Trace::of(&self.order_id, self.correlation_id.as_deref())
     }
 }
 
@@ -692,18 +658,18 @@ pub async fn reserve_step(
             quantity: l.quantity,
         })
         .collect();
-    let now = shared::time::now();
-    let (correlation, causation) = input.trace();
-    let envelope = Envelope::new(
-        StockReserved {
-            order_id: input.order_id.clone(),
-            lines: lines.clone(),
-        },
-        now,
-        &correlation,
-        Some(&causation),
-    );
-    store.reserve(&input.order_id, &lines, &envelope, now).await
+    let envelope = input.trace().envelope(StockReserved {
+        order_id: input.order_id.clone(),
+        lines: lines.clone(),
+    });
+    store
+        .reserve(
+            &input.order_id,
+            &lines,
+            &envelope,
+            envelope.metadata.occurred_at,
+        )
+        .await
 }
 
 /// Steps `inventory-release`, `inventory-commit`, `inventory-restock`.
@@ -712,6 +678,5 @@ pub async fn move_step(
     step: Move,
     input: StockStepInput,
 ) -> Result<StepOutcome, StepError> {
-    let trace = shared::step::Trace::of(&input.order_id, input.correlation_id.as_deref());
-    apply(store, &input.order_id, step, &trace).await
+    apply(store, &input.order_id, step, &input.trace()).await
 }

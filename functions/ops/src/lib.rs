@@ -1080,10 +1080,7 @@ pub async fn compensate(
     };
     let arn = state_machine_arn(sfn, &format!("{prefix}-{machine}")).await?;
     if machine == "place-order" && !force {
-        let saga = format!(
-            "{}:{order_id}",
-            arn.replacen(":stateMachine:", ":execution:", 1)
-        );
+        let saga = shared::aws::execution_arn(&arn, order_id);
         let status = match sfn.describe_execution().execution_arn(saga).send().await {
             Ok(d) => Some(d.status().as_str().to_owned()),
             Err(e)

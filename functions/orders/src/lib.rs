@@ -132,13 +132,7 @@ pub struct NewOrder {
 }
 
 /// Ids that tie the events of one request together.
-#[derive(Debug, Clone)]
-pub struct Trace {
-    /// The client's correlation id.
-    pub correlation_id: String,
-    /// The request that caused the change.
-    pub causation_id: String,
-}
+pub use shared::step::Trace;
 
 /// Prices `new` from `entries`: every sku known, enough available, one currency.
 pub fn price(

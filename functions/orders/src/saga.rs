@@ -11,7 +11,7 @@ use crate::store::DynamoOrderStore;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use shared::dynamo::{StoreError, to_attribute};
-use shared::events::{Envelope, OrderCancelled, OrderConfirmed, OrderHeldForReview, OrderRejected};
+use shared::events::{OrderCancelled, OrderConfirmed, OrderHeldForReview, OrderRejected};
 use shared::step::{Plan, StepError, Trace};
 
 /// `errorType`: the order is in a status this step cannot move it from.
@@ -125,41 +125,26 @@ pub fn move_writes(
     step: &OrderMove,
     trace: &Trace,
 ) -> Result<(ExtraSets, shared::outbox::OutboxRecord), StoreError> {
-    let (at, c, cause) = (
-        shared::time::now(),
-        trace.correlation_id.as_str(),
-        Some(trace.causation_id.as_str()),
-    );
     let (o, u, t) = (order.order_id.clone(), order.user_id.clone(), order.total);
     let mut extra: ExtraSets = Vec::new();
     let record = match step.step {
         OrderStep::HoldForReview => {
             let token = step.task_token.clone().unwrap_or_default();
             extra.push(("review_task_token", AttributeValue::S(token)));
-            shared::outbox::OutboxRecord::of(&Envelope::new(
-                OrderHeldForReview {
-                    order_id: o,
-                    user_id: u,
-                    total: t,
-                },
-                at,
-                c,
-                cause,
-            ))?
+            trace.record(OrderHeldForReview {
+                order_id: o,
+                user_id: u,
+                total: t,
+            })?
         }
         OrderStep::Confirm => {
             extra.push(("review_task_token", AttributeValue::Null(true)));
-            shared::outbox::OutboxRecord::of(&Envelope::new(
-                OrderConfirmed {
-                    order_id: o,
-                    user_id: u,
-                    items: order.items.clone(),
-                    total: t,
-                },
-                at,
-                c,
-                cause,
-            ))?
+            trace.record(OrderConfirmed {
+                order_id: o,
+                user_id: u,
+                items: order.items.clone(),
+                total: t,
+            })?
         }
         OrderStep::Reject => {
             let reason = step.reason.unwrap_or(RejectReason::TimedOut);
@@ -169,28 +154,18 @@ pub fn move_writes(
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            shared::outbox::OutboxRecord::of(&Envelope::new(
-                OrderRejected {
-                    order_id: o,
-                    user_id: u,
-                    total: t,
-                    reason,
-                },
-                at,
-                c,
-                cause,
-            ))?
-        }
-        OrderStep::FinishCancel => shared::outbox::OutboxRecord::of(&Envelope::new(
-            OrderCancelled {
+            trace.record(OrderRejected {
                 order_id: o,
                 user_id: u,
                 total: t,
-            },
-            at,
-            c,
-            cause,
-        ))?,
+                reason,
+            })?
+        }
+        OrderStep::FinishCancel => trace.record(OrderCancelled {
+            order_id: o,
+            user_id: u,
+            total: t,
+        })?,
     };
     Ok((extra, record))
 }
@@ -220,15 +195,6 @@ impl shared::step::Ledger for DynamoOrderStore {
         self.transition(order, step.step.target(), &extra, Some(event))
             .await
     }
-}
-
-/// The orders table as the step kernel moves it; the DynamoDB adapter is
-/// [`DynamoOrderStore`], tests use one in memory.
-pub trait OrderLedger: shared::step::Ledger<Record = Order, Move = OrderMove, Effect = ()> {}
-
-impl<L> OrderLedger for L where
-    L: shared::step::Ledger<Record = Order, Move = OrderMove, Effect = ()>
-{
 }
 
 impl shared::step::Stateful for Order {
@@ -262,7 +228,7 @@ pub fn leaves_as_is(step: OrderStep, status: OrderStatus) -> bool {
 
 /// Runs one order step through the step kernel; see the module doc.
 pub async fn run_step(
-    store: &impl OrderLedger,
+    store: &impl shared::step::Ledger<Record = Order, Move = OrderMove, Effect = ()>,
     step: OrderStep,
     input: OrderStepInput,
 ) -> Result<OrderStepOutcome, StepError> {

@@ -69,7 +69,7 @@ impl Workflows {
     /// Whether the execution `name` of `machine` is still running or succeeded (`true`),
     /// or ended without finishing (`false`: failed, timed out, aborted).
     async fn running_or_done(&self, machine: &str, name: &str) -> Result<bool, String> {
-        let arn = execution_arn(machine, name);
+        let arn = shared::aws::execution_arn(machine, name);
         let out = self
             .sfn
             .describe_execution()
@@ -114,14 +114,6 @@ impl Workflows {
 /// How many `cancel-order` executions one order may go through before asking to cancel
 /// again is refused (each has retried every step for about a minute).
 pub const MAX_CANCEL_EXECUTIONS: u32 = 20;
-
-/// The ARN of execution `name` of the state machine `machine`.
-pub fn execution_arn(machine: &str, name: &str) -> String {
-    format!(
-        "{}:{name}",
-        machine.replacen(":stateMachine:", ":execution:", 1)
-    )
-}
 
 /// `orders-start-saga`: starts one `place-order` execution per `OrderPlaced`, named by
 /// the order id, through [`shared::consumer`] (deduped by event id, failed messages
@@ -308,21 +300,5 @@ where
             Ok(false)
         }
         Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_execution_arn_is_built_from_its_state_machine() {
-        assert_eq!(
-            execution_arn(
-                "arn:aws:states:eu-west-1:123456789012:stateMachine:commerce-cancel-order",
-                "cancel-01J-2"
-            ),
-            "arn:aws:states:eu-west-1:123456789012:execution:commerce-cancel-order:cancel-01J-2"
-        );
     }
 }

@@ -69,17 +69,12 @@ fn provider_error(err: ProviderError) -> StepError {
 }
 
 impl PaymentStepInput {
+    fn trace(&self) -> shared::step::Trace {
+        shared::step::Trace::of(&self.order_id, self.correlation_id.as_deref())
+    }
+
     fn envelope<T: shared::events::DomainEvent>(&self, data: T) -> Envelope<T> {
-        let correlation = self
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| self.order_id.clone());
-        Envelope::new(
-            data,
-            shared::time::now(),
-            &correlation,
-            Some(&self.order_id),
-        )
+        self.trace().envelope(data)
     }
 }
 
@@ -220,18 +215,6 @@ impl PaymentMove {
     }
 }
 
-/// The payments table as the step kernel moves it; the DynamoDB adapter is
-/// [`PaymentStore`], tests use one in memory.
-pub trait PaymentLedger:
-    shared::step::Ledger<Record = Payment, Move = PaymentMove, Effect = ()>
-{
-}
-
-impl<L> PaymentLedger for L where
-    L: shared::step::Ledger<Record = Payment, Move = PaymentMove, Effect = ()>
-{
-}
-
 impl shared::step::Stateful for Payment {
     type State = PaymentStatus;
     fn state(&self) -> PaymentStatus {
@@ -252,47 +235,27 @@ pub fn move_event(
     step: PaymentMove,
     trace: &shared::step::Trace,
 ) -> Result<shared::outbox::OutboxRecord, shared::dynamo::StoreError> {
-    let (o, p, a) = (
+    let (order_id, payment_id, amount) = (
         payment.order_id.clone(),
         payment.payment_id.clone(),
         payment.amount,
     );
-    let at = shared::time::now();
-    let (c, cause) = (
-        trace.correlation_id.as_str(),
-        Some(trace.causation_id.as_str()),
-    );
     match step {
-        PaymentMove::Capture => shared::outbox::OutboxRecord::of(&Envelope::new(
-            PaymentCaptured {
-                order_id: o,
-                payment_id: p,
-                amount: a,
-            },
-            at,
-            c,
-            cause,
-        )),
-        PaymentMove::Void => shared::outbox::OutboxRecord::of(&Envelope::new(
-            PaymentVoided {
-                order_id: o,
-                payment_id: p,
-                amount: a,
-            },
-            at,
-            c,
-            cause,
-        )),
-        PaymentMove::Refund => shared::outbox::OutboxRecord::of(&Envelope::new(
-            PaymentRefunded {
-                order_id: o,
-                payment_id: p,
-                amount: a,
-            },
-            at,
-            c,
-            cause,
-        )),
+        PaymentMove::Capture => trace.record(PaymentCaptured {
+            order_id,
+            payment_id,
+            amount,
+        }),
+        PaymentMove::Void => trace.record(PaymentVoided {
+            order_id,
+            payment_id,
+            amount,
+        }),
+        PaymentMove::Refund => trace.record(PaymentRefunded {
+            order_id,
+            payment_id,
+            amount,
+        }),
     }
 }
 
@@ -301,12 +264,12 @@ pub fn move_event(
 /// provider is called (with the order id as its idempotency key) only for a move, then
 /// the move is written with its event, guarded by the status read.
 pub async fn apply(
-    store: &impl PaymentLedger,
+    store: &impl shared::step::Ledger<Record = Payment, Move = PaymentMove, Effect = ()>,
     provider: &impl PaymentProvider,
     requested: PaymentMove,
     input: PaymentStepInput,
 ) -> Result<PaymentOutcome, StepError> {
-    let trace = shared::step::Trace::of(&input.order_id, input.correlation_id.as_deref());
+    let trace = input.trace();
     let key = input.order_id.as_str();
     let moved = shared::step::apply(
         store,
