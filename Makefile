@@ -63,6 +63,7 @@ test-local-tools: install
 	$(PY) local/test_emulator.py
 	$(PY) local/test_gateway.py
 	$(PY) local/test_pollers.py
+	$(PY) local/test_lambda_gate.py
 
 # Static checks of what deploys: the state machines as Terraform and the local stack
 # render them (asl-validator); checkov over infra/ (its own venv, .venv-tools/) and
@@ -101,7 +102,7 @@ build:
 # The operator's command line against the local stack of `make dev`, e.g.
 # make ops ARGS="redrive --queue notifications"
 ops:
-	AWS_ENDPOINT_URL=http://127.0.0.1:$${MOTO_PORT:-5000} AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+	AWS_ENDPOINT_URL=http://127.0.0.1:$${MOTO_PORT:-5000} AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$${LOCAL_DYNAMODB_PORT:-5001} AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test cargo run -q -p ops --bin commerce-ops -- $(ARGS)
 
 token: install

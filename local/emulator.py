@@ -49,6 +49,12 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
      newest LOCAL_SFN_HISTORIES (2000) closed executions per state machine.
   10. moto's package directory is listed once, not on every request.
   11. An EventBridge outage on demand (LOCAL_FAULTS_FILE `{"eventbridge": "unavailable"}`).
+  12. Work moto repeats per request done once: one SDK client per service for the Step
+      Functions interpreter (not a new one per task), each JSONPath parsed once, Kinesis
+      reads and writes that find their place in a shard without walking all of it, an SQS
+      receive that does not recount the queue per message, a shorter interpreter switch
+      interval (threads waiting on sockets get the lock back sooner).
+  13. A mapping may name a DynamoDB stream that the stack's second emulator process serves.
 SIGUSR1 logs a memory census (objects by type, the sizes of moto's state); SIGUSR2 every
 thread's stack.
 
@@ -72,6 +78,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+
+from lambda_gate import GATE, Busy  # local/, beside this file
 
 LOG = logging.getLogger("local.emulator")
 
@@ -291,7 +299,7 @@ def patch_lambda_invoke(cargo_lambda_url: str, timeout: float, init_seconds: flo
         # gets the long wait for its process start (see _ANSWERED) plus the init allowance.
         limit = declared + init_seconds if self.function_name in _ANSWERED else timeout
         try:
-            with opener.open(request, timeout=limit) as response:
+            with GATE.entry(self.function_name, limit) as left, opener.open(request, timeout=left) as response:
                 payload = response.read().decode("utf-8")
             _ANSWERED.add(self.function_name)
             fault = _take_injected_fault(self.function_name, event, FAULTS_AFTER)
@@ -321,6 +329,9 @@ def patch_lambda_invoke(cargo_lambda_url: str, timeout: float, init_seconds: flo
             raise _lambda_service_exception(
                 f"cargo lambda watch answered HTTP {err.code} for {self.function_name}: {body}"
             ) from None
+        except Busy as err:
+            # Waited the whole limit for a place in cargo lambda watch (local/lambda_gate.py).
+            raise _lambda_service_exception(f"throttled locally: {err}") from None
         except (TimeoutError, socket.timeout) as err:
             # The function is still running in cargo lambda watch, as a timed-out sandbox
             # may have done part of its work in AWS: whatever it does lands or not.
@@ -566,8 +577,12 @@ class _Tokens:
 
         now = time.monotonic()
         with self._guard:
-            for old in [t for t, (_, at, _) in self._done.items() if now - at > TOKEN_WINDOW_SECONDS]:
-                del self._done[old]
+            # _done is in completion order (end() re-inserts), so the expired are at its front.
+            while self._done:
+                oldest = next(iter(self._done))
+                if now - self._done[oldest][1] <= TOKEN_WINDOW_SECONDS:
+                    break
+                del self._done[oldest]
             if token in self._running:
                 raise DynamodbException(
                     ERROR_TYPE_PREFIX + "TransactionInProgressException",
@@ -589,6 +604,7 @@ class _Tokens:
         with self._guard:
             self._running.discard(token)
             if committed is not None:
+                self._done.pop(token, None)
                 self._done[token] = (fingerprint, time.monotonic(), committed)
 
     def __len__(self) -> int:
@@ -963,6 +979,169 @@ def route_requests_without_listing_moto() -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# Patch 12: work moto repeats per request, done once.
+# ---------------------------------------------------------------------------------------
+def share_step_functions_clients() -> None:
+    """12a. The Step Functions interpreter builds a new boto3 client for every task it runs
+    (moto/stepfunctions/parser/asl/utils/boto_client.py:14, called per Lambda task from
+    state_task/lambda_eval_utils.py:57), and building one loads the service model, its
+    documentation strings and a TLS context: under load that was a tenth of the emulator's
+    CPU. A boto3 client is safe to share between threads; one per (region, service) is kept,
+    with a connection pool as large as the executions that may call at once."""
+    import sys as _sys
+
+    import boto3
+    from botocore.config import Config
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    clients: dict[tuple[str, str, bool], object] = {}
+    guard = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials=None):
+        intercepting = botocore_stubber.enabled
+        key = (region, service, intercepting)
+        with guard:
+            client = clients.get(key)
+            if client is None:
+                kwargs = {} if intercepting else {"endpoint_url": f"http://localhost:{moto_server_port()}"}
+                client = clients[key] = boto3.session.Session().client(
+                    aws_access_key_id="ak", region_name=region, service_name=service, aws_secret_access_key="sk",
+                    config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
+                                  connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                                  read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS, max_pool_connections=256),
+                    **kwargs)
+            return client
+
+    boto_client.boto_client_for = boto_client_for
+    # Every module of the interpreter imported the function by name.
+    for name, module in list(_sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is not None:
+            module.boto_client_for = boto_client_for
+
+
+def parse_each_json_path_once() -> None:
+    """12b. moto parses a JSONPath every time it evaluates one: EventBridge for each input
+    path of each target of each event (moto/events/utils.py:99-108, and jsonpath_ng builds
+    its whole LALR parser per call), Step Functions for each InputPath, ResultPath and
+    Choice variable of each state (asl/utils/json_path.py:48, common/path/result_path.py).
+    That was the largest single cost of a PutEvents. A parsed path is only read afterwards,
+    so each distinct one is parsed once."""
+    import functools
+
+    import jsonpath_ng
+    import jsonpath_ng.ext
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    ext_parse = functools.lru_cache(maxsize=4096)(jsonpath_ng.ext.parse)
+    plain_parse = functools.lru_cache(maxsize=4096)(jsonpath_ng.parse)
+    jsonpath_ng.ext.parse = ext_parse  # moto/events/utils.py imports it at each call
+    json_path.parse = ext_parse
+    result_path.parse = plain_parse
+
+
+def check_sqs_retention_cheaply() -> None:
+    """12d. For each message ReceiveMessage hands out, moto checks the retention period by
+    computing every attribute of the queue (moto/sqs/models.py:1282-1289 calls
+    get_queue_attributes, whose Approximate* counts walk all messages and ask each for its
+    visibility): a receive cost the square of the queue's length. The period is read
+    directly; the answer is the same."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(self, queue_name, message) -> bool:
+        retention_period = int(self.get_queue(queue_name).message_retention_period)
+        return retention_period + message.sent_timestamp / 1000 > unix_time()
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+
+def map_streams_served_apart() -> None:
+    """13. The stack serves DynamoDB and DynamoDB Streams from a second emulator process
+    (local/stack.py), so a mapping's stream is not in this process's DynamoDB. moto accepts
+    a mapping only on a stream it holds (moto/awslambda/models.py:2142-2152) and otherwise
+    answers InvalidParameterValueException; here a mapping on any DynamoDB stream ARN is
+    kept as moto keeps the others. moto would invoke from its table link; nothing here does
+    (patch 3): the pollers read the stream where it is served."""
+    from moto.awslambda.models import EventSourceMapping, LambdaBackend
+    from moto.core.exceptions import JsonRESTError as RESTError
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create_event_source_mapping(self, spec):
+        try:
+            return original(self, spec)
+        except RESTError:
+            arn = str(spec.get("EventSourceArn") or "")
+            if ":dynamodb:" not in arn or "/stream/" not in arn:
+                raise
+        func = self._lambdas.get_function_by_name_or_arn_with_qualifier(spec.get("FunctionName", ""))
+        spec.update({"FunctionArn": func.function_arn})
+        esm = EventSourceMapping(spec)
+        self._event_source_mappings[esm.uuid] = esm
+        return esm
+
+    LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+
+def index_kinesis_shards() -> None:
+    """12c. A Kinesis shard keeps its records in an insertion-ordered dict keyed by sequence
+    number, and moto walks all of it on every GetRecords to find the records after the
+    iterator (moto/kinesis/models.py:122), and copies all its keys into a list on every
+    PutRecord to find the last one (:139, :155). Both grew with every order ever placed.
+    Sequence numbers only grow, so a sorted list beside the dict finds the place by
+    bisection. What GetRecords answers is unchanged."""
+    import bisect
+
+    from moto.kinesis.models import Shard
+
+    writing = threading.Lock()  # moto's put_record "is not safe for concurrency" (:137)
+
+    def keys(shard) -> list:
+        index = shard.__dict__.get("_local_keys")
+        if index is None or len(index) != len(shard.records):
+            index = shard.__dict__["_local_keys"] = sorted(shard.records)
+        return index
+
+    original_put = Shard.put_record
+
+    def put_record(self, partition_key, data, explicit_hash_key):
+        with writing:  # two writers could take the same number, the later record replacing the earlier
+            index = keys(self)
+            sequence_number = original_put(self, partition_key, data, explicit_hash_key)
+            index.append(int(sequence_number))
+            return sequence_number
+
+    def get_max_sequence_number(self) -> int:
+        index = keys(self)
+        return index[-1] if index else 0
+
+    def get_min_sequence_number(self) -> int:
+        index = keys(self)
+        return index[0] if index else 0
+
+    def get_records(self, last_sequence_id, limit):
+        index = keys(self)
+        last = int(last_sequence_id)
+        start = bisect.bisect_right(index, last)
+        chosen = index[start:] if limit is None else index[start:start + limit]
+        results = [self.records[n] for n in chosen]
+        millis_behind_latest = 0
+        if results:
+            last = chosen[-1]
+            millis_behind_latest = int((self.records[index[-1]].created_at - results[-1].created_at) * 1000)
+        return results, last, millis_behind_latest
+
+    Shard.put_record = put_record
+    Shard.get_max_sequence_number = get_max_sequence_number
+    Shard.get_min_sequence_number = get_min_sequence_number
+    Shard.get_records = get_records
+
+
+# ---------------------------------------------------------------------------------------
 # Diagnostics: what the emulator's memory holds.
 # ---------------------------------------------------------------------------------------
 def log_memory_census(_signum=None, _frame=None) -> None:
@@ -1148,6 +1327,11 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float, init_seconds: fl
     bound_step_functions_leftovers()
     route_requests_without_listing_moto()
     take_the_bus_away_on_demand()
+    share_step_functions_clients()
+    parse_each_json_path_once()
+    index_kinesis_shards()
+    check_sqs_retention_cheaply()
+    map_streams_served_apart()
 
 
 # ---------------------------------------------------------------------------------------
@@ -1203,6 +1387,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     apply_patches(cargo_lambda_url, invoke_timeout, init_seconds)
+    # 12e. Every request is a thread here, and most of a request's life is socket reads and
+    # writes: after each, its thread waits for the interpreter lock until a busy thread
+    # yields it, by default after 5 ms (sys.getswitchinterval). Under load a DynamoDB
+    # GetItem waited 180 ms this way with the process at 0.7 of a core. A shorter interval
+    # hands the lock back to threads that are ready sooner.
+    sys.setswitchinterval(float(os.environ.get("LOCAL_SWITCH_INTERVAL_MS") or 0.5) / 1000)
 
     # Same construction as moto's ThreadedMotoServer (moto/moto_server/threaded_moto_server.py
     # :24-35), but binding in this thread so a busy port fails loudly instead of hanging

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jwt_local  # noqa: E402
+from lambda_gate import GATE, Busy  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DECLARATION = os.path.join(REPO_ROOT, "infra", "declaration.json")
@@ -309,6 +310,14 @@ class Reply:
 
 
 def invoke(host: str, port: int, timeout: float, function: str, event: dict) -> bytes:
+    try:
+        with GATE.entry(function, timeout) as left:
+            return _invoke(host, port, left, function, event)
+    except Busy as exc:
+        raise FunctionFailed(f"invoke failed: {exc}") from exc
+
+
+def _invoke(host: str, port: int, timeout: float, function: str, event: dict) -> bytes:
     payload = json.dumps(event).encode("utf-8")
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:

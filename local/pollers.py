@@ -6,6 +6,7 @@ records to the functions served by `cargo lambda watch`, as Lambda's pollers do.
 
 Environment:
     AWS_ENDPOINT_URL        the emulator (default http://127.0.0.1:$MOTO_PORT, MOTO_PORT 5000)
+    AWS_ENDPOINT_URL_DYNAMODB_STREAMS  where DynamoDB Streams is served, when apart from it
     AWS_REGION              region (default us-east-1); credentials default to "test"
     CARGO_LAMBDA_PORT       port of `cargo lambda watch` (default 9000)
     CARGO_LAMBDA_HOST       host of `cargo lambda watch` (default 127.0.0.1)
@@ -90,11 +91,19 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from emulator import no_proxy_for_loopback  # local/, beside this file
+from lambda_gate import GATE, Busy  # noqa: E402
 
 LOG = logging.getLogger("pollers")
 
 REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{os.environ.get('MOTO_PORT') or 5000}"
+
+
+def endpoint_for(service: str) -> str:
+    """The service's own endpoint when the stack serves it apart (AWS_ENDPOINT_URL_DYNAMODB,
+    AWS_ENDPOINT_URL_DYNAMODB_STREAMS, as the SDKs read them), else ENDPOINT."""
+    key = "AWS_ENDPOINT_URL_" + service.upper().replace("DYNAMODBSTREAMS", "DYNAMODB_STREAMS")
+    return os.environ.get(key) or ENDPOINT
 LAMBDA_URL = (
     f"http://{os.environ.get('CARGO_LAMBDA_HOST') or '127.0.0.1'}:"
     f"{os.environ.get('CARGO_LAMBDA_PORT') or 9000}"
@@ -110,6 +119,8 @@ REPORT_FAILURES = "ReportBatchItemFailures"
 # the extra pollers look whether the backlog is there.
 SQS_POLLERS = int(os.environ.get("POLLERS_SQS_CONCURRENCY") or 5)
 SQS_POLLERS_MAX = 20
+# WaitTimeSeconds of a receive while a batch is empty: short, so stopping takes at most that.
+SQS_LONG_POLL_SECONDS = int(os.environ.get("POLLERS_SQS_WAIT_SECONDS") or 2)
 IDLE_EXTRA = 0.5
 
 
@@ -142,7 +153,7 @@ class Aws:
         )
 
         def make(service: str):
-            return session.client(service, endpoint_url=ENDPOINT, config=config)
+            return session.client(service, endpoint_url=endpoint_for(service), config=config)
 
         self.lam = make("lambda")
         self.sqs = make("sqs")
@@ -193,8 +204,10 @@ def invoke(function_name: str, event: dict) -> Outcome:
         url, data=json.dumps(event).encode(), method="POST", headers={"Content-Type": "application/json"}
     )
     try:
-        with _OPENER.open(request, timeout=INVOKE_TIMEOUT) as response:
+        with GATE.entry(function_name, INVOKE_TIMEOUT) as left, _OPENER.open(request, timeout=left) as response:
             body = response.read().decode("utf-8", "replace")
+    except Busy as err:
+        return Outcome("service_error", None, str(err))
     except urllib.error.HTTPError as err:
         body = err.read().decode("utf-8", "replace")
         doc = _json_or_none(body)
@@ -363,6 +376,19 @@ class SqsRunner(Runner):
                 continue
             if batch and not self.stop_event.is_set():
                 self.handle(url, batch)
+            elif batch:
+                self.release(url, batch)
+
+    def release(self, url: str, batch: list[dict]) -> None:
+        """Messages received as the mapping stopped (a long poll answered after it was
+        disabled) are made visible again at once, not left hidden for the visibility timeout."""
+        for start in range(0, len(batch), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                       for i, m in enumerate(batch[start:start + 10])]
+            try:
+                self.aws.sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+            except Exception as err:  # noqa: BLE001 - they become visible at their timeout anyway
+                LOG.warning("[%s] could not release %d message(s): %s", self.short, len(entries), err)
 
     def gather(self, url: str, give_up_when_empty: bool = False) -> list[dict]:
         """Up to BatchSize messages: ReceiveMessage until the batch is full or the window,
@@ -371,12 +397,16 @@ class SqsRunner(Runner):
         deadline: float | None = None
         while not self.stop_event.is_set():
             want = min(self.batch_size - len(batch), 10)
+            # Long polling while nothing is gathered, as Lambda's pollers do: the receive
+            # returns as soon as a message arrives, and an idle queue costs the emulator one
+            # waiting request instead of four full scans of the queue a second.
+            long_poll = SQS_LONG_POLL_SECONDS if not batch and not give_up_when_empty else 0
             messages = self.aws.sqs.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=want,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
+                WaitTimeSeconds=long_poll,
             ).get("Messages", [])
             for message in messages:
                 batch[message["MessageId"]] = message
@@ -387,6 +417,8 @@ class SqsRunner(Runner):
             if not messages:
                 if give_up_when_empty and not batch:
                     return []
+                if long_poll:
+                    continue  # the receive itself waited
                 pause = IDLE if deadline is None else min(IDLE, deadline - time.monotonic())
                 self.wait(pause)
         return list(batch.values())

@@ -215,9 +215,12 @@ def ensure_state_machine(sfn, decl: dict, machine: str, role_arn: str) -> None:
         sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=decl["state_machines"][machine].get("type", "STANDARD"))
 
 
-def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = None) -> dict:
+def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = None,
+              dynamodb_endpoint: str | None = None) -> dict:
+    """dynamodb_endpoint: where the tables live when DynamoDB is served apart (local/stack.py)."""
     decl = decl or declaration.load()
-    ddb, lam, iam = client("dynamodb", endpoint), client("lambda", endpoint), client("iam", endpoint)
+    ddb = client("dynamodb", dynamodb_endpoint or endpoint)
+    lam, iam = client("lambda", endpoint), client("iam", endpoint)
     sqs, events = client("sqs", endpoint), client("events", endpoint)
     kinesis, sfn = client("kinesis", endpoint), client("stepfunctions", endpoint)
     created = {"tables": [], "functions": [], "mappings": []}
@@ -260,9 +263,10 @@ def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = N
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--endpoint", default=f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}")
+    p.add_argument("--dynamodb-endpoint", default=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
     p.add_argument("--env-file", default=str(declaration.ROOT / ".local" / "functions.env"))
     args = p.parse_args()
-    created = provision(args.endpoint, env_file=Path(args.env_file))
+    created = provision(args.endpoint, env_file=Path(args.env_file), dynamodb_endpoint=args.dynamodb_endpoint)
     print(f"provisioned: {len(created['tables'])} table(s), {len(created['functions'])} function record(s), "
           f"{len(created['mappings'])} event-source mapping(s) created")
     return 0

@@ -4,12 +4,16 @@
     .venv/bin/python local/stack.py dev              # serve until Ctrl-C
     .venv/bin/python local/stack.py exec -- CMD ...  # start, run CMD, stop; exit with CMD's code
 
-In order: the emulator (moto, local/emulator.py) on 127.0.0.1:5000, provisioning of the
+In order: the emulator (moto, local/emulator.py) on 127.0.0.1:5000, a second emulator process
+for DynamoDB and DynamoDB Streams on 127.0.0.1:5001 (every client reaches it through the SDKs'
+AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_DYNAMODB_STREAMS, so no code path differs from
+AWS; one Python process runs one thread at a time, and DynamoDB was half of the emulator's
+work under load), provisioning of the
 declaration (local/provision.py), `cargo lambda watch` on 127.0.0.1:9000, and the API
 gateway (local/gateway.py) on 127.0.0.1:3000. Each runs in its own process group and is
 stopped (TERM, then KILL) on exit, Ctrl-C, SIGTERM or any failure. Logs go to .local/logs/.
 
-Ports: MOTO_PORT, CARGO_LAMBDA_PORT, LOCAL_API_PORT change the defaults;
+Ports: MOTO_PORT, LOCAL_DYNAMODB_PORT, CARGO_LAMBDA_PORT, LOCAL_API_PORT change the defaults;
 LOCAL_LAMBDA_CONCURRENCY (default 4) is how many processes of one function may run at once.
 """
 
@@ -36,6 +40,7 @@ LOGS = STATE / "logs"
 PY = sys.executable
 
 MOTO_PORT = int(os.environ.get("MOTO_PORT", "5000"))
+DYNAMODB_PORT = int(os.environ.get("LOCAL_DYNAMODB_PORT", str(MOTO_PORT + 1)))
 LAMBDA_PORT = int(os.environ.get("CARGO_LAMBDA_PORT", "9000"))
 API_PORT = int(os.environ.get("LOCAL_API_PORT", "3000"))
 LAMBDA_CONCURRENCY = int(os.environ.get("LOCAL_LAMBDA_CONCURRENCY", "4"))
@@ -50,6 +55,8 @@ def stack_env() -> dict[str, str]:
     env.update(
         {
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{MOTO_PORT}",
+            "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{DYNAMODB_PORT}",
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": f"http://127.0.0.1:{DYNAMODB_PORT}",
             "AWS_REGION": provision.REGION,
             "AWS_DEFAULT_REGION": provision.REGION,
             "AWS_ACCESS_KEY_ID": "test",
@@ -95,17 +102,20 @@ class Stack:
         raise RuntimeError(f"{name} not ready after {timeout:.0f}s; see {LOGS / (name + '.log')}")
 
     def start(self) -> dict[str, str]:
-        for port in (MOTO_PORT, LAMBDA_PORT, API_PORT):
+        for port in (MOTO_PORT, DYNAMODB_PORT, LAMBDA_PORT, API_PORT):
             if port_open(port):
                 raise RuntimeError(f"port {port} is in use: is another stack running? (stop it, or set the *_PORT variables)")
         env = stack_env()
         Path(env["LOCAL_FAULTS_FILE"]).unlink(missing_ok=True)  # no faults left from a previous run
         t0 = time.monotonic()
         emu = self.spawn("emulator", [PY, str(HERE / "emulator.py"), "--port", str(MOTO_PORT)], env)
+        ddb = self.spawn("emulator-dynamodb", [PY, str(HERE / "emulator.py"), "--port", str(DYNAMODB_PORT)], env)
         self.wait_until("emulator", emu, lambda: port_open(MOTO_PORT), 60)
+        self.wait_until("emulator-dynamodb", ddb, lambda: port_open(DYNAMODB_PORT), 60)
 
         env_file = STATE / "functions.env"
-        created = provision.provision(env["AWS_ENDPOINT_URL"], env_file=env_file)
+        created = provision.provision(env["AWS_ENDPOINT_URL"], env_file=env_file,
+                                      dynamodb_endpoint=env["AWS_ENDPOINT_URL_DYNAMODB"])
         print(f"[stack] provisioned {len(created['tables'])} tables, {len(created['functions'])} functions, "
               f"{len(created['mappings'])} event-source mappings", flush=True)
         for line in env_file.read_text().splitlines():
@@ -141,7 +151,7 @@ class Stack:
         gw = self.spawn("gateway", [PY, str(HERE / "gateway.py"), "--port", str(API_PORT)], env)
         self.wait_until("gateway", gw, lambda: port_open(API_PORT), 30)
         print(f"[stack] ready in {time.monotonic() - t0:.1f}s: API http://127.0.0.1:{API_PORT}, "
-              f"emulator http://127.0.0.1:{MOTO_PORT}, functions http://127.0.0.1:{LAMBDA_PORT}; logs in {LOGS}",
+              f"emulator http://127.0.0.1:{MOTO_PORT} (DynamoDB :{DYNAMODB_PORT}), functions http://127.0.0.1:{LAMBDA_PORT}; logs in {LOGS}",
               flush=True)
         return env
 
@@ -223,7 +233,16 @@ def main(argv: list[str]) -> int:
             print(f"[stack] {', '.join(dead)} exited; stopping", file=sys.stderr)
             code = 1
         else:
-            code = subprocess.call(command, cwd=ROOT, env=env)
+            child = subprocess.Popen(command, cwd=ROOT, env=env)
+            try:
+                code = child.wait()
+            except KeyboardInterrupt:  # the command goes with the stack, not after it
+                child.terminate()
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                raise
             crashes = function_crashes()
             if crashes:
                 print(f"[stack] {len(crashes)} function process crash(es) while it ran "
@@ -233,7 +252,7 @@ def main(argv: list[str]) -> int:
         code = 0 if mode == "dev" else 130  # Ctrl-C is how `make dev` is meant to end
     except Exception as e:  # any failure to start: report, stop what runs, fail
         print(f"[stack] {e}", file=sys.stderr)
-        for name in ("emulator", "cargo-lambda", "pollers", "gateway"):
+        for name in ("emulator", "emulator-dynamodb", "cargo-lambda", "pollers", "gateway"):
             log = LOGS / f"{name}.log"
             if log.exists():
                 tail = log.read_text(errors="replace").splitlines()[-15:]
