@@ -163,31 +163,63 @@ async fn answer(
     })
 }
 
-/// Handles a Kinesis batch in order with `handle`. At the first record that fails (or is
-/// not a fraud-check request) it stops and reports that record's sequence number, so
-/// Lambda retries from exactly there: nothing after it is skipped, and what precedes it is
-/// not handled again. A record that keeps failing ends, after the mapping's retries, in
-/// its on-failure queue.
+/// How many users' records of one batch are scored at once. Each user's records are
+/// scored one after another, in stream order.
+pub const USERS_AT_ONCE: usize = 16;
+
+/// Handles a Kinesis batch with `handle`: the records of one partition key (the user, as
+/// the producer partitions the stream) one after another in stream order, different keys
+/// concurrently (up to [`USERS_AT_ONCE`]), as Lambda's parallelization factor does within
+/// a shard. A key's records stop at its first failure (or record that is not a fraud-check
+/// request); the lowest failed sequence number is reported, so Lambda checkpoints just
+/// before it and retries from there. Records after it that were handled meanwhile come
+/// again and are answered from their stored assessment (scoring is once per order); none
+/// is skipped. A record that keeps failing ends, after the mapping's retries, in its
+/// on-failure queue.
 pub async fn process_batch<F, Fut>(
     records: &[KinesisEventRecord],
-    mut handle: F,
+    handle: F,
 ) -> KinesisEventResponse
 where
-    F: FnMut(FraudCheckRequest) -> Fut,
+    F: Fn(FraudCheckRequest) -> Fut,
     Fut: Future<Output = Result<(), FraudError>>,
 {
+    use futures::StreamExt;
+
+    let mut keys: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let key = record.kinesis.partition_key.as_str();
+        let group = *keys.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[group].push(i);
+    }
+    let handle = &handle;
+    let failed: Vec<usize> = futures::stream::iter(groups)
+        .map(|group| async move {
+            for i in group {
+                let record = &records[i];
+                let result = match FraudCheckRequest::parse(&record.kinesis.data.0) {
+                    Ok(request) => handle(request).await.map_err(|e| error_chain(&e)),
+                    Err(e) => Err(error_chain(&e)),
+                };
+                if let Err(reason) = result {
+                    let sequence_number = &record.kinesis.sequence_number;
+                    tracing::error!(%sequence_number, %reason, "fraud check failed; retrying from this record");
+                    return Some(i);
+                }
+            }
+            None
+        })
+        .buffer_unordered(USERS_AT_ONCE)
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await;
     let mut response = KinesisEventResponse::default();
-    for record in records {
-        let sequence_number = &record.kinesis.sequence_number;
-        let result = match FraudCheckRequest::parse(&record.kinesis.data.0) {
-            Ok(request) => handle(request).await.map_err(|e| error_chain(&e)),
-            Err(e) => Err(error_chain(&e)),
-        };
-        if let Err(reason) = result {
-            tracing::error!(%sequence_number, %reason, "fraud check failed; retrying from this record");
-            response.add_failure(sequence_number.clone());
-            return response;
-        }
+    if let Some(first) = failed.into_iter().min() {
+        response.add_failure(records[first].kinesis.sequence_number.clone());
     }
     response
 }
@@ -233,12 +265,16 @@ mod tests {
     use std::cell::RefCell;
 
     fn record(seq: u32, data: &[u8]) -> KinesisEventRecord {
+        record_of("u-1", seq, data)
+    }
+
+    fn record_of(partition_key: &str, seq: u32, data: &[u8]) -> KinesisEventRecord {
         use base64::Engine;
         let data = base64::engine::general_purpose::STANDARD.encode(data);
         serde_json::from_value(serde_json::json!({
             "kinesis": {
                 "kinesisSchemaVersion": "1.0",
-                "partitionKey": "u-1",
+                "partitionKey": partition_key,
                 "sequenceNumber": format!("{seq:06}"),
                 "data": data,
                 "approximateArrivalTimestamp": 1795290000.0
@@ -298,6 +334,51 @@ mod tests {
             Some("000003")
         );
         assert_eq!(*seen.borrow(), ["token-1", "token-2", "token-3"]);
+    }
+
+    #[tokio::test]
+    async fn users_are_scored_concurrently_and_the_lowest_failure_is_reported() {
+        // u-1: 1, 3 (fails), 5; u-2: 2, 4. Both users' first records wait for each other:
+        // scored one user after the other, this would never finish.
+        let gate = tokio::sync::Barrier::new(2);
+        let seen = RefCell::new(Vec::new());
+        let records = vec![
+            record_of("u-1", 1, &request(1)),
+            record_of("u-2", 2, &request(2)),
+            record_of("u-1", 3, &request(3)),
+            record_of("u-2", 4, &request(4)),
+            record_of("u-1", 5, &request(5)),
+        ];
+        let batch = process_batch(&records, |r| {
+            seen.borrow_mut().push(r.task_token.clone());
+            let gate = &gate;
+            async move {
+                if r.task_token == "token-1" || r.task_token == "token-2" {
+                    gate.wait().await;
+                }
+                if r.task_token == "token-3" {
+                    Err(FraudError::Contention(r.order_id))
+                } else {
+                    Ok(())
+                }
+            }
+        });
+        let response = tokio::time::timeout(std::time::Duration::from_secs(5), batch)
+            .await
+            .expect("the two users were scored one after the other");
+        let reported: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect();
+        assert_eq!(reported, ["000003"]);
+        let seen = seen.borrow();
+        // u-1 stopped at its failure; u-2 went on; each user's records in stream order.
+        assert!(!seen.contains(&"token-5".to_owned()), "{seen:?}");
+        let of = |t: &str| seen.iter().position(|s| s == t).unwrap();
+        assert!(of("token-1") < of("token-3"));
+        assert!(of("token-2") < of("token-4"));
+        assert_eq!(seen.len(), 4);
     }
 
     #[tokio::test]
