@@ -142,8 +142,9 @@ pub async fn transact(
 pub const CONFLICT_ATTEMPTS: u32 = 8;
 
 /// "Full jitter" (a random pause up to 25 ms doubled per attempt, at most 1 s): concurrent
-/// writers that met on one item spread out instead of meeting again.
-fn conflict_backoff(attempt: u32) -> std::time::Duration {
+/// writers that met on one item spread out instead of meeting again. Also the pause of an
+/// optimistic-concurrency loop that lost a race on an item's version.
+pub fn conflict_backoff(attempt: u32) -> std::time::Duration {
     let cap_ms = (25_u64 << attempt.min(6)).min(1000);
     let random = u64::try_from(ulid::Ulid::new().random() & u128::from(u64::MAX)).unwrap_or(0);
     std::time::Duration::from_millis(random % (cap_ms + 1))

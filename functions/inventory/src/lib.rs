@@ -21,8 +21,10 @@ use std::future::Future;
 
 pub use store::DynamoProductStore;
 
-/// How often a write retries after losing an optimistic-concurrency race.
-const MAX_ATTEMPTS: usize = 5;
+/// How often a write is tried when it keeps losing an optimistic-concurrency race (a hot
+/// sku that orders reserve from while an admin restocks it), with a jittered pause
+/// ([`shared::dynamo::conflict_backoff`]) before each new try.
+const MAX_ATTEMPTS: u32 = 8;
 
 /// The event a product write publishes.
 #[derive(Debug, Clone)]
@@ -74,9 +76,9 @@ impl From<InventoryError> for ApiError {
         match err {
             InventoryError::NotFound(sku) => ApiError::NotFound(format!("No product {sku}")),
             InventoryError::Stock(e) => ApiError::Conflict(format!("Stock cannot change: {e}")),
-            InventoryError::Contended(_) => ApiError::InProgress {
-                retry_after_secs: 1,
-            },
+            InventoryError::Contended(sku) => {
+                ApiError::Contention(format!("Product {sku} is changing too often right now"))
+            }
             InventoryError::Store(e) => ApiError::internal(e),
         }
     }
@@ -95,7 +97,10 @@ pub async fn upsert(
     trace: &Trace,
     now: Timestamp,
 ) -> Result<(Product, bool), InventoryError> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(shared::dynamo::conflict_backoff(attempt)).await;
+        }
         let current = store.get(&sku).await?;
         let created = current.is_none();
         let expected = current.as_ref().map(|p| p.version);
@@ -146,7 +151,10 @@ pub async fn adjust_stock(
     trace: &Trace,
     now: Timestamp,
 ) -> Result<Product, InventoryError> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(shared::dynamo::conflict_backoff(attempt)).await;
+        }
         let current = store
             .get(&sku)
             .await?
