@@ -148,8 +148,10 @@ class Shopper(HttpUser):
             expect(r, 201)
 
     def follow(self, order_id: str, until: set[str], bound: float) -> str | None:
+        """Reads the order until its status is in `until` or `bound` seconds passed, as a
+        shop's order page does: again after 1 s, then backing off by half up to 5 s."""
         deadline = time.time() + bound
-        status = None
+        status, pause = None, 1.0
         while time.time() < deadline:
             with self.client.get(f"/orders/{order_id}", headers=self.auth, name="GET /orders/{id}",
                                  catch_response=True, timeout=TIMEOUT) as r:
@@ -159,7 +161,8 @@ class Shopper(HttpUser):
                 LEDGER.observe(order_id, status, order.get("updated_at"))
                 if status in until:
                     return status
-            gevent.sleep(1.0)  # a client checking back once a second
+            gevent.sleep(min(pause, max(deadline - time.time(), 0)))
+            pause = min(pause * 1.5, 5.0)
         return status
 
     @task
@@ -340,7 +343,7 @@ class Recorder:
         }
         self.placed_before = placed
         self.rows.append(row)
-        print(f"[soak] {row['minute']:6.2f} min: {row['requests']} requests, {row['failures']} failed, "
+        print(f"[soak] {row['minute']:6.2f} min: {row['requests']} requests, {row['failures']} failed, {row['orders_placed']} orders placed, "
               f"{row['orders_settled']} orders settled (max {row['settle_max_s']} s), emulator "
               f"{row['rss_mb']['emulator']} MB, crashes {row['function_crashes']}", flush=True)
         return row

@@ -33,6 +33,11 @@ import jwt_local  # noqa: E402
 from crashes import function_crashes  # noqa: E402
 
 API = os.environ.get("LOCAL_API_URL", "http://127.0.0.1:3000")
+# Seconds between two orders of one shopper. A shopper follows its order to the end before
+# shopping again, so the shoppers place `rate` orders a second only if there are enough of
+# them: rate x SHOPPER_SECONDS, with SHOPPER_SECONDS above browsing plus settling plus a
+# cancellation now and then (the load is open, not paced by how fast orders settle).
+SHOPPER_SECONDS = 40
 
 
 def run_locust(minutes: float, shoppers: int, rate: float, out: Path) -> int:
@@ -160,11 +165,12 @@ def main(argv: list[str]) -> int:
         out = ROOT / ".local" / "load-smoke.json"
     elif args.mode == "soak":
         minutes = args.minutes or float(os.environ.get("SOAK_MINUTES") or 60)
-        rate, shoppers = args.rate or 5, args.shoppers or 50
+        rate = args.rate or 5
+        shoppers = args.shoppers or int(rate * SHOPPER_SECONDS)
         out = RESULTS / "soak.json"
     else:
         minutes, rate = args.minutes or 10, args.rate or 10
-        shoppers = args.shoppers or int(rate * 10)
+        shoppers = args.shoppers or int(rate * SHOPPER_SECONDS)
         out = RESULTS / f"rate-{rate:g}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     code = run_locust(minutes, shoppers, rate, out)
