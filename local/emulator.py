@@ -46,7 +46,7 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
      ExpiredIteratorException.
   9. moto keeps only what can be asked for again: not every model instance it ever made
      (BaseModel tracking), not finished interpreter threads, and the event history of the
-     newest LOCAL_SFN_HISTORIES (2000) closed executions per state machine.
+     newest LOCAL_SFN_HISTORIES (500) closed executions per state machine.
   10. moto's package directory is listed once, not on every request.
   11. An EventBridge outage on demand (LOCAL_FAULTS_FILE `{"eventbridge": "unavailable"}`).
   12. Work moto repeats per request done once: one SDK client per service for the Step
@@ -55,6 +55,7 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
       receive that does not recount the queue per message, a shorter interpreter switch
       interval (threads waiting on sockets get the lock back sooner).
   13. A mapping may name a DynamoDB stream that the stack's second emulator process serves.
+  14. DynamoDB stream records kept compressed (the largest share of growth under load).
 SIGUSR1 logs a memory census (objects by type, the sizes of moto's state); SIGUSR2 every
 thread's stack.
 
@@ -904,7 +905,7 @@ def _expired_iterator() -> Exception:
 # ---------------------------------------------------------------------------------------
 # How many closed executions per state machine keep their event history locally (AWS keeps
 # it 90 days; here it is memory, 150 KB to 1 MB an execution).
-CLOSED_EXECUTION_HISTORIES = int(os.environ.get("LOCAL_SFN_HISTORIES") or 2000)
+CLOSED_EXECUTION_HISTORIES = int(os.environ.get("LOCAL_SFN_HISTORIES") or 500)
 
 
 def stop_tracking_every_model_instance() -> None:
@@ -963,6 +964,31 @@ def bound_step_functions_leftovers() -> None:
         return result
 
     StepFunctionsParserBackend.start_execution = start_execution
+
+    # SendTaskFailure looks for the token in every execution, closed ones included
+    # (moto/stepfunctions/parser/models.py:139-159; SendTaskSuccess and heartbeats look only
+    # at running ones), through each one's evaluation environment, which a compacted
+    # execution no longer has: an admin's rejection answered 500 once the first executions
+    # were compacted. The same search, passing over what has no environment (closed, it
+    # waits for no token); a token found nowhere is InvalidToken as before.
+    from moto.stepfunctions.parser import models as parser_models
+
+    def send_task_failure(self, task_token, error=None, cause=None):
+        outcome = parser_models.CallbackOutcomeFailure(callback_id=task_token, error=error, cause=cause)
+        for execution in self._get_executions():
+            worker = execution.exec_worker
+            if worker is None or worker.env is None:
+                continue
+            try:
+                if worker.env.callback_pool_manager.notify(callback_id=task_token, outcome=outcome):
+                    return parser_models.SendTaskFailureOutput()
+            except parser_models.CallbackNotifyConsumerError as consumer_error:
+                if isinstance(consumer_error, parser_models.CallbackConsumerTimeout):
+                    raise parser_models.TaskTimedOut() from None
+                raise parser_models.TaskDoesNotExist() from None
+        raise parser_models.InvalidToken()
+
+    StepFunctionsParserBackend.send_task_failure = send_task_failure
 
 
 def route_requests_without_listing_moto() -> None:
@@ -1087,6 +1113,41 @@ def map_streams_served_apart() -> None:
     LambdaBackend.create_event_source_mapping = create_event_source_mapping
 
 
+def pack_stream_records() -> None:
+    """14. A DynamoDB stream record keeps its keys and both images as nested dicts of
+    DynamoDB JSON (moto/dynamodb/models/table.py:158-199): 5.7 KB of Python objects per
+    record, some 23 records an order, and a stream keeps every record (AWS: 24 hours). That
+    was the largest share of the emulator's growth under load (130 KB an order). A record
+    is kept as compressed JSON and read back when GetRecords asks for it; what GetRecords
+    answers is unchanged."""
+    import zlib
+
+    from moto.dynamodb.models.table import StreamRecord
+
+    original_init = StreamRecord.__init__
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)  # sets self.record, through the property below
+        record = self.__dict__.pop("_unpacked")
+        dynamodb = record["dynamodb"]
+        self._created = dynamodb.pop("ApproximateCreationDateTime")  # a datetime, serialized by moto
+        self._packed = zlib.compress(json.dumps(record, separators=(",", ":")).encode(), 1)
+
+    def get_record(self):
+        if "_unpacked" in self.__dict__:  # moto's __init__ still building it
+            return self.__dict__["_unpacked"]
+        record = json.loads(zlib.decompress(self._packed))
+        record["dynamodb"]["ApproximateCreationDateTime"] = self._created
+        return record
+
+    def set_record(self, value):
+        self.__dict__["_unpacked"] = value
+
+    StreamRecord.__init__ = __init__
+    StreamRecord.record = property(get_record, set_record)
+    StreamRecord.to_json = lambda self: self.record
+
+
 def index_kinesis_shards() -> None:
     """12c. A Kinesis shard keeps its records in an insertion-ordered dict keyed by sequence
     number, and moto walks all of it on every GetRecords to find the records after the
@@ -1155,7 +1216,69 @@ def log_memory_census(_signum=None, _frame=None) -> None:
         sizes = state_sizes()
     except Exception as exc:  # noqa: BLE001 - a census must never take the emulator down
         sizes = {"error": repr(exc)}
-    LOG.warning("memory census: rss %.0f MB; state %s; objects %s", _rss_mb(), json.dumps(sizes), counts.most_common(25))
+    try:
+        estimate = state_megabytes()
+    except Exception as exc:  # noqa: BLE001
+        estimate = {"error": repr(exc)}
+    LOG.warning("memory census: rss %.0f MB; state %s; estimated %s; objects %s", _rss_mb(), json.dumps(sizes),
+                json.dumps(estimate), counts.most_common(25))
+
+
+def _deep_size(obj, seen: set, depth: int = 0) -> int:
+    """Bytes held by obj and what it alone refers to (dicts, lists, strings, plain objects;
+    not classes, functions, modules or backends)."""
+    import types
+
+    if id(obj) in seen or depth > 40 or isinstance(obj, (type, types.ModuleType, types.FunctionType,
+                                                          types.MethodType, threading.Thread)):
+        return 0
+    name = type(obj).__name__
+    if name.endswith("Backend") or name in ("Table", "StateMachine", "Lock", "RLock", "Condition", "Event"):
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj, 64)
+    if isinstance(obj, dict):
+        size += sum(_deep_size(k, seen, depth + 1) + _deep_size(v, seen, depth + 1) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        size += sum(_deep_size(v, seen, depth + 1) for v in obj)
+    elif hasattr(obj, "__dict__"):
+        size += _deep_size(vars(obj), seen, depth + 1)
+    return size
+
+
+def state_megabytes(samples: int = 40) -> dict:
+    """What each kind of state holds, estimated from `samples` of each (MB)."""
+    import random
+
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.events.models import events_backends
+
+    kinds: dict[str, list] = {"items": [], "stream_records": [], "archived_events": [], "executions": []}
+    for _, _, backend in dynamodb_backends.iter_backends():
+        for table in backend.tables.values():
+            for v in table.items.values():
+                kinds["items"].extend(v.values() if table.has_range_key else [v])
+            if table.stream_shard is not None:
+                kinds["stream_records"].extend(table.stream_shard.items)
+    for _, _, backend in events_backends.iter_backends():
+        for archive in backend.archives.values():
+            kinds["archived_events"].extend(archive.events)
+    try:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        for _, _, backend in stepfunctions_parser_backends.iter_backends():
+            for machine in backend.state_machines:
+                kinds["executions"].extend(machine.executions)
+    except Exception:  # noqa: BLE001 - diagnostics only
+        pass
+    out = {}
+    for kind, objs in kinds.items():
+        if not objs:
+            continue
+        picked = random.sample(objs, min(samples, len(objs)))
+        mean = sum(_deep_size(o, set()) for o in picked) / len(picked)
+        out[kind] = {"count": len(objs), "kb_each": round(mean / 1024, 1), "mb": round(mean * len(objs) / 2**20, 1)}
+    return out
 
 
 def _rss_mb() -> float:
@@ -1332,6 +1455,7 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float, init_seconds: fl
     index_kinesis_shards()
     check_sqs_retention_cheaply()
     map_streams_served_apart()
+    pack_stream_records()
 
 
 # ---------------------------------------------------------------------------------------

@@ -233,15 +233,21 @@ def main(argv: list[str]) -> int:
             print(f"[stack] {', '.join(dead)} exited; stopping", file=sys.stderr)
             code = 1
         else:
-            child = subprocess.Popen(command, cwd=ROOT, env=env)
+            # Its own process group, so that everything it started (locust under run.py)
+            # goes with the stack, not after it.
+            child = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
             try:
                 code = child.wait()
-            except KeyboardInterrupt:  # the command goes with the stack, not after it
-                child.terminate()
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            except KeyboardInterrupt:
+                for sig in (signal.SIGTERM, signal.SIGKILL):
+                    try:
+                        os.killpg(child.pid, sig)
+                        child.wait(timeout=10)
+                        break
+                    except ProcessLookupError:
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
                 raise
             crashes = function_crashes()
             if crashes:
