@@ -121,7 +121,11 @@ def ensure_queue(sqs, name: str, spec: dict) -> str:
     """A queue (and its dead-letter queue unless `dlq: false`); returns its ARN."""
     attrs = {
         # Locally a consumer queue may redeliver sooner (`local_visibility_timeout_s`), so a
-        # poison message reaches its DLQ in seconds, not minutes; AWS uses the declared one.
+        # poison message reaches its DLQ in about two minutes, not ten; AWS uses the declared
+        # one (six times the function's timeout, as AWS advises). Never below the consuming
+        # function's timeout (30 s), the least AWS accepts for a mapping's queue: with 3 s, a
+        # batch that took longer under load was received again while it still ran, and
+        # messages that had been handled went to the dead-letter queue.
         "VisibilityTimeout": str(spec.get("local_visibility_timeout_s", spec.get("visibility_timeout_s", 30))),
         "MessageRetentionPeriod": str(spec.get("message_retention_s", 345600)),
     }

@@ -18,6 +18,10 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// A poison message is received 3 times, 30 s apart locally (the queue's visibility timeout,
+/// at least the consumer's timeout), before it is dead-lettered.
+const DLQ_WAIT: Duration = Duration::from_secs(240);
+
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The queues of the consumers a replay reaches.
@@ -469,12 +473,12 @@ async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_o
         .unwrap();
     assert!(sent.failed().is_empty());
 
-    // The poison ends in the DLQ after the queue's max receives (3, a few seconds apart).
+    // The poison ends in the DLQ after the queue's max receives (3, 30 s apart).
     let ours: BTreeSet<String> = [order_id.clone()].into();
     let started = Instant::now();
     while depth(&sqs, "notifications-dlq").await < dlq_before + 1 {
         assert!(
-            started.elapsed() < WAIT,
+            started.elapsed() < DLQ_WAIT,
             "the poison message never reached the DLQ"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -502,7 +506,7 @@ async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_o
     let started = Instant::now();
     while depth(&sqs, "notifications-dlq").await < moved {
         assert!(
-            started.elapsed() < WAIT,
+            started.elapsed() < DLQ_WAIT,
             "the redriven message did not come back"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;

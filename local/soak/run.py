@@ -40,6 +40,14 @@ API = os.environ.get("LOCAL_API_URL", "http://127.0.0.1:3000")
 SHOPPER_SECONDS = 40
 
 
+def dead_letters() -> dict[str, int]:
+    """Messages in each dead-letter and on-failure queue (local/dead_letters.py, run with the
+    stack's own Python: boto3 lives there)."""
+    raw = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(HERE.parent / "dead_letters.py")],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(raw)
+
+
 def run_locust(minutes: float, shoppers: int, rate: float, out: Path) -> int:
     env = dict(os.environ, SOAK_MINUTES=str(minutes), SOAK_SHOPPERS=str(shoppers),
                SOAK_ORDERS_PER_SECOND=str(rate), SOAK_OUT=str(out))
@@ -173,10 +181,22 @@ def main(argv: list[str]) -> int:
         shoppers = args.shoppers or int(rate * SHOPPER_SECONDS)
         out = RESULTS / f"rate-{rate:g}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    before = dead_letters()
     code = run_locust(minutes, shoppers, rate, out)
     if not out.exists():
         print("[load] locust wrote no results", file=sys.stderr)
         return 1
+    # Work the stack gave up on during the run: messages new in a dead-letter or on-failure queue.
+    after = dead_letters()
+    grown = {q: n - before.get(q, 0) for q, n in after.items() if n > before.get(q, 0)}
+    doc = json.loads(out.read_text())
+    doc["summary"]["dead_lettered"] = grown
+    out.write_text(json.dumps(doc, indent=1))
+    if grown:
+        print(f"[load] FAILED: messages dead-lettered during the run: {grown}", flush=True)
+        code = code or 1
+    else:
+        print("[load] nothing dead-lettered during the run", flush=True)
     if args.mode != "smoke":
         plot(out, out.with_suffix(".png"))
     if args.mode == "soak":
