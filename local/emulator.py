@@ -1118,8 +1118,9 @@ def pack_stream_records() -> None:
     DynamoDB JSON (moto/dynamodb/models/table.py:158-199): 5.7 KB of Python objects per
     record, some 23 records an order, and a stream keeps every record (AWS: 24 hours). That
     was the largest share of the emulator's growth under load (130 KB an order). A record
-    is kept as compressed JSON and read back when GetRecords asks for it; what GetRecords
+    is kept compressed (pickled) and read back when GetRecords asks for it; what GetRecords
     answers is unchanged."""
+    import pickle
     import zlib
 
     from moto.dynamodb.models.table import StreamRecord
@@ -1128,17 +1129,13 @@ def pack_stream_records() -> None:
 
     def __init__(self, *args, **kwargs):
         original_init(self, *args, **kwargs)  # sets self.record, through the property below
-        record = self.__dict__.pop("_unpacked")
-        dynamodb = record["dynamodb"]
-        self._created = dynamodb.pop("ApproximateCreationDateTime")  # a datetime, serialized by moto
-        self._packed = zlib.compress(json.dumps(record, separators=(",", ":")).encode(), 1)
+        # pickle, not JSON: the images hold bytes (binary attributes) and the record a datetime.
+        self._packed = zlib.compress(pickle.dumps(self.__dict__.pop("_unpacked"), protocol=5), 1)
 
     def get_record(self):
         if "_unpacked" in self.__dict__:  # moto's __init__ still building it
             return self.__dict__["_unpacked"]
-        record = json.loads(zlib.decompress(self._packed))
-        record["dynamodb"]["ApproximateCreationDateTime"] = self._created
-        return record
+        return pickle.loads(zlib.decompress(self._packed))
 
     def set_record(self, value):
         self.__dict__["_unpacked"] = value
