@@ -405,8 +405,11 @@ class GatewayRunTests(unittest.TestCase):
         with open(declaration, "w") as f:
             json.dump(DECLARATION, f)
         cls.port = free_port()
+        # The stand-in function serves any number of invocations at once, unlike cargo lambda
+        # watch, whose queue local/lambda_gate.py protects (tested in test_lambda_gate.py):
+        # here the gateway's own concurrency is under test, so its gate is opened wide.
         env = dict(os.environ, LOCAL_API_PORT=str(cls.port), CARGO_LAMBDA_PORT=str(cls.fake.server_address[1]),
-                   LOCAL_JWT_SECRET=SECRET, LAMBDA_INVOKE_TIMEOUT="10")
+                   LOCAL_JWT_SECRET=SECRET, LAMBDA_INVOKE_TIMEOUT="10", LOCAL_LAMBDA_INFLIGHT="512")
         cls.stderr = open(os.path.join(cls.tmp.name, "stderr.log"), "w+")
         cls.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "gateway.py"), "--declaration", declaration],
                                     stdout=subprocess.PIPE, stderr=cls.stderr, text=True, env=env)
