@@ -1014,7 +1014,6 @@ def share_step_functions_clients() -> None:
     documentation strings and a TLS context: under load that was a tenth of the emulator's
     CPU. A boto3 client is safe to share between threads; one per (region, service) is kept,
     with a connection pool as large as the executions that may call at once."""
-    import sys as _sys
 
     import boto3
     from botocore.config import Config
@@ -1043,7 +1042,7 @@ def share_step_functions_clients() -> None:
 
     boto_client.boto_client_for = boto_client_for
     # Every module of the interpreter imported the function by name.
-    for name, module in list(_sys.modules.items()):
+    for name, module in list(sys.modules.items()):
         if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is not None:
             module.boto_client_for = boto_client_for
 
