@@ -64,22 +64,29 @@ test-local-tools: install
 	$(PY) local/test_gateway.py
 	$(PY) local/test_pollers.py
 	$(PY) local/test_lambda_gate.py
+	$(PY) local/test_sdk_calls.py
 
 # Static checks of what deploys: the state machines as Terraform and the local stack
 # render them (asl-validator); checkov over infra/ (its own venv, .venv-tools/) and
-# terraform fmt -check where a terraform binary is installed.
+# terraform fmt -check where a terraform binary is installed; every generated role policy,
+# evaluated from the Terraform by tests/infra.rs, linted by parliament (infra/lint_iam.py).
 test-infra: install
 	$(PY) local/validate_state_machines.py
 	bash infra/check.sh
+	.venv-tools/bin/python infra/test_lint_iam.py
+	cargo test --workspace --locked --test infra -- --exact the_generated_role_policies_are_written_for_the_iam_linter
+	.venv-tools/bin/python infra/lint_iam.py "$${CARGO_TARGET_DIR:-target}/iam-policies" --allowlist infra/iam-allowlist.json
 
 # Integration and end-to-end tests need the emulator, cargo lambda watch and the gateway.
-# Build first, so cargo lambda watch only starts binaries that are already linked.
+# Build first, so cargo lambda watch only starts binaries that are already linked. Then every
+# AWS call the functions made in those tests is held against what their IAM policies grant.
 test-stack: install
 	cargo build --workspace --all-targets --locked
 	rm -f "$${CARGO_TARGET_DIR:-target}/saga-matrix.md"
 	$(PY) local/stack.py exec -- bash -c 'cargo test --workspace --tests --locked --no-fail-fast -- --test-threads 4 \
 	  && cat "$${CARGO_TARGET_DIR:-target}/saga-matrix.md" \
 	  && echo "load smoke: 64 shoppers for 2 minutes" && $(SOAK_PY) local/soak/run.py smoke'
+	$(PY) local/sdk_calls.py check
 
 # Long-running checks of the local stack (README: Operating the local stack). Each starts its
 # own stack, drives it through the gateway on 127.0.0.1 only, and stops by itself.
@@ -95,9 +102,9 @@ idle-check: install
 	cargo build --workspace --bins --locked
 	$(PY) local/stack.py exec -- $(SOAK_PY) local/soak/run.py idle --minutes $${IDLE_MINUTES:-30}
 
-build:
-	# Every Lambda of the workspace; commerce-ops (package ops) is the operator's command line, not a Lambda.
-	cargo lambda build --release --output-format zip --locked --workspace --exclude ops --exclude e2e
+# Every Lambda's zip, for infra/declaration.json's lambda.architecture (the one Terraform deploys).
+build: install
+	bash infra/build.sh
 
 # The operator's command line against the local stack of `make dev`, e.g.
 # make ops ARGS="redrive --queue notifications"

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Static checks of the Terraform in infra/, independent of the Makefile:
-#   1. checkov (pinned, in its own venv .venv-tools/ at the repo root: checkov pins an older
-#      boto3 that would break moto in .venv/), every check must pass or carry a justified
-#      `#checkov:skip=CKV_...:reason` comment inside the resource it skips;
+#   1. checkov (pinned in infra/requirements-tools.txt, in its own venv .venv-tools/ at the
+#      repo root: checkov pins an older boto3 that would break moto in .venv/), every check
+#      must pass or carry a justified `#checkov:skip=CKV_...:reason` comment inside the
+#      resource it skips;
 #   2. `terraform fmt -check -recursive infra`, when a terraform binary is on PATH.
-# Run from anywhere: infra/check.sh
+# `make test-infra` also lints the generated role policies with parliament from the same venv
+# (infra/lint_iam.py). Run from anywhere: infra/check.sh
 set -euo pipefail
-
-CHECKOV_VERSION="3.3.30"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 venv="$root/.venv-tools"
-if [[ ! -x "$venv/bin/checkov" ]] || [[ "$("$venv/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]]; then
-  echo "check.sh: installing checkov $CHECKOV_VERSION into .venv-tools/"
+requirements="$root/infra/requirements-tools.txt"
+if [[ ! -f "$venv/.installed" ]] || [[ "$requirements" -nt "$venv/.installed" ]]; then
+  echo "check.sh: installing infra/requirements-tools.txt into .venv-tools/"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  touch "$venv/.installed"
 fi
 
 echo "check.sh: checkov -d infra"

@@ -31,7 +31,6 @@ locals {
     home_region                  = local.home_region
     home_api_domain              = local.regional_domains[local.home_region]
     home_written_tables          = var.home_written_tables
-    lambda_architecture          = var.lambda_architecture
     lambda_artifacts_dir         = abspath("${path.module}/${var.lambda_artifacts_dir}")
     lambda_reserved_concurrency  = var.lambda_reserved_concurrency
     jwt_issuer                   = local.jwt_issuer
@@ -81,7 +80,6 @@ module "primary" {
   home_region                  = local.regional_common.home_region
   home_api_domain              = local.regional_common.home_api_domain
   home_written_tables          = local.regional_common.home_written_tables
-  lambda_architecture          = local.regional_common.lambda_architecture
   lambda_artifacts_dir         = local.regional_common.lambda_artifacts_dir
   lambda_reserved_concurrency  = local.regional_common.lambda_reserved_concurrency
   jwt_issuer                   = local.regional_common.jwt_issuer
@@ -118,7 +116,6 @@ module "secondary" {
   home_region                  = local.regional_common.home_region
   home_api_domain              = local.regional_common.home_api_domain
   home_written_tables          = local.regional_common.home_written_tables
-  lambda_architecture          = local.regional_common.lambda_architecture
   lambda_artifacts_dir         = local.regional_common.lambda_artifacts_dir
   lambda_reserved_concurrency  = local.regional_common.lambda_reserved_concurrency
   jwt_issuer                   = local.regional_common.jwt_issuer
@@ -155,7 +152,6 @@ module "third" {
   home_region                  = local.regional_common.home_region
   home_api_domain              = local.regional_common.home_api_domain
   home_written_tables          = local.regional_common.home_written_tables
-  lambda_architecture          = local.regional_common.lambda_architecture
   lambda_artifacts_dir         = local.regional_common.lambda_artifacts_dir
   lambda_reserved_concurrency  = local.regional_common.lambda_reserved_concurrency
   jwt_issuer                   = local.regional_common.jwt_issuer

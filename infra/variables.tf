@@ -51,16 +51,6 @@ variable "home_written_tables" {
   default     = ["orders", "inventory", "payments", "idempotency"]
 }
 
-variable "lambda_architecture" {
-  description = "arm64 (Graviton, cheaper per ms) or x86_64; must match how `make build` built the zips."
-  type        = string
-  default     = "arm64"
-  validation {
-    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
-    error_message = "lambda_architecture must be arm64 or x86_64."
-  }
-}
-
 variable "lambda_artifacts_dir" {
   description = "Where `make build` leaves target/lambda/<function>/bootstrap.zip."
   type        = string
@@ -68,9 +58,14 @@ variable "lambda_artifacts_dir" {
 }
 
 variable "lambda_reserved_concurrency" {
-  description = "Reserved concurrency of every function without its own `reserved_concurrency` in the declaration (-1: none reserved). The account's concurrency quota must exceed the sum of the reservations plus 100 in every region."
+  description = "Reserved concurrency of every function without its own `reserved_concurrency` in the declaration (-1, the default: none reserved). Opt in only with the quota arithmetic of infra/README.md, \"Concurrency\": the sum of the reservations plus 100 must not exceed the account's concurrency quota in any region."
   type        = number
-  default     = 10
+  default     = -1
+
+  validation {
+    condition     = var.lambda_reserved_concurrency == -1 || var.lambda_reserved_concurrency >= 1
+    error_message = "lambda_reserved_concurrency is -1 (no reservation) or at least 1 (0 would stop every function)."
+  }
 }
 
 variable "jwt_issuer" {

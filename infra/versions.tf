@@ -1,10 +1,11 @@
 terraform {
-  required_version = ">= 1.9.0"
+  # 1.11: the S3 backend's native locking (use_lockfile, below) is generally available.
+  required_version = ">= 1.11.0"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 6.0"
+      version = "~> 6.37"
     }
   }
 

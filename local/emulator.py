@@ -13,6 +13,7 @@ Environment:
                            invocations (default 10, Lambda's init limit: cargo lambda watch
                            starts more instances of a busy function while callers wait)
     LOCAL_FAULTS_FILE      fault injection for the saga's fault tests (_take_injected_fault)
+    LOCAL_SDK_CALLS_DIR    where to record each function's AWS calls (local/sdk_calls.py)
 
 What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS behaviour:
   1. Step Functions runs the real ASL definitions (moto's "parser" backend).
@@ -79,6 +80,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 
 from lambda_gate import GATE, Busy  # local/, beside this file
 
@@ -1518,6 +1520,13 @@ def main(argv: list[str] | None = None) -> int:
     # :24-35), but binding in this thread so a busy port fails loudly instead of hanging
     # start(), and in this process so the patches above apply.
     app = DomainDispatcherApplication(create_backend_app)
+    calls_dir = os.environ.get("LOCAL_SDK_CALLS_DIR")
+    if calls_dir:
+        # Each function's AWS calls, for the check against what its IAM policy grants
+        # (local/sdk_calls.py; the stack runs the check after its tests).
+        from sdk_calls import Recorder
+
+        app = Recorder(app, Path(calls_dir) / f"{args.port}.jsonl")
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_port
 

@@ -13,7 +13,9 @@ Environment:
 
 Routes come from infra/declaration.json, the declaration Terraform reads: every function
 with a `route` ("METHOD /path/{param}") is invoked for it, through the Lambda invoke API
-of `cargo lambda watch`. Every route requires a valid token (API.md, "Locally").
+of `cargo lambda watch`. Every route requires a valid token (API.md, "Locally"), except one
+declared `"auth": "none"` (GET /health, for health checkers that have no identity), whose
+event then has no `authorizer`, as in AWS.
 
 The one place local differs from AWS: the answers the gateway makes itself (401 from the
 authorizer, 404 for no route, 413, 500 when the function fails) are RFC 9457 problem
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import http.client
 import http.server
 import json
@@ -65,6 +68,7 @@ class Route:
     path: str  # as declared, e.g. /users/{user_id}
     function: str  # the Lambda (binary) name
     segments: tuple  # ("lit", "users") | ("param", "user_id") | ("greedy", "proxy")
+    public: bool = False  # declared "auth": "none": no authorizer (Terraform: authorization_type NONE)
 
     @property
     def route_key(self) -> str:
@@ -135,7 +139,10 @@ def load_routes(declaration_path: str) -> list[Route]:
         route_key = (spec or {}).get("route")
         if not route_key:
             continue
-        route = parse_route(route_key, name)
+        auth = (spec or {}).get("auth", "jwt")
+        if auth not in ("jwt", "none"):
+            raise ValueError(f"{name}: auth {auth!r} is neither \"jwt\" (the default) nor \"none\"")
+        route = dataclasses.replace(parse_route(route_key, name), public=auth == "none")
         if route.route_key in seen:
             raise ValueError(f"route {route.route_key} declared by {seen[route.route_key]} and {name}")
         seen[route.route_key] = name
@@ -215,7 +222,7 @@ def build_event(
     body: bytes,
     route: Route,
     path_params: dict,
-    claims: dict,
+    claims: dict | None,
     source_ip: str,
     request_id: str,
     epoch_ms: int,
@@ -259,7 +266,8 @@ def build_event(
     event["requestContext"] = {
         "accountId": ACCOUNT_ID,
         "apiId": API_ID,
-        "authorizer": {"jwt": {"claims": flatten_claims(claims), "scopes": None}},
+        # A route without an authorizer has no `authorizer` in its context, as in AWS.
+        **({"authorizer": {"jwt": {"claims": flatten_claims(claims), "scopes": None}}} if claims is not None else {}),
         "domainName": "127.0.0.1",
         "domainPrefix": "127",
         "http": {
@@ -533,9 +541,11 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         route, path_params = found
         label = f"{route.route_key} -> {route.function}"
 
-        claims, why = self._authorize()
-        if claims is None:
-            return problem(401, why, request_id, [("www-authenticate", "Bearer")]), f"{label} (authorizer)"
+        claims = None
+        if not route.public:
+            claims, why = self._authorize()
+            if claims is None:
+                return problem(401, why, request_id, [("www-authenticate", "Bearer")]), f"{label} (authorizer)"
 
         peer = self.client_address[0]
         forwarded = (self.headers.get("X-Forwarded-For") or "").split(",")[0].strip()

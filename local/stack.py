@@ -67,6 +67,7 @@ def stack_env() -> dict[str, str]:
             "LOCAL_API_URL": f"http://127.0.0.1:{API_PORT}",
             # Fault injection for the saga's idempotency tests (local/emulator.py).
             "LOCAL_FAULTS_FILE": str(STATE / "faults.json"),
+            "LOCAL_SDK_CALLS_DIR": str(STATE / "sdk-calls"),
             "NO_PROXY": "127.0.0.1,localhost",
         }
     )
@@ -107,6 +108,8 @@ class Stack:
                 raise RuntimeError(f"port {port} is in use: is another stack running? (stop it, or set the *_PORT variables)")
         env = stack_env()
         Path(env["LOCAL_FAULTS_FILE"]).unlink(missing_ok=True)  # no faults left from a previous run
+        for calls in Path(env["LOCAL_SDK_CALLS_DIR"]).glob("*.jsonl"):
+            calls.unlink()  # each run's calls are checked on their own (local/sdk_calls.py)
         t0 = time.monotonic()
         emu = self.spawn("emulator", [PY, str(HERE / "emulator.py"), "--port", str(MOTO_PORT)], env)
         ddb = self.spawn("emulator-dynamodb", [PY, str(HERE / "emulator.py"), "--port", str(DYNAMODB_PORT)], env)

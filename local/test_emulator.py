@@ -117,7 +117,9 @@ class EmulatorTest(unittest.TestCase):
             CARGO_LAMBDA_PORT=str(cls.fake.server_port),
             LOCAL_FAULTS_FILE=cls.faults_file,
             LOCAL_LAMBDA_INIT_SECONDS="0",
+            LOCAL_SDK_CALLS_DIR=tempfile.mkdtemp(),
         )
+        cls.calls_file = os.path.join(env["LOCAL_SDK_CALLS_DIR"], f"{cls.port}.jsonl")
         env.pop("MOTO_PORT", None)
         cls.proc = subprocess.Popen(
             [sys.executable, EMULATOR, "--port", str(cls.port)],
@@ -751,6 +753,35 @@ class EmulatorTest(unittest.TestCase):
         self.assertIn("TransactionConflictException", errors, "no single write met a transaction")
         self.assertLessEqual(errors, {"TransactionCanceledException", "TransactionConflictException"})
         self.assertEqual(self._count("hot"), accepted[0])
+
+    def test_calls_naming_a_function_are_recorded_once_each(self):
+        """The recorder behind local/sdk_calls.py: a client that names itself as a function
+        (`app/<name>` in its user agent, as shared::aws::sdk_config does) has each distinct
+        (function, action, resource) written once; an anonymous client nothing."""
+        endpoint = f"http://127.0.0.1:{self.port}"
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+        as_function = session.client("dynamodb", endpoint_url=endpoint, config=Config(user_agent_appid="orders-create"))
+        self.ddb.create_table(
+            TableName="recorded", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        )
+        for n in range(3):
+            as_function.put_item(TableName="recorded", Item={"pk": {"S": f"k{n}"}})
+        as_function.transact_write_items(TransactItems=[
+            {"Update": {"TableName": "recorded", "Key": {"pk": {"S": "k0"}}, "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"N": "1"}}}},
+            {"ConditionCheck": {"TableName": "recorded", "Key": {"pk": {"S": "k1"}},
+                                "ConditionExpression": "attribute_exists(pk)"}},
+        ])
+        self.ddb.get_item(TableName="recorded", Key={"pk": {"S": "k0"}})  # anonymous: not recorded
+        with open(self.calls_file, encoding="utf-8") as f:
+            recorded = [json.loads(line) for line in f if "recorded" in line]
+        self.assertEqual(
+            sorted((c["function"], c["action"], c["resource"]) for c in recorded),
+            [("orders-create", "dynamodb:ConditionCheckItem", "recorded"),
+             ("orders-create", "dynamodb:PutItem", "recorded"),
+             ("orders-create", "dynamodb:UpdateItem", "recorded")],
+        )
 
 
 class BoundedStateTest(unittest.TestCase):

@@ -244,6 +244,14 @@ class RouteTests(unittest.TestCase):
         self.assertEqual({r.route_key: r.function for r in routes},
                          {spec["route"]: name for name, spec in functions.items() if spec.get("route")})
 
+    def test_an_unknown_auth_kind_is_refused(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "declaration.json")
+            with open(path, "w") as f:
+                json.dump({"functions": {"x-get": {"route": "GET /x", "auth": "iam"}}}, f)
+            with self.assertRaisesRegex(ValueError, "x-get: auth 'iam'"):
+                gateway.load_routes(path)
+
     def test_bad_routes(self):
         for key in ["GET users", "/users", "GET /{a+}/b", "GET /x/{}"]:
             with self.subTest(key=key), self.assertRaises(ValueError):
@@ -366,7 +374,7 @@ class FakeLambdaHandler(http.server.BaseHTTPRequestHandler):
                       "body": base64.b64encode(b"\x00bin").decode(), "isBase64Encoded": True}
         elif name == "things-plain":
             answer = {"plain": True}
-        elif name == "things-empty":
+        elif name in ("things-empty", "things-health"):
             answer = {"statusCode": 204}
         elif name == "things-slow":  # holds its caller, as a function doing real work does
             time.sleep(0.5)
@@ -390,6 +398,7 @@ DECLARATION = {
         "things-empty": {"route": "DELETE /things/{thing_id}"},
         "things-fail": {"route": "GET /fail"},
         "things-slow": {"route": "GET /slow"},
+        "things-health": {"route": "GET /health", "auth": "none"},
         "no-route": {"description": "a consumer without a route"},
     },
 }
@@ -462,7 +471,7 @@ class GatewayRunTests(unittest.TestCase):
         return doc
 
     def test_ready_line(self):
-        self.assertEqual(self.ready_line, f"gateway ready on http://127.0.0.1:{self.port} (6 routes)")
+        self.assertEqual(self.ready_line, f"gateway ready on http://127.0.0.1:{self.port} (7 routes)")
 
     def test_unauthorized_without_invoking(self):
         expired = jwt_local.mint("u1", ttl_seconds=60, now=time.time() - 120, secret=SECRET)
@@ -474,6 +483,16 @@ class GatewayRunTests(unittest.TestCase):
                 self.assert_problem(resp, body, 401, "unauthorized")
                 self.assertEqual(resp.getheader("WWW-Authenticate"), "Bearer")
         self.assertEqual(self.fake.invocations, [])
+
+    def test_a_route_declared_without_auth_is_served_without_a_token_or_claims(self):
+        for token in (None, "garbage"):  # an Authorization header is not looked at either
+            with self.subTest(token=token):
+                self.fake.invocations.clear()
+                resp, body = self.request("GET", "/health", token)
+                self.assertEqual(resp.status, 204, body)
+                [(name, event)] = self.fake.invocations
+                self.assertEqual(name, "things-health")
+                self.assertNotIn("authorizer", event["requestContext"])  # as in AWS for authorization NONE
 
     def test_not_found(self):
         for method, path in [("GET", "/nowhere"), ("POST", "/things/t1"), ("PUT", "/things"), ("GET", "/things")]:

@@ -420,3 +420,118 @@ fn state_machines_reference_existing_functions_and_render() {
         );
     }
 }
+
+/// `make build` (infra/build.sh) builds for the declaration's `lambda.architecture`, the one
+/// Terraform deploys, and says how to get the target when the toolchain lacks it, instead of
+/// building zips of another architecture that Lambda could not start.
+#[test]
+fn make_build_refuses_an_architecture_the_toolchain_cannot_build() {
+    let scratch = std::env::temp_dir().join(format!("build-check-{}", std::process::id()));
+    let sysroot = scratch.join("sysroot");
+    // A toolchain with only x86_64's standard library.
+    std::fs::create_dir_all(sysroot.join("lib/rustlib/x86_64-unknown-linux-gnu/lib")).unwrap();
+    let mut decl = declaration();
+    for (arch, code, says) in [
+        (
+            "x86_64",
+            0,
+            "x86_64 (x86_64-unknown-linux-gnu) can be built here",
+        ),
+        ("arm64", 1, "rustup target add aarch64-unknown-linux-gnu"),
+        ("mips", 2, "Lambda runs arm64 or x86_64"),
+    ] {
+        decl["lambda"]["architecture"] = Value::from(arch);
+        let path = scratch.join(format!("declaration-{arch}.json"));
+        std::fs::write(&path, serde_json::to_string(&decl).unwrap()).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg(root().join("infra/build.sh"))
+            .arg("--check")
+            .env("DECLARATION", &path)
+            .env("RUST_SYSROOT", &sysroot)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(code), "{arch}: {said}");
+        assert!(said.contains(says), "{arch}: {said}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// infra/README.md lists the tables it creates; the list is the declaration's.
+#[test]
+fn the_infra_readme_lists_the_declared_tables() {
+    let readme = std::fs::read_to_string(root().join("infra/README.md")).unwrap();
+    let marker = "One DynamoDB table per declared table (";
+    let start = readme
+        .find(marker)
+        .expect("infra/README.md lists no tables")
+        + marker.len();
+    let list = &readme[start..start + readme[start..].find(')').unwrap()];
+    let listed: BTreeSet<String> = list
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    let declared: BTreeSet<String> = declaration()["tables"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        listed, declared,
+        "infra/README.md's tables vs the declaration"
+    );
+}
+
+/// The documented `terraform init` uses the S3 backend's native locking (`use_lockfile`),
+/// generally available from Terraform 1.11: the declared floor must be at least that, and
+/// every module asks for the same AWS provider as the root.
+#[test]
+fn the_terraform_floor_covers_the_documented_commands() {
+    let versions = std::fs::read_to_string(root().join("infra/versions.tf")).unwrap();
+    let floor = versions
+        .split("required_version = \">= ")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .expect("infra/versions.tf has no required_version = \">= x.y.z\"");
+    let parts: Vec<u32> = floor.split('.').map(|p| p.parse().unwrap()).collect();
+    let docs = ["README.md", "infra/README.md", "infra/versions.tf"]
+        .iter()
+        .map(|f| std::fs::read_to_string(root().join(f)).unwrap())
+        .collect::<String>();
+    if docs.contains("use_lockfile") {
+        assert!(
+            (parts[0], parts[1]) >= (1, 11),
+            "use_lockfile is documented, which needs Terraform 1.11; the floor is {floor}"
+        );
+    }
+    let provider = |text: &str| -> String {
+        let aws = text.split("source").nth(1).unwrap_or("");
+        aws.split("version")
+            .nth(1)
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+    let root_provider = provider(&versions);
+    assert!(root_provider.contains("~> 6."), "{root_provider}");
+    for module in ["global", "regional", "edge"] {
+        let text =
+            std::fs::read_to_string(root().join(format!("infra/modules/{module}/versions.tf")))
+                .unwrap();
+        assert_eq!(
+            provider(&text),
+            root_provider,
+            "infra/modules/{module}/versions.tf"
+        );
+    }
+}

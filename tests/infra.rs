@@ -109,6 +109,14 @@ impl Sources {
         copy
     }
 
+    /// A copy with one more file, by its path relative to infra/ (e.g. `../target/...`
+    /// normalised as the evaluator's `file` does: `target/...`).
+    fn with_file(&self, file: &str, text: &str) -> Self {
+        let mut copy = self.clone();
+        copy.0.insert(file.to_owned(), text.to_owned());
+        copy
+    }
+
     fn append(&self, file: &str, text: &str) -> Self {
         let mut copy = self.clone();
         copy.0.get_mut(file).unwrap().push_str(text);
@@ -922,6 +930,7 @@ impl<'a> Eval<'a> {
                 Value::String(out)
             }
             "lower" => Value::String(text(0)?.to_lowercase()),
+            "trimspace" => Value::String(text(0)?.trim().to_owned()),
             "upper" => Value::String(text(0)?.to_uppercase()),
             "tostring" => Value::String(text(0)?),
             "join" => Value::String(
@@ -1447,6 +1456,142 @@ fn check_lambdas(infra: &Infra, binaries: &BTreeSet<String>) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Check: every route behind the authorizer but the ones declared public.
+// ---------------------------------------------------------------------------------------
+
+/// A route is public (`authorization_type = "NONE"`) exactly when the declaration says
+/// `"auth": "none"` for its function; every other route goes through the JWT authorizer.
+fn check_route_authorization(infra: &Infra) -> Vec<String> {
+    let mut v = Vec::new();
+    let regional = match infra.regional() {
+        Ok(r) => r,
+        Err(e) => return vec![format!("regional module: {e}")],
+    };
+    let Some(block) = regional
+        .module
+        .find("resource", "aws_apigatewayv2_route", "function")
+    else {
+        return vec!["no aws_apigatewayv2_route.function in the regional module".into()];
+    };
+    let instances = match regional.instances(block) {
+        Ok(Some(list)) => list,
+        other => return vec![format!("aws_apigatewayv2_route.function: {other:?}")],
+    };
+    for (f, scope) in &instances {
+        let auth = infra.functions()[f]
+            .get("auth")
+            .and_then(Value::as_str)
+            .unwrap_or("jwt");
+        if !["jwt", "none"].contains(&auth) {
+            v.push(format!("{f}: auth {auth} is neither jwt nor none"));
+        }
+        let get = |a: &str| attr(&block.body, a).map(|e| regional.eval(e, scope));
+        let (kind, authorizer) = (get("authorization_type"), get("authorizer_id"));
+        let public = auth == "none";
+        match (&kind, &authorizer) {
+            (Some(Ok(Value::String(k))), Some(Ok(Value::Null)) | None) if public && k == "NONE" => {}
+            (Some(Ok(Value::String(k))), Some(Ok(Value::String(a))))
+                if !public && k == "JWT" && a.starts_with("aws_apigatewayv2_authorizer.jwt") => {}
+            _ => v.push(format!(
+                "route of {f} (auth {auth}): authorization_type {kind:?}, authorizer_id {authorizer:?}"
+            )),
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------
+// Check: one architecture for the build and the deploy.
+// ---------------------------------------------------------------------------------------
+
+/// Where `make build` (infra/build.sh) records the architecture it built the zips for, as
+/// the evaluator's `file` names it from the root module's default `lambda_artifacts_dir`.
+const BUILT_ARCHITECTURE: &str = "target/lambda/architecture";
+
+/// Every Lambda runs the declaration's `lambda.runtime` and `lambda.architecture` (the
+/// setting infra/build.sh builds for), and a precondition refuses zips that were recorded
+/// as built for another architecture, or not recorded at all.
+fn check_architecture(infra: &Infra) -> Vec<String> {
+    let mut v = Vec::new();
+    let lambda = &infra.declaration["lambda"];
+    let (Some(arch), Some(runtime)) = (lambda["architecture"].as_str(), lambda["runtime"].as_str())
+    else {
+        return vec!["infra/declaration.json has no lambda.architecture and lambda.runtime".into()];
+    };
+    if !["arm64", "x86_64"].contains(&arch) {
+        v.push(format!(
+            "lambda.architecture {arch} is neither arm64 nor x86_64"
+        ));
+    }
+    let regional = match infra.regional() {
+        Ok(r) => r,
+        Err(e) => return vec![format!("regional module: {e}")],
+    };
+    let Some(block) = regional
+        .module
+        .find("resource", "aws_lambda_function", "this")
+    else {
+        return vec!["no aws_lambda_function.this in the regional module".into()];
+    };
+    let instances = match regional.instances(block) {
+        Ok(Some(list)) => list,
+        other => return vec![format!("aws_lambda_function.this: {other:?}")],
+    };
+    let conditions: Vec<&Expression> = block
+        .body
+        .blocks()
+        .filter(|b| b.identifier.as_str() == "lifecycle")
+        .flat_map(|l| {
+            l.body
+                .blocks()
+                .filter(|b| b.identifier.as_str() == "precondition")
+        })
+        .filter_map(|p| attr(&p.body, "condition"))
+        .collect();
+    for (f, scope) in &instances {
+        for (attribute, want) in [
+            ("architectures", json!([arch])),
+            ("runtime", json!(runtime)),
+        ] {
+            match attr(&block.body, attribute).map(|e| regional.eval(e, scope)) {
+                Some(Ok(got)) if got == want => {}
+                other => v.push(format!(
+                    "aws_lambda_function.this[{f}].{attribute} is {other:?}, not the declaration's {want}"
+                )),
+            }
+        }
+    }
+    // The zips as built: recorded for this architecture, for another, or not recorded. One
+    // instance shows it: the precondition is the same block for every function.
+    if let Some((f, scope)) = instances.first() {
+        let holds = |built: Option<&str>| -> bool {
+            let sources = match built {
+                Some(a) => {
+                    Sources(infra.files.clone()).with_file(BUILT_ARCHITECTURE, &format!("{a}\n"))
+                }
+                None => Sources(infra.files.clone()),
+            };
+            let Ok(other) = Infra::parse(&sources) else {
+                return false;
+            };
+            let Ok(r) = other.regional() else {
+                return false;
+            };
+            conditions
+                .iter()
+                .all(|c| matches!(r.eval(c, scope), Ok(Value::Bool(true))))
+        };
+        let other_arch = if arch == "arm64" { "x86_64" } else { "arm64" };
+        if conditions.is_empty() || !holds(Some(arch)) || holds(Some(other_arch)) || holds(None) {
+            v.push(format!(
+                "aws_lambda_function.this[{f}] does not refuse zips built for another architecture than {arch} (a precondition on infra/{BUILT_ARCHITECTURE})"
+            ));
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------
 // Check: each function's IAM policy, evaluated, against what the declaration gives it.
 // ---------------------------------------------------------------------------------------
 
@@ -1459,6 +1604,8 @@ struct Statement {
     not_actions: bool,
     not_resources: bool,
     condition_keys: BTreeSet<String>,
+    /// The `condition` blocks as evaluated (test, variable, values).
+    conditions: Vec<Value>,
 }
 
 impl Statement {
@@ -1487,24 +1634,100 @@ impl Statement {
                 .iter()
                 .filter_map(|c| c.get("variable").and_then(Value::as_str).map(str::to_owned))
                 .collect(),
+            conditions,
+        }
+    }
+
+    /// The statement as IAM receives it, with this evaluation's resource symbols written as
+    /// the ARNs Terraform would put there (example account, primary region).
+    fn to_iam_json(&self) -> Value {
+        let mut condition = Map::new();
+        for c in &self.conditions {
+            let test = c.get("test").and_then(Value::as_str).unwrap_or("?");
+            let variable = c.get("variable").and_then(Value::as_str).unwrap_or("?");
+            let entry = condition
+                .entry(test.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(m) = entry {
+                m.insert(
+                    variable.to_owned(),
+                    c.get("values").cloned().unwrap_or(Value::Null),
+                );
+            }
+        }
+        let mut doc = json!({
+            "Sid": self.sid,
+            "Effect": self.effect,
+            "Action": self.actions.iter().collect::<Vec<_>>(),
+            "Resource": self.resources.iter().map(|r| example_arn(r)).collect::<Vec<_>>(),
+        });
+        if !condition.is_empty() {
+            doc["Condition"] = Value::Object(condition);
+        }
+        doc
+    }
+}
+
+/// The ARN Terraform would give a resource symbol of this evaluation, in the example account
+/// and primary region; an ARN or `*` as it is. A symbol it cannot place stays as it is, which
+/// the IAM linter then reports.
+fn example_arn(symbol: &str) -> String {
+    // `<resource>.arn:*`: everything under it (a function's versions, a log group's streams).
+    if let Some(base) = symbol.strip_suffix(":*")
+        && !matches!(classify(base), Reach::Unknown(_) | Reach::Any)
+    {
+        return format!("{}:*", example_arn(base));
+    }
+    let at = |service: &str| format!("arn:aws:{service}:{PRIMARY}:{ACCOUNT}");
+    let named = |s: &str| format!("{NAME_PREFIX}-{s}");
+    match classify(symbol) {
+        Reach::Table(t) => format!("{}:table/{}", at("dynamodb"), named(&t)),
+        Reach::TableIndex(t) => format!("{}:table/{}/index/*", at("dynamodb"), named(&t)),
+        Reach::TableStream(t) => format!(
+            "{}:table/{}/stream/2026-01-01T00:00:00.000",
+            at("dynamodb"),
+            named(&t)
+        ),
+        Reach::Queue(q) => format!("{}:{}", at("sqs"), named(&q)),
+        Reach::Kinesis(k) => format!("{}:stream/{}", at("kinesis"), named(&k)),
+        Reach::Bus(_) => format!("{}:event-bus/{NAME_PREFIX}", at("events")),
+        Reach::LogGroup(f) => format!("{}:log-group:/aws/lambda/{}", at("logs"), named(&f)),
+        Reach::KmsKey(k) if k == "tables" => {
+            format!("{}:key/mrk-1234abcd12ab34cd56ef1234567890ab", at("kms"))
+        }
+        Reach::KmsKey(_) => format!("{}:key/1234abcd-12ab-34cd-56ef-1234567890ab", at("kms")),
+        Reach::Function(f) => format!("{}:function:{}", at("lambda"), named(&f)),
+        Reach::Any | Reach::StateMachine(_) | Reach::Execution(_) | Reach::Unknown(_) => {
+            symbol.to_owned()
         }
     }
 }
 
-/// The X-Ray statement is the one allowed on `*`: X-Ray has no resource-level permissions.
-/// Another action that only works on `*` belongs here, with its reason, not in a looser
-/// rule.
+/// X-Ray has no resource-level permissions: its statement stands on `*`. Another action
+/// that only works on `*` gets its own constant, with its reason, not a looser rule.
 const XRAY_ON_ANY: [&str; 2] = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
+
+/// Answering a task token: the Service Authorization Reference lists no resource type for
+/// these, so IAM evaluates them against `*` only; a statement naming ARNs does not allow
+/// them. They may stand on `*`, each one only for a function the declaration gives it to.
+const TASK_TOKEN_ACTIONS: [&str; 3] = [
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
+    "states:SendTaskHeartbeat",
+];
 
 /// DynamoDB actions that may use a table's indexes.
 const INDEX_ACTIONS: [&str; 2] = ["dynamodb:Query", "dynamodb:Scan"];
 
-const STREAM_READ: [&str; 4] = [
+const STREAM_READ: [&str; 3] = [
     "dynamodb:DescribeStream",
     "dynamodb:GetRecords",
     "dynamodb:GetShardIterator",
-    "dynamodb:ListStreams",
 ];
+
+/// Listing streams has no resource type either: on `*`, only for a function that reads a
+/// table's stream (its mapping lists them).
+const LIST_STREAMS: &str = "dynamodb:ListStreams";
 
 /// Each declared function's policy: the statements of
 /// `data "aws_iam_policy_document" "function"`, evaluated with each.key/each.value bound to
@@ -1760,10 +1983,41 @@ fn policy_violations(f: &str, spec: &Value, statements: &[Statement]) -> Vec<Str
                 format!("{at}: reaches {what}, which the declaration does not give {f}")
             };
             match &reach {
+                Reach::Any
+                    if s.actions
+                        .iter()
+                        .all(|a| TASK_TOKEN_ACTIONS.contains(&a.as_str())) =>
+                {
+                    // Counted against the machines whose declaration grants them.
+                    for a in &s.actions {
+                        let machines: Vec<&String> = grant
+                            .state_machines
+                            .iter()
+                            .filter(|(_, actions)| actions.contains(a))
+                            .map(|(m, _)| m)
+                            .collect();
+                        if machines.is_empty() {
+                            v.push(not_given(&format!("{a} (on *)")));
+                        }
+                        for m in machines {
+                            machine_actions
+                                .entry(m.clone())
+                                .or_default()
+                                .insert(a.clone());
+                        }
+                    }
+                }
+                Reach::Any if s.actions.iter().all(|a| a == LIST_STREAMS) => {
+                    if grant.streams.is_empty() {
+                        v.push(not_given(&format!(
+                            "{LIST_STREAMS} (on *): it reads no table stream"
+                        )));
+                    }
+                }
                 Reach::Any => {
                     if !s.actions.iter().all(|a| XRAY_ON_ANY.contains(&a.as_str())) {
                         v.push(format!(
-                            "{at}: resource * for {:?} (only the X-Ray statement may use *)",
+                            "{at}: resource * for {:?} (only actions without a resource type may use *: X-Ray, task-token answers, ListStreams)",
                             s.actions
                         ));
                     }
@@ -1851,6 +2105,15 @@ fn policy_violations(f: &str, spec: &Value, statements: &[Statement]) -> Vec<Str
                 Reach::StateMachine(m) | Reach::Execution(m) => {
                     if !grant.state_machines.contains_key(m) {
                         v.push(not_given(&format!("state machine {m}")));
+                    }
+                    for a in s
+                        .actions
+                        .iter()
+                        .filter(|a| TASK_TOKEN_ACTIONS.contains(&a.as_str()))
+                    {
+                        v.push(format!(
+                            "{at}: {a} on {r}: the action has no resource type, so IAM allows it only on * and this statement allows nothing"
+                        ));
                     }
                     machine_actions
                         .entry(m.clone())
@@ -2409,6 +2672,8 @@ fn violations_with(sources: &Sources, binaries: &BTreeSet<String>) -> Vec<String
         Err(e) => return vec![e],
     };
     let mut v = check_lambdas(&infra, binaries);
+    v.extend(check_architecture(&infra));
+    v.extend(check_route_authorization(&infra));
     v.extend(check_function_policies(&infra));
     v.extend(check_mappings(&infra));
     v.extend(check_tables(&infra));
@@ -2446,6 +2711,71 @@ fn the_terraform_holds_the_declaration() {
 
 /// The policies were evaluated, not skipped: each function has its own logs statement,
 /// and the ones the saga and the relay depend on reach what they must.
+/// The statements of `data "aws_iam_policy_document" "<name>"` in the regional module, one
+/// document per instance (its `for_each` key).
+fn policy_documents(infra: &Infra, name: &str) -> Result<Policies, String> {
+    let regional = infra.regional()?;
+    let block = regional
+        .module
+        .find("data", "aws_iam_policy_document", name)
+        .ok_or_else(|| format!("no data \"aws_iam_policy_document\" \"{name}\""))?;
+    let instances = regional
+        .instances(block)?
+        .ok_or_else(|| format!("data.aws_iam_policy_document.{name} has no for_each"))?;
+    let mut documents = BTreeMap::new();
+    for (key, scope) in &instances {
+        let body = regional
+            .body(&block.body, scope)
+            .map_err(|e| format!("data.aws_iam_policy_document.{name}[{key}]: {e}"))?;
+        let statements = body
+            .get("statement")
+            .and_then(Value::as_array)
+            .map(|s| s.iter().map(Statement::from_block).collect())
+            .unwrap_or_default();
+        documents.insert(key.clone(), statements);
+    }
+    Ok(documents)
+}
+
+/// Every role's policy that the declaration generates (each function's, each state
+/// machine's), as Terraform would attach it, written to
+/// `target/iam-policies/<role kind>-<name>.json` for the IAM linter (`infra/lint_iam.py`,
+/// which `make test-infra` runs right after this test).
+#[test]
+fn the_generated_role_policies_are_written_for_the_iam_linter() {
+    let infra = Infra::parse(&Sources::load()).unwrap();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let dir = target.join("iam-policies");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut written = 0;
+    for (kind, expected) in [
+        ("function", infra.functions().len()),
+        (
+            "state_machine",
+            infra.declaration["state_machines"]
+                .as_object()
+                .unwrap()
+                .len(),
+        ),
+    ] {
+        let documents = policy_documents(&infra, kind).unwrap();
+        assert_eq!(documents.len(), expected, "{kind} policies");
+        for (name, statements) in &documents {
+            let doc = json!({
+                "Version": "2012-10-17",
+                "Statement": statements.iter().map(Statement::to_iam_json).collect::<Vec<_>>(),
+            });
+            let file = dir.join(format!("{}-{name}.json", kind.replace('_', "-")));
+            std::fs::write(file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+            written += 1;
+        }
+    }
+    assert!(written > infra.functions().len());
+}
+
 #[test]
 fn the_policies_are_evaluated_per_function() {
     let infra = Infra::parse(&Sources::load()).unwrap();
@@ -2530,6 +2860,64 @@ fn a_statement_on_any_resource_is_reported() {
         "  statement {\n    sid = \"Everything\"\n    actions = [\"dynamodb:GetItem\"]\n    resources = [\"*\"]\n  }",
     ));
     assert_reported(&v, &["users-get", "Everything", "resource *"]);
+}
+
+#[test]
+fn a_route_opened_without_the_declaration_is_reported() {
+    let v = violations(&Sources::load().edit(
+        "modules/regional/api.tf",
+        "authorization_type = try(each.value.auth, \"jwt\") == \"none\" ? \"NONE\" : \"JWT\"",
+        "authorization_type = \"NONE\"",
+    ));
+    assert_reported(&v, &["route of orders-create (auth jwt)"]);
+}
+
+#[test]
+fn an_architecture_other_than_the_declared_one_is_reported() {
+    let v = violations(&Sources::load().edit(
+        FUNCTIONS_TF,
+        "architectures    = [var.declaration.lambda.architecture]",
+        "architectures    = [\"x86_64\"]",
+    ));
+    assert_reported(&v, &["architectures", "not the declaration's"]);
+}
+
+#[test]
+fn lambdas_that_accept_zips_of_any_architecture_are_reported() {
+    let v = violations(&Sources::load().edit(
+        FUNCTIONS_TF,
+        "try(trimspace(file(\"${var.lambda_artifacts_dir}/architecture\")), \"none\") == var.declaration.lambda.architecture",
+        "true",
+    ));
+    assert_reported(&v, &["does not refuse zips built for another architecture"]);
+}
+
+#[test]
+fn a_task_token_answer_on_state_machine_arns_is_reported() {
+    // The policy this module generated before: the fraud scorer's answers denied in AWS.
+    let v = violations(&with_statement(
+        "  statement {\n    sid = \"Answers\"\n    actions = [\"states:SendTaskSuccess\"]\n    resources = [\"arn:aws:states:${var.region}:${local.account_id}:stateMachine:${var.name_prefix}-place-order\"]\n  }",
+    ));
+    assert_reported(
+        &v,
+        &[
+            "fraud-score",
+            "Answers",
+            "states:SendTaskSuccess",
+            "no resource type",
+        ],
+    );
+}
+
+#[test]
+fn a_task_token_answer_the_function_is_not_given_is_reported() {
+    let v = violations(&with_statement(
+        "  statement {\n    sid = \"Answers\"\n    actions = [\"states:SendTaskFailure\"]\n    resources = [\"*\"]\n  }",
+    ));
+    assert_reported(
+        &v,
+        &["users-get", "Answers", "states:SendTaskFailure (on *)"],
+    );
 }
 
 #[test]

@@ -5,12 +5,21 @@
 //! the emulator and nothing here knows whether it runs locally or in AWS.
 
 use crate::metrics::DynamoDbRequestCounter;
-use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;
+use aws_config::{AppName, BehaviorVersion};
 
 /// Loads the shared SDK configuration from the environment.
+///
+/// Inside a function, the SDK's user agent names it (`app/<function name>`): CloudTrail
+/// records it with every call, and the local emulator holds each function's calls against
+/// the actions the declaration grants it (`local/sdk_calls.py`), which is how a call
+/// that IAM would deny in AWS fails a test here.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    let loader = aws_config::defaults(BehaviorVersion::latest());
+    match crate::config::optional("AWS_LAMBDA_FUNCTION_NAME").and_then(|n| AppName::new(n).ok()) {
+        Some(app) => loader.app_name(app).load().await,
+        None => loader.load().await,
+    }
 }
 
 /// A DynamoDB client whose requests are counted for the per-invocation metrics

@@ -29,9 +29,21 @@ resource "aws_dynamodb_table" "this" {
     for_each = try(each.value.global_secondary_indexes, [])
     content {
       name            = global_secondary_index.value.name
-      hash_key        = global_secondary_index.value.hash_key
-      range_key       = try(global_secondary_index.value.range_key, null)
       projection_type = try(global_secondary_index.value.projection, "ALL")
+
+      # key_schema, not the index's hash_key/range_key (deprecated in provider 6.29; the
+      # fixes up to 6.37 for dynamic blocks, range keys and index removal set the floor).
+      key_schema {
+        attribute_name = global_secondary_index.value.hash_key
+        key_type       = "HASH"
+      }
+      dynamic "key_schema" {
+        for_each = try(global_secondary_index.value.range_key, null) == null ? [] : [global_secondary_index.value.range_key]
+        content {
+          attribute_name = key_schema.value
+          key_type       = "RANGE"
+        }
+      }
     }
   }
 

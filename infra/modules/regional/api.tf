@@ -1,5 +1,5 @@
-# The HTTP API: one route per declared function route, all behind the JWT authorizer
-# (Cognito). Reachable only through its custom domains (the execute-api endpoint is off):
+# The HTTP API: one route per declared function route, behind the JWT authorizer (Cognito)
+# unless declared `"auth": "none"`. Reachable only through its custom domains (the execute-api endpoint is off):
 # origin.<api domain>, latency-routed, behind CloudFront and WAF; and <region>.<api domain>.
 #
 # Home-region writes: outside the home region, a route whose function writes a
@@ -74,14 +74,16 @@ resource "aws_apigatewayv2_integration" "home" {
   }
 }
 
+# Every route is behind the JWT authorizer except one declared `"auth": "none"`: GET /health,
+# which Route 53's health checkers call without an identity (domain.tf).
 resource "aws_apigatewayv2_route" "function" {
   for_each = local.routed
 
   api_id             = aws_apigatewayv2_api.http.id
   route_key          = each.value.route
   target             = "integrations/${local.integration_ids[each.key]}"
-  authorization_type = "JWT"
-  authorizer_id      = aws_apigatewayv2_authorizer.jwt.id
+  authorization_type = try(each.value.auth, "jwt") == "none" ? "NONE" : "JWT"
+  authorizer_id      = try(each.value.auth, "jwt") == "none" ? null : aws_apigatewayv2_authorizer.jwt.id
 }
 
 resource "aws_lambda_permission" "api" {

@@ -4,13 +4,15 @@
 #                         lowest-latency healthy region
 #   <region>.<api domain> this region alone: the home region's forwarding target, operators
 #
-# Health: this API has no unauthenticated route to probe (every route is behind the JWT
-# authorizer, and a 401 is not "healthy" to Route 53), so the region is judged by a
-# calculated check over (a) a TCP check of the regional name from Route 53's checkers
-# around the world, and (b) a CloudWatch alarm on the 5xx answers of one local read route,
-# var.api_health_route (route-level metrics): not the whole stage, whose 5xx include the
-# writes forwarded to the home region, which fail in every region when the home region is
-# down and would take every region out of rotation at once.
+# Health: the region is judged by a calculated check over
+#   (a) an HTTPS check of GET /health on the regional name from Route 53's checkers around
+#       the world: the one route without the authorizer, whose function answers 503 when
+#       this region's tables or bus do not answer (functions/health), and
+#   (b) a CloudWatch alarm on the 5xx answers of one local read route, var.api_health_route
+#       (route-level metrics, dimension Route): what customers meet. Not the whole stage,
+#       whose 5xx include the writes forwarded to the home region, which fail in every
+#       region when the home region is down and would take every region out of rotation
+#       at once.
 
 resource "aws_acm_certificate" "api" {
   domain_name               = var.origin_domain
@@ -123,11 +125,12 @@ resource "aws_cloudwatch_metric_alarm" "api_health" {
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
 
+  # An HTTP API publishes ApiId, ApiId+Stage and, for routes with detailed metrics
+  # (api.tf), ApiId+Stage+Route; Method and Resource are REST APIs' and never get data.
   dimensions = {
-    ApiId    = aws_apigatewayv2_api.http.id
-    Stage    = aws_apigatewayv2_stage.default.name
-    Method   = split(" ", var.api_health_route)[0]
-    Resource = split(" ", var.api_health_route)[1]
+    ApiId = aws_apigatewayv2_api.http.id
+    Stage = aws_apigatewayv2_stage.default.name
+    Route = var.api_health_route
   }
 
   lifecycle {
@@ -149,24 +152,35 @@ resource "aws_route53_health_check" "api_alarm" {
   }
 }
 
-resource "aws_route53_health_check" "api_tcp" {
-  type              = "TCP"
+# Route 53 gives the endpoint 4 s to connect and 2 s more to answer 2xx/3xx; the health
+# function bounds its own checks to 1.5 s (functions/health, CHECK_TIMEOUT).
+resource "aws_route53_health_check" "api_https" {
+  type              = "HTTPS"
   fqdn              = var.regional_domain
   port              = 443
+  resource_path     = local.health_path
+  enable_sni        = true # API Gateway custom domains are served by SNI
   request_interval  = 30
   failure_threshold = 3
 
   tags = {
-    Name = "${var.name_prefix}-api-tcp-${var.region}"
+    Name = "${var.name_prefix}-api-https-${var.region}"
   }
 
-  depends_on = [aws_route53_record.regional]
+  depends_on = [aws_route53_record.regional, aws_apigatewayv2_api_mapping.api, aws_apigatewayv2_stage.default]
+}
+
+locals {
+  # The path of the declared route without an authorizer (GET /health).
+  health_path = one([
+    for name, spec in local.routed : split(" ", spec.route)[1] if try(spec.auth, "jwt") == "none" && startswith(spec.route, "GET ")
+  ])
 }
 
 resource "aws_route53_health_check" "api" {
   type                   = "CALCULATED"
   child_health_threshold = 2
-  child_healthchecks     = [aws_route53_health_check.api_alarm.id, aws_route53_health_check.api_tcp.id]
+  child_healthchecks     = [aws_route53_health_check.api_alarm.id, aws_route53_health_check.api_https.id]
 
   tags = {
     Name = "${var.name_prefix}-api-${var.region}"

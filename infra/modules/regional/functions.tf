@@ -46,6 +46,24 @@ locals {
   uses_table_key = {
     for name, spec in local.functions : name => length(try(spec.tables, {})) + length(try(spec.streams, [])) > 0
   }
+
+  # Answering a task token (the fraud scorer, an admin's decision): the Service Authorization
+  # Reference lists no resource type for these actions, so IAM evaluates them against "*"
+  # only, and a statement naming state machine or execution ARNs does not allow them. The
+  # token itself is the capability: only the execution that handed it out accepts it.
+  task_token_actions = ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"]
+  machine_actions = {
+    for name, spec in local.functions : name => {
+      for machine, actions in try(spec.state_machines, {}) :
+      machine => [for a in actions : a if !contains(local.task_token_actions, a)]
+      if length([for a in actions : a if !contains(local.task_token_actions, a)]) > 0
+    }
+  }
+  token_actions = {
+    for name, spec in local.functions : name => distinct(flatten([
+      for machine, actions in try(spec.state_machines, {}) : [for a in actions : a if contains(local.task_token_actions, a)]
+    ]))
+  }
 }
 
 data "aws_iam_policy_document" "assume_lambda" {
@@ -97,8 +115,19 @@ data "aws_iam_policy_document" "function" {
     for_each = length(try(each.value.streams, [])) > 0 ? [1] : []
     content {
       sid       = "ReadStreams"
-      actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+      actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
       resources = [for t in each.value.streams : var.tables[t].stream_arn]
+    }
+  }
+
+  # The stream mapping also lists streams: ListStreams has no resource type, so IAM
+  # evaluates it against "*" only.
+  dynamic "statement" {
+    for_each = length(try(each.value.streams, [])) > 0 ? [1] : []
+    content {
+      sid       = "ListStreams"
+      actions   = ["dynamodb:ListStreams"]
+      resources = ["*"]
     }
   }
 
@@ -121,7 +150,7 @@ data "aws_iam_policy_document" "function" {
   dynamic "statement" {
     for_each = length(try(each.value.bus, [])) > 0 ? [1] : []
     content {
-      sid       = "PublishToBus"
+      sid       = "Bus"
       actions   = each.value.bus
       resources = [aws_cloudwatch_event_bus.commerce.arn]
     }
@@ -151,7 +180,7 @@ data "aws_iam_policy_document" "function" {
       sid = "ConsumeKinesisStreams"
       actions = [
         "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
-        "kinesis:GetShardIterator", "kinesis:ListShards", "kinesis:SubscribeToShard",
+        "kinesis:GetShardIterator", "kinesis:ListShards",
       ]
       resources = [for s in local.consumed_kinesis[each.key] : aws_kinesis_stream.this[s].arn]
     }
@@ -182,11 +211,11 @@ data "aws_iam_policy_document" "function" {
     }
   }
 
-  # Step Functions: starting executions (the saga starter) and answering task tokens (the
-  # fraud scorer, the admin decision) on the named state machines. The ARNs are built from
-  # the names, so a function's policy does not wait for the state machine that calls it.
+  # Step Functions: starting and describing executions of the named state machines. The
+  # ARNs are built from the names, so a function's policy does not wait for the state
+  # machine that calls it.
   dynamic "statement" {
-    for_each = try(each.value.state_machines, {})
+    for_each = local.machine_actions[each.key]
     content {
       sid     = "StateMachine${replace(title(statement.key), "-", "")}"
       actions = statement.value
@@ -194,6 +223,15 @@ data "aws_iam_policy_document" "function" {
         local.state_machine_arns[statement.key],
         "arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${var.name_prefix}-${statement.key}:*",
       ]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.token_actions[each.key]) > 0 ? [1] : []
+    content {
+      sid       = "AnswerTaskTokens"
+      actions   = local.token_actions[each.key]
+      resources = ["*"] # no resource type exists for these actions (local.task_token_actions)
     }
   }
 }
@@ -225,14 +263,17 @@ resource "aws_lambda_function" "this" {
   function_name    = "${var.name_prefix}-${each.key}"
   description      = each.value.description
   role             = aws_iam_role.function[each.key].arn
-  runtime          = "provided.al2023"
+  runtime          = var.declaration.lambda.runtime
   handler          = "bootstrap"
-  architectures    = [var.lambda_architecture]
+  architectures    = [var.declaration.lambda.architecture]
   filename         = "${var.lambda_artifacts_dir}/${each.key}/bootstrap.zip"
   source_code_hash = filebase64sha256("${var.lambda_artifacts_dir}/${each.key}/bootstrap.zip")
   memory_size      = each.value.memory_mb
   timeout          = each.value.timeout_s
 
+  # No reservation unless asked for (infra/README.md, "Concurrency"): a reservation is taken
+  # from the account's quota, of which 100 must stay unreserved, and it is also a ceiling
+  # that throttles a burst of saga steps.
   reserved_concurrent_executions = try(each.value.reserved_concurrency, var.lambda_reserved_concurrency)
 
   environment {
@@ -251,4 +292,14 @@ resource "aws_lambda_function" "this" {
   }
 
   depends_on = [aws_iam_role_policy.function]
+
+  lifecycle {
+    # One setting, lambda.architecture in the declaration, for the build and the deploy:
+    # infra/build.sh records what it built, and a zip of another architecture would only
+    # fail at its first invocation (Runtime.InvalidEntrypoint).
+    precondition {
+      condition     = try(trimspace(file("${var.lambda_artifacts_dir}/architecture")), "none") == var.declaration.lambda.architecture
+      error_message = "The zips in ${var.lambda_artifacts_dir} were not built for ${var.declaration.lambda.architecture} (infra/declaration.json, lambda.architecture): run `make build` (README.md, \"Deploy\")."
+    }
+  }
 }

@@ -44,6 +44,18 @@ resource "aws_kms_key" "regional" {
         }
       },
       {
+        # Vended log delivery (the state machines' logs) reads what it writes to the
+        # encrypted log groups.
+        Sid       = "LogDeliveryForEncryptedStateMachineLogs"
+        Effect    = "Allow"
+        Principal = { Service = "delivery.logs.amazonaws.com" }
+        Action    = "kms:Decrypt*"
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+        }
+      },
+      {
         Sid       = "EventBridgeDeliversToEncryptedQueues"
         Effect    = "Allow"
         Principal = { Service = "events.amazonaws.com" }

@@ -53,15 +53,30 @@ data "aws_iam_policy_document" "state_machine" {
     }
   }
 
-  # Its own state is encrypted with the regional key.
+  # Its own state is encrypted with the regional key. Step Functions uses the key with this
+  # role's own credentials (not through a caller), naming the state machine in the
+  # encryption context; kms:ViaService would not be set, so it cannot be the condition.
   statement {
-    sid       = "RegionalKeyThroughStepFunctions"
+    sid       = "RegionalKeyForItsOwnState"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.regional.arn]
     condition {
       test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["states.${var.region}.amazonaws.com"]
+      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+      values   = [local.state_machine_arns[each.key]]
+    }
+  }
+
+  # Log delivery to its encrypted log group asks for a data key in the role's name, with
+  # the logs source in the encryption context.
+  statement {
+    sid       = "RegionalKeyForLogDelivery"
+    actions   = ["kms:GenerateDataKey"]
+    resources = [aws_kms_key.regional.arn]
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:SourceArn"
+      values   = ["arn:${local.partition}:logs:${var.region}:${local.account_id}:*"]
     }
   }
 

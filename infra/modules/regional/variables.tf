@@ -46,10 +46,6 @@ variable "table_key_arn" {
   type        = string
 }
 
-variable "lambda_architecture" {
-  type = string
-}
-
 variable "lambda_artifacts_dir" {
   type = string
 }
