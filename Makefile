@@ -65,6 +65,7 @@ test-local-tools: install
 	$(PY) local/test_pollers.py
 	$(PY) local/test_lambda_gate.py
 	$(PY) local/test_sdk_calls.py
+	$(PY) local/bench/test_coldstart.py
 
 # Static checks of what deploys: the state machines as Terraform and the local stack
 # render them (asl-validator); checkov over infra/ (its own venv, .venv-tools/) and
@@ -78,10 +79,12 @@ test-infra: install
 	.venv-tools/bin/python infra/lint_iam.py "$${CARGO_TARGET_DIR:-target}/iam-policies" --allowlist infra/iam-allowlist.json
 
 # Integration and end-to-end tests need the emulator, cargo lambda watch and the gateway.
-# Build first, so cargo lambda watch only starts binaries that are already linked. Then every
-# AWS call the functions made in those tests is held against what their IAM policies grant.
+# Build first, so cargo lambda watch only starts binaries that are already linked; each built
+# function must start with only the variables Terraform gives it. After the tests, every AWS
+# call the functions made is held against what their IAM policies grant.
 test-stack: install
 	cargo build --workspace --all-targets --locked
+	$(PY) local/test_function_env.py
 	rm -f "$${CARGO_TARGET_DIR:-target}/saga-matrix.md"
 	$(PY) local/stack.py exec -- bash -c 'cargo test --workspace --tests --locked --no-fail-fast -- --test-threads 4 \
 	  && cat "$${CARGO_TARGET_DIR:-target}/saga-matrix.md" \

@@ -40,9 +40,10 @@ impl DynamoOrderStore {
         }
     }
 
-    /// The store of the saga's steps and the routes that steer it: `ORDERS_TABLE`, on the
-    /// function's SDK settings (they claim no idempotency keys).
-    pub fn saga_from_env(sdk: &shared::aws::SdkConfig) -> Result<Self, ConfigError> {
+    /// The store of every function that claims no idempotency keys (the read routes, the
+    /// saga's steps and the routes that steer it): `ORDERS_TABLE` alone, the one variable
+    /// their declaration gives them, on the function's SDK settings.
+    pub fn claimless_from_env(sdk: &shared::aws::SdkConfig) -> Result<Self, ConfigError> {
         let table = config::required("ORDERS_TABLE")?;
         Ok(Self::without_idempotency(shared::aws::dynamodb(sdk), table))
     }
@@ -105,7 +106,8 @@ impl DynamoOrderStore {
             .committed())
     }
 
-    /// The store a Lambda uses: `ORDERS_TABLE` and `IDEMPOTENCY_TABLE`.
+    /// The store of `POST /orders`, which claims idempotency keys: `ORDERS_TABLE` and
+    /// `IDEMPOTENCY_TABLE`.
     pub async fn from_env(client: Client) -> Result<Self, ConfigError> {
         let table = config::required("ORDERS_TABLE")?;
         let idempotency = Idempotency::new(client.clone(), config::required("IDEMPOTENCY_TABLE")?);

@@ -7,6 +7,6 @@ use orders::saga::{OrderStep, run_step};
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;
-    let store = DynamoOrderStore::saga_from_env(&sdk)?;
+    let store = DynamoOrderStore::claimless_from_env(&sdk)?;
     shared::step::run(|input| run_step(&store, OrderStep::Confirm, input)).await
 }

@@ -6,6 +6,6 @@ use orders::{DynamoOrderStore, api};
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;
-    let store = DynamoOrderStore::from_env(shared::aws::dynamodb(&sdk)).await?;
+    let store = DynamoOrderStore::claimless_from_env(&sdk)?;
     shared::http::serve(|req| api::list(&store, req)).await
 }

@@ -7,7 +7,7 @@ use orders::workflow::{Workflows, review};
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;
-    let orders = DynamoOrderStore::saga_from_env(&sdk)?;
+    let orders = DynamoOrderStore::claimless_from_env(&sdk)?;
     let workflows = Workflows::from_env(&sdk);
     shared::http::serve(|req| review(&orders, &workflows, req)).await
 }
