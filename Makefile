@@ -14,12 +14,13 @@ SOAK_MINUTES ?= 60
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install dev test test-unit test-local-tools test-infra test-stack lint build token ops clean soak soak-rate idle-check
+.PHONY: help install dev test test-unit test-local-tools test-infra test-stack lint build bench token ops clean soak soak-rate idle-check
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:3000 (Ctrl-C stops everything)"
 	@echo "make test   run every test: lint, unit, integration, end-to-end, infra checks"
 	@echo "make build  Lambda zips in target/lambda/<function>/bootstrap.zip"
+	@echo "make bench [BENCH_QUICK=1]   build time, zip sizes, cold starts, peak memory -> docs/benchmarks/bench.md"
 	@echo "make token USER_ID=alice [ADMIN=1]   print a local bearer token"
 	@echo "make ops ARGS=\"replay ...\"   commerce-ops against the local stack (README: Replay and redrive)"
 	@echo "make soak [SOAK_MINUTES=60]   locust soak at 5 orders/s; results in docs/benchmarks/"
@@ -66,6 +67,7 @@ test-local-tools: install
 	$(PY) local/test_lambda_gate.py
 	$(PY) local/test_sdk_calls.py
 	$(PY) local/bench/test_coldstart.py
+	$(PY) local/bench/test_events.py
 
 # Static checks of what deploys: the state machines as Terraform and the local stack
 # render them (asl-validator); checkov over infra/ (its own venv, .venv-tools/) and
@@ -108,6 +110,12 @@ idle-check: install
 # Every Lambda's zip, for infra/declaration.json's lambda.architecture (the one Terraform deploys).
 build: install
 	bash infra/build.sh
+
+# What the functions cost where Lambda bills them (README: Benchmarks): builds the zips for
+# this machine's architecture and hello world, then cold starts against hello world and peak
+# memory, on loopback only. BENCH_QUICK=1 for a smoke run.
+bench: install
+	$(PY) local/bench/run.py
 
 # The operator's command line against the local stack of `make dev`, e.g.
 # make ops ARGS="redrive --queue notifications"

@@ -190,8 +190,12 @@ class RuntimeApi:
     progress, or failed, or exited" in a single bounded wait.
     """
 
-    def __init__(self, events: Sequence[bytes], function_name: str, timeout_s: float):
+    def __init__(self, events: Sequence[bytes], function_name: str, timeout_s: float,
+                 accept_errors: bool = False):
         self.events = list(events)
+        #: A function error (POST .../error) completes its invocation instead of failing the
+        #: run: for an event whose cheapest path is a refusal (a saga step given no order).
+        self.accept_errors = accept_errors
         self.arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
         self.timeout_s = timeout_s
         self.cond = threading.Condition()
@@ -246,7 +250,7 @@ class RuntimeApi:
             if inv is None or inv.done_ns is not None:
                 return False
             inv.done_ns, inv.ok, inv.body, inv.error_type = done_ns, ok, body, error_type
-            if not ok:
+            if not ok and not self.accept_errors:
                 index = self.invocations.index(inv)
                 self.failure = (
                     f"invocation {index} error ({error_type or 'unknown type'}): "
@@ -431,8 +435,9 @@ class _Server(ThreadingHTTPServer):
 class RuntimeApiServer:
     """A Runtime API serving `events` in order, in a background thread (a context manager)."""
 
-    def __init__(self, events: Sequence[bytes], function_name: str, timeout_s: float):
-        self.api = RuntimeApi(events, function_name, timeout_s)
+    def __init__(self, events: Sequence[bytes], function_name: str, timeout_s: float,
+                 accept_errors: bool = False):
+        self.api = RuntimeApi(events, function_name, timeout_s, accept_errors)
         self._server = _Server(self.api)
         self.port = self._server.server_port
         self._thread = threading.Thread(
@@ -569,11 +574,12 @@ def _default_log_dir() -> Path:
 def measure(binary: Binary, event: Any, env: dict[str, str], warm: int = 0,
             timeout_s: float = 30, memory_mb: int = 128, *, name: str | None = None,
             endpoint_url: str = DEFAULT_ENDPOINT_URL,
-            log_dir: Path | None = None) -> Run:
+            log_dir: Path | None = None, accept_errors: bool = False) -> Run:
     """Spawns `binary` as Lambda would, invokes it 1 + `warm` times with `event`, kills it.
 
     `binary` is a path, or an argv list. `env` holds the function's own variables (added to
     Lambda's, see lambda_env). `name` is the function name (default: the binary's name).
+    With `accept_errors`, a function error answers its invocation like a response does.
     """
     argv, task_root = _argv(binary)
     name = name or Path(argv[-1]).stem
@@ -581,7 +587,7 @@ def measure(binary: Binary, event: Any, env: dict[str, str], warm: int = 0,
     log_dir = Path(log_dir) if log_dir else _default_log_dir()
     log_dir.mkdir(parents=True, exist_ok=True)
     fd, log_name = tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=log_dir)
-    with RuntimeApiServer([payload] * (1 + warm), name, timeout_s) as server:
+    with RuntimeApiServer([payload] * (1 + warm), name, timeout_s, accept_errors) as server:
         child_env = lambda_env(name, server.port, memory_mb, task_root, endpoint_url, env)
         try:
             start = _spawn(argv, child_env, task_root, fd, server.api)
@@ -632,7 +638,7 @@ def _ms(ns: int) -> float:
 def _result(api: RuntimeApi, started_ns: int, peak: int | None, reason: str | None,
             log_path: Path, exit_code: int | None) -> Run:
     """The Run from what the Runtime API saw; the log's tail appended to any failure."""
-    done = [i for i in api.invocations if i.done_ns is not None and i.ok]
+    done = [i for i in api.invocations if i.done_ns is not None and (i.ok or api.accept_errors)]
     init_ms = _ms(api.first_next_ns - started_ns) if api.first_next_ns is not None else None
     first = done[0] if done and done[0] is api.invocations[0] else None
     error = None

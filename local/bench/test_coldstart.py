@@ -204,6 +204,14 @@ class HarnessTest(unittest.TestCase):
         self.assertIsNone(run.first_invoke_ms)
         self.assertEqual(run.warm_ms, [])
 
+    def test_with_accept_errors_a_function_error_answers_each_invocation(self):
+        # A saga step given no order refuses it: still a timed invocation, for init and memory.
+        run = self.run_fake(mode="error", warm=3, accept_errors=True)
+        self.assertTrue(run.ok, run.error)
+        self.assertIsNotNone(run.first_invoke_ms)
+        self.assertEqual(len(run.warm_ms), 3)
+        self.assertIn("it broke", run.first_response)
+
     def test_an_init_error_fails_the_run_with_its_body(self):
         run = self.run_fake(mode="init_error")
         self.assertFalse(run.ok)

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""`make bench`: what the functions cost where Lambda bills them, measured, written to
+docs/benchmarks/bench.json and docs/benchmarks/bench.md (linked from docs/benchmarks.md).
+
+    .venv/bin/python local/bench/run.py [--quick] [--rounds N] [--warm N] [--skip-build]
+
+1. **Build**: `infra/build.sh` (what `make build` runs), for this machine's architecture (a
+   copy of the declaration with `lambda.architecture` set to it: the figures say which), timed;
+   cold when the release target directory did not exist before. Then hello world
+   (local/bench/hello) with the same `cargo lambda build` flags and release profile.
+2. **Zip size** of every function (`target/lambda/<function>/bootstrap.zip`).
+3. **Cold start** (local/bench/coldstart.py): for each round, for each function, hello world
+   then the function, each a fresh process behind a Lambda Runtime API on loopback with the
+   function's own declared environment; init (spawn to first `GET /next`) and first invoke.
+   AWS is the stub of local/bench/aws_stub.py, so a first request pays the SDK's real
+   first-request costs without a network. Each function's init is reported as a ratio to
+   hello world's (the median of per-round ratios), which holds on a noisy machine.
+4. **Peak memory**: one process per function over init and `--warm` (100) invocations.
+
+Everything runs on 127.0.0.1. BENCH_QUICK=1 (or --quick): 3 rounds, 20 warm invocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+import coldstart  # noqa: E402
+import events  # noqa: E402
+from aws_stub import AwsStub  # noqa: E402
+from declaration import function_env, load  # noqa: E402
+
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+HELLO_TARGET = TARGET / "bench-hello"
+OUT = ROOT / "docs" / "benchmarks"
+ARCH = {"x86_64": ("x86_64", "x86_64-unknown-linux-gnu", "--x86-64"),
+        "aarch64": ("arm64", "aarch64-unknown-linux-gnu", "--arm64")}[platform.machine()]
+
+
+def release_profile(manifest: Path) -> dict:
+    return tomllib.loads(manifest.read_text())["profile"]["release"]
+
+
+def check_profiles() -> dict:
+    """Hello world is only a baseline if it is built the way the functions are."""
+    ours, hello = release_profile(ROOT / "Cargo.toml"), release_profile(HERE / "hello" / "Cargo.toml")
+    if ours != hello:
+        sys.exit(f"bench: local/bench/hello/Cargo.toml's release profile {hello} is not the workspace's {ours}")
+    return ours
+
+
+def build_functions() -> dict:
+    """infra/build.sh for this machine's architecture; seconds, and whether it was cold."""
+    arch, triple, _ = ARCH
+    cold = not (TARGET / triple / "release").exists()
+    decl = load()
+    decl["lambda"]["architecture"] = arch
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(decl, f)
+    started = time.monotonic()
+    subprocess.run(["bash", str(ROOT / "infra" / "build.sh")], cwd=ROOT, check=True,
+                   env=dict(os.environ, DECLARATION=f.name))
+    seconds = time.monotonic() - started
+    os.unlink(f.name)
+    return {"seconds": round(seconds, 1), "cold": cold, "architecture": arch, "cores": os.cpu_count()}
+
+
+def build_hello() -> Path:
+    _, triple, flag = ARCH
+    subprocess.run(["cargo", "lambda", "build", "--release", flag, "--locked",
+                    "--manifest-path", str(HERE / "hello" / "Cargo.toml")],
+                   cwd=HERE / "hello", check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(HELLO_TARGET)))
+    return binary(HELLO_TARGET, "hello-world")
+
+
+def binary(target: Path, name: str) -> Path:
+    for candidate in (target / ARCH[1] / "release" / name, target / "release" / name):
+        if candidate.exists():
+            return candidate
+    sys.exit(f"bench: no release binary {name} under {target}")
+
+
+def sizes(functions: list[str]) -> dict:
+    out = {}
+    for f in functions:
+        z = TARGET / "lambda" / f / "bootstrap.zip"
+        out[f] = {"zip_bytes": z.stat().st_size if z.exists() else None,
+                  "binary_bytes": binary(TARGET, f).stat().st_size}
+    return out
+
+
+def fn_env(decl: dict, function: str) -> dict[str, str]:
+    return dict(function_env(decl, function), AWS_LAMBDA_LOG_LEVEL="info")
+
+
+def answer_of(run: coldstart.Run) -> str | None:
+    """What the function answered: the HTTP status of a route, else `ok`/`error`."""
+    if not run.first_response:
+        return None
+    try:
+        doc = json.loads(run.first_response)
+    except ValueError:
+        return "response"
+    if isinstance(doc, dict) and "statusCode" in doc:
+        return str(doc["statusCode"])
+    if isinstance(doc, dict) and "errorType" in doc:
+        return f"error {doc['errorType']}"
+    return "response"
+
+
+def cold_starts(decl: dict, hello: Path, rounds: int, stub_url: str, logs: Path) -> dict:
+    """Alternating hello world / function runs, `rounds` each, summarised per function."""
+    pairs: dict[str, list] = {f: [] for f in decl["functions"]}
+    answers: dict[str, str | None] = {}
+    for _ in range(rounds):
+        for f, spec in decl["functions"].items():
+            event, accept_errors = events.event_for(spec)
+            h = coldstart.measure(hello, {"hello": "world"}, {}, name="hello-world",
+                                  endpoint_url=stub_url, log_dir=logs)
+            r = coldstart.measure(binary(TARGET, f), event, fn_env(decl, f), name=f,
+                                  endpoint_url=stub_url, log_dir=logs, accept_errors=accept_errors)
+            pairs[f].append((h, r))
+            answers[f] = answer_of(r) or answers.get(f)
+    out = {}
+    for f, p in pairs.items():
+        s = coldstart.summarise_pairs(p)
+        s["kind"] = events.kind(decl["functions"][f])
+        s["answer"] = answers[f]
+        out[f] = s
+    return out
+
+
+def peak_memory(decl: dict, hello: Path, warm: int, stub_url: str, logs: Path) -> dict:
+    out = {"hello-world": coldstart.measure(hello, {"hello": "world"}, {}, warm=warm, name="hello-world",
+                                            endpoint_url=stub_url, log_dir=logs).peak_rss_kb}
+    for f, spec in decl["functions"].items():
+        event, accept_errors = events.event_for(spec)
+        run = coldstart.measure(binary(TARGET, f), event, fn_env(decl, f), warm=warm, name=f,
+                                endpoint_url=stub_url, log_dir=logs, accept_errors=accept_errors)
+        out[f] = run.peak_rss_kb if run.ok else None
+    return out
+
+
+def environment() -> dict:
+    def out(*cmd: str) -> str:
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "commit": out("git", "rev-parse", "--short", "HEAD"), "rustc": out("rustc", "--version"),
+            "cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine()}
+
+
+def render(results: dict) -> str:
+    """docs/benchmarks/bench.md: the headline, then one row per function."""
+    env, build, cs, mem, size = (results[k] for k in ("environment", "build", "cold_start", "peak_memory_kb", "sizes"))
+    ratios = {f: s["init_ratio_median_of_pairs"] for f, s in cs.items() if s["init_ratio_median_of_pairs"]}
+    zips = {f: s["zip_bytes"] for f, s in size.items() if s["zip_bytes"]}
+    peaks = {f: kb for f, kb in mem.items() if kb and f != "hello-world"}
+    hello_init = statistics.median(s["hello_init_ms"]["median"] for s in cs.values() if s["hello_init_ms"]["n"])
+    lines = [
+        "# Benchmarks: `make bench`",
+        "",
+        f"Generated by `local/bench/run.py` on {env['date']} at commit {env['commit']}: {env['cpu']}, "
+        f"{env['cores']} cores, {env['rustc']}; {results['rounds']} alternating rounds per function, "
+        f"{results['warm']} warm invocations for memory. {build['architecture']} zips (this machine's "
+        "architecture; the deployed default is arm64), release profile "
+        f"`{json.dumps(results['profile'])}` plus what `cargo lambda build` adds (panic=abort, target-cpu).",
+        "",
+        f"- **Build** (`make build`'s `infra/build.sh`, {build['cores']} cores, "
+        f"{'cold' if build['cold'] else 'incremental'}): {build['seconds']:.0f} s for {len(size)} functions.",
+        f"- **Zip size**: largest {max(zips.values()) / 1e6:.2f} MB ({max(zips, key=zips.get)}), "
+        f"median {statistics.median(zips.values()) / 1e6:.2f} MB.",
+        f"- **Init** as a ratio to hello world (median of per-round ratios): median "
+        f"{statistics.median(ratios.values()):.2f}x, highest {max(ratios.values()):.2f}x "
+        f"({max(ratios, key=ratios.get)}); hello world's own init here: {hello_init:.1f} ms.",
+        f"- **Peak memory** over init and {results['warm']} invocations: highest "
+        f"{max(peaks.values()) / 1024:.1f} MB ({max(peaks, key=peaks.get)}); hello world "
+        f"{(mem['hello-world'] or 0) / 1024:.1f} MB.",
+        "",
+        "What the harness is and is not: a Lambda Runtime API on loopback (no microVM, warm page "
+        "cache), so absolute milliseconds are lower than Lambda's and only the ratios carry over. "
+        "A route gets a signed-in customer's request against a stub AWS that has no items (so its "
+        "answer is often 404 or 403); a consumer an empty batch; a saga step `{}`, which it refuses "
+        "(see local/bench/events.py).",
+        "",
+        "| function | kind | answer | zip (KB) | init median (ms) | init / hello | first invoke median (ms) | peak RSS (MB) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for f, s in cs.items():
+        first = s["first_invoke_ms"]["median"]
+        lines.append(
+            f"| {f} | {s['kind']} | {s['answer'] or '-'} | "
+            f"{(size[f]['zip_bytes'] or 0) / 1024:.0f} | {s['init_ms']['median'] or 0:.1f} | "
+            f"{s['init_ratio_median_of_pairs'] or 0:.2f} | {first if first is not None else 0:.1f} | "
+            f"{(mem.get(f) or 0) / 1024:.1f} |")
+    soak = results.get("soak")
+    if soak:
+        lines += ["", f"**The local stack's throughput** (`make soak`, its latest run, "
+                  f"docs/benchmarks/soak.json, debug functions under cargo lambda watch): "
+                  f"{soak['minutes']:g} minutes at {soak['target_orders_per_second']} orders/s, "
+                  f"{soak['requests']:,} requests, {soak['failed_requests']} failed, "
+                  f"{soak['orders_settled']:,}/{soak['orders_placed']:,} orders final "
+                  f"({soak['orders_accepted_per_second']}/s accepted), settle p50 "
+                  f"{soak['settle_p50_s']:.1f} s, p99 {soak['settle_p99_s']:.1f} s."]
+    failures = {f: s["failures"] for f, s in cs.items() if s["failures"]}
+    if failures:
+        lines += ["", "Runs that failed (left out of the figures above):", ""]
+        lines += [f"- {f}: {len(v)} run(s), first: `{v[0].splitlines()[0]}`" for f, v in failures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    quick = bool(os.environ.get("BENCH_QUICK"))
+    parser.add_argument("--quick", action="store_true", default=quick)
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--warm", type=int)
+    parser.add_argument("--skip-build", action="store_true", help="measure the zips and binaries already built")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 15)
+    warm = args.warm if args.warm is not None else (20 if args.quick else 100)
+    decl = load()
+    results = {"environment": environment(), "profile": check_profiles(), "rounds": rounds, "warm": warm}
+    results["build"] = build_functions() if not args.skip_build else {
+        "seconds": 0, "cold": False, "architecture": ARCH[0], "cores": os.cpu_count(), "skipped": True}
+    hello = build_hello()
+    results["sizes"] = sizes(list(decl["functions"]))
+    logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    with AwsStub() as stub:
+        print(f"bench: cold starts, {rounds} rounds of {len(decl['functions'])} functions", flush=True)
+        results["cold_start"] = cold_starts(decl, hello, rounds, stub.url, logs)
+        print(f"bench: peak memory over {warm} warm invocations", flush=True)
+        results["peak_memory_kb"] = peak_memory(decl, hello, warm, stub.url, logs)
+        results["aws_calls"] = dict(stub.calls)
+    soak = OUT / "soak.json"
+    if soak.exists():  # the 60-minute soak is its own command (make soak); its latest summary
+        results["soak"] = json.loads(soak.read_text())["summary"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUT / "bench.md").write_text(render(results))
+    print((OUT / "bench.md").read_text())
+    shutil.rmtree(logs, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
