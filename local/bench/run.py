@@ -229,6 +229,10 @@ def render(results: dict) -> str:
                   f"{soak['orders_settled']:,}/{soak['orders_placed']:,} orders final "
                   f"({soak['orders_accepted_per_second']}/s accepted), settle p50 "
                   f"{soak['settle_p50_s']:.1f} s, p99 {soak['settle_p99_s']:.1f} s."]
+    lines += ["", "Not measured yet: other release profiles (thin LTO, more codegen units, one binary "
+              "for every function) against build time, zip size and init; criterion figures of the "
+              "handlers' work; DynamoDB round trips of every operation. `local/bench/roots.py` "
+              "measures what the TLS root store costs init."]
     failures = {f: s["failures"] for f, s in cs.items() if s["failures"]}
     if failures:
         lines += ["", "Runs that failed (left out of the figures above):", ""]
