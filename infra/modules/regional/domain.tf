@@ -9,7 +9,7 @@
 #       the world: the one route without the authorizer, whose function answers 503 when
 #       this region's tables or bus do not answer (functions/health), and
 #   (b) a CloudWatch alarm on the 5xx answers of one local read route, var.api_health_route
-#       (route-level metrics, dimension Route): what customers meet. Not the whole stage,
+#       (route-level metrics): what customers meet. Not the whole stage,
 #       whose 5xx include the writes forwarded to the home region, which fail in every
 #       region when the home region is down and would take every region out of rotation
 #       at once.
@@ -125,12 +125,16 @@ resource "aws_cloudwatch_metric_alarm" "api_health" {
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
 
-  # An HTTP API publishes ApiId, ApiId+Stage and, for routes with detailed metrics
-  # (api.tf), ApiId+Stage+Route; Method and Resource are REST APIs' and never get data.
+  # An HTTP API publishes route-level metrics only for routes with detailed metrics (api.tf).
+  # AWS's guide names their dimensions ApiId, Method, Resource, Stage (an older edition said
+  # ApiId, Stage, Route): after the first deploy, check the alarm has data with
+  # `aws cloudwatch list-metrics --namespace AWS/ApiGateway --metric-name 5xx
+  # --dimensions Name=ApiId,Value=<api id>` (infra/README.md, "Failover").
   dimensions = {
-    ApiId = aws_apigatewayv2_api.http.id
-    Stage = aws_apigatewayv2_stage.default.name
-    Route = var.api_health_route
+    ApiId    = aws_apigatewayv2_api.http.id
+    Stage    = aws_apigatewayv2_stage.default.name
+    Method   = split(" ", var.api_health_route)[0]
+    Resource = split(" ", var.api_health_route)[1]
   }
 
   lifecycle {
