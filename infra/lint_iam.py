@@ -59,9 +59,13 @@ def findings_of(path: Path) -> list[dict]:
         return [{"issue": "MALFORMED_JSON", "severity": "CRITICAL", "action": None, "resources": None, "text": str(e)}]
     statements = doc.get("Statement", [])
     policy = analyze_policy_string(text, str(path), ignore_private_auditors=True, include_community_auditors=True)
-    pairs = [(f, None) for f in policy._findings]
-    for i, statement in enumerate(policy.statements):
-        pairs += [(f, statements[i] if i < len(statements) else None) for f in statement.findings]
+    # `policy.findings` holds the policy's own findings and its statements'; a statement's
+    # are matched back to the statement (by identity) for its resources.
+    statement_of = {id(f): i for i, st in enumerate(policy.statements) for f in st.findings}
+    pairs = []
+    for f in policy.findings:
+        i = statement_of.get(id(f))
+        pairs.append((f, statements[i] if i is not None and i < len(statements) else None))
     rows = []
     for finding, statement in pairs:
         finding = enhance_finding(finding)

@@ -47,6 +47,13 @@ def function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[
     return env
 
 
+def aws_function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[str, str]:
+    """What Terraform puts in a deployed function's environment (functions.tf,
+    `environment`): its declared variables and the log level. Lambda adds its own
+    `AWS_*` variables on top."""
+    return dict(function_env(decl, function, prefix), AWS_LAMBDA_LOG_LEVEL="info")
+
+
 def stream_name(stream: str, prefix: str = LOCAL_PREFIX) -> str:
     """Physical Kinesis stream name: `<prefix>-<stream>`."""
     return f"{prefix}-{stream}"

@@ -7,7 +7,7 @@ declaration does not give it works here and fails its init in AWS: `orders-get` 
 `orders-list` required IDEMPOTENCY_TABLE, which only `orders-create` is given. This test
 starts each built function binary the way Lambda does (local/bench/coldstart.py: the Lambda
 Runtime API on loopback, Lambda's variables) with exactly the variables Terraform gives it
-(infra/modules/regional/functions.tf, mirrored by declaration.function_env) and holds that
+(infra/modules/regional/functions.tf, mirrored by declaration.aws_function_env) and holds that
 it reaches its first `GET /next`, i.e. its init succeeded.
 
     .venv/bin/python local/test_function_env.py [-v]     # after `cargo build --workspace --bins`
@@ -25,19 +25,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "bench"))
 import coldstart  # noqa: E402
-from declaration import function_env, load  # noqa: E402
+from declaration import aws_function_env, load  # noqa: E402
 
 DECL = load()
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or HERE.parent / "target")
 BINARIES = TARGET / "debug"
 #: Generous: a debug binary on a busy two-core machine; init itself takes milliseconds.
 TIMEOUT_S = 60
-
-
-def aws_env(function: str) -> dict[str, str]:
-    """What Terraform puts in the function's environment: its declared variables and the
-    log level (functions.tf, `environment`)."""
-    return dict(function_env(DECL, function), AWS_LAMBDA_LOG_LEVEL="info")
 
 
 def start(function: str, env: dict[str, str], log_dir: Path) -> coldstart.Run:
@@ -56,14 +50,14 @@ class FunctionEnvironment(unittest.TestCase):
     def test_every_function_starts_with_only_the_variables_aws_gives_it(self):
         failed = {}
         for function in DECL["functions"]:
-            run = start(function, aws_env(function), self.logs)
+            run = start(function, aws_function_env(DECL, function), self.logs)
             if run.init_ms is None:
                 failed[function] = run.error
         self.assertEqual(failed, {}, "\n\n".join(f"{f}: {why}" for f, why in failed.items()))
 
     def test_a_function_without_its_table_variable_does_not_start(self):
         # The check can fail: users-get without USERS_TABLE exits before its first /next.
-        env = {k: v for k, v in aws_env("users-get").items() if k != "USERS_TABLE"}
+        env = {k: v for k, v in aws_function_env(DECL, "users-get").items() if k != "USERS_TABLE"}
         run = start("users-get", env, self.logs)
         self.assertIsNone(run.init_ms, run)
         self.assertIn("USERS_TABLE", run.error or "")

@@ -1455,6 +1455,39 @@ fn check_lambdas(infra: &Infra, binaries: &BTreeSet<String>) -> Vec<String> {
     v
 }
 
+/// A block of the regional module with its instances (each `for_each` key and its scope):
+/// where every per-function check starts.
+struct Instanced<'a> {
+    regional: Eval<'a>,
+    block: &'a Block,
+    instances: Vec<(String, Scope)>,
+}
+
+/// `<kind> "<ty>" "<name>"` of the regional module, which must be `for_each` over keys.
+fn regional_instances<'a>(
+    infra: &'a Infra,
+    kind: &str,
+    ty: &str,
+    name: &str,
+) -> Result<Instanced<'a>, String> {
+    let regional = infra
+        .regional()
+        .map_err(|e| format!("regional module: {e}"))?;
+    let module: &'a Module = regional.module;
+    let block = module
+        .find(kind, ty, name)
+        .ok_or_else(|| format!("no {kind} {ty}.{name} in the regional module"))?;
+    let instances = regional
+        .instances(block)
+        .map_err(|e| format!("{ty}.{name}: for_each: {e}"))?
+        .ok_or_else(|| format!("{ty}.{name} is one block, not one per key (no for_each)"))?;
+    Ok(Instanced {
+        regional,
+        block,
+        instances,
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // Check: every route behind the authorizer but the ones declared public.
 // ---------------------------------------------------------------------------------------
@@ -1463,19 +1496,13 @@ fn check_lambdas(infra: &Infra, binaries: &BTreeSet<String>) -> Vec<String> {
 /// `"auth": "none"` for its function; every other route goes through the JWT authorizer.
 fn check_route_authorization(infra: &Infra) -> Vec<String> {
     let mut v = Vec::new();
-    let regional = match infra.regional() {
-        Ok(r) => r,
-        Err(e) => return vec![format!("regional module: {e}")],
-    };
-    let Some(block) = regional
-        .module
-        .find("resource", "aws_apigatewayv2_route", "function")
-    else {
-        return vec!["no aws_apigatewayv2_route.function in the regional module".into()];
-    };
-    let instances = match regional.instances(block) {
-        Ok(Some(list)) => list,
-        other => return vec![format!("aws_apigatewayv2_route.function: {other:?}")],
+    let Instanced {
+        regional,
+        block,
+        instances,
+    } = match regional_instances(infra, "resource", "aws_apigatewayv2_route", "function") {
+        Ok(i) => i,
+        Err(e) => return vec![e],
     };
     for (f, scope) in &instances {
         let auth = infra.functions()[f]
@@ -1523,19 +1550,13 @@ fn check_architecture(infra: &Infra) -> Vec<String> {
             "lambda.architecture {arch} is neither arm64 nor x86_64"
         ));
     }
-    let regional = match infra.regional() {
-        Ok(r) => r,
-        Err(e) => return vec![format!("regional module: {e}")],
-    };
-    let Some(block) = regional
-        .module
-        .find("resource", "aws_lambda_function", "this")
-    else {
-        return vec!["no aws_lambda_function.this in the regional module".into()];
-    };
-    let instances = match regional.instances(block) {
-        Ok(Some(list)) => list,
-        other => return vec![format!("aws_lambda_function.this: {other:?}")],
+    let Instanced {
+        regional,
+        block,
+        instances,
+    } = match regional_instances(infra, "resource", "aws_lambda_function", "this") {
+        Ok(i) => i,
+        Err(e) => return vec![e],
     };
     let conditions: Vec<&Expression> = block
         .body
@@ -1734,28 +1755,10 @@ const LIST_STREAMS: &str = "dynamodb:ListStreams";
 /// that function. Also checks that this document is the one attached to the function's
 /// role, and that nothing else is attached to it.
 fn function_policies(infra: &Infra) -> Result<(Policies, Vec<String>), String> {
+    let policies = policy_documents(infra, "function")?;
     let regional = infra.regional()?;
     let module = regional.module;
     let mut v = Vec::new();
-    let block = module
-        .find("data", "aws_iam_policy_document", "function")
-        .ok_or("no data \"aws_iam_policy_document\" \"function\" in the regional module")?;
-    let instances = regional
-        .instances(block)
-        .map_err(|e| format!("data.aws_iam_policy_document.function: for_each: {e}"))?
-        .ok_or("data.aws_iam_policy_document.function is not one per function")?;
-    let mut policies = BTreeMap::new();
-    for (f, scope) in &instances {
-        let body = regional
-            .body(&block.body, scope)
-            .map_err(|e| format!("data.aws_iam_policy_document.function[{f}]: {e}"))?;
-        let statements = body
-            .get("statement")
-            .and_then(Value::as_array)
-            .map(|s| s.iter().map(Statement::from_block).collect())
-            .unwrap_or_default();
-        policies.insert(f.clone(), statements);
-    }
 
     // The evaluated document is what each function's role gets, and all it gets.
     let attached = |ty: &str,
@@ -2709,19 +2712,14 @@ fn the_terraform_holds_the_declaration() {
     );
 }
 
-/// The policies were evaluated, not skipped: each function has its own logs statement,
-/// and the ones the saga and the relay depend on reach what they must.
 /// The statements of `data "aws_iam_policy_document" "<name>"` in the regional module, one
 /// document per instance (its `for_each` key).
 fn policy_documents(infra: &Infra, name: &str) -> Result<Policies, String> {
-    let regional = infra.regional()?;
-    let block = regional
-        .module
-        .find("data", "aws_iam_policy_document", name)
-        .ok_or_else(|| format!("no data \"aws_iam_policy_document\" \"{name}\""))?;
-    let instances = regional
-        .instances(block)?
-        .ok_or_else(|| format!("data.aws_iam_policy_document.{name} has no for_each"))?;
+    let Instanced {
+        regional,
+        block,
+        instances,
+    } = regional_instances(infra, "data", "aws_iam_policy_document", name)?;
     let mut documents = BTreeMap::new();
     for (key, scope) in &instances {
         let body = regional
@@ -2744,9 +2742,12 @@ fn policy_documents(infra: &Infra, name: &str) -> Result<Policies, String> {
 #[test]
 fn the_generated_role_policies_are_written_for_the_iam_linter() {
     let infra = Infra::parse(&Sources::load()).unwrap();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
+    // A relative CARGO_TARGET_DIR is relative to where make runs, the repository's root.
+    let target = root().join(
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| "target".into()),
+    );
     let dir = target.join("iam-policies");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -2776,6 +2777,8 @@ fn the_generated_role_policies_are_written_for_the_iam_linter() {
     assert!(written > infra.functions().len());
 }
 
+/// The policies were evaluated, not skipped: each function has its own logs statement,
+/// and the ones the saga and the relay depend on reach what they must.
 #[test]
 fn the_policies_are_evaluated_per_function() {
     let infra = Infra::parse(&Sources::load()).unwrap();

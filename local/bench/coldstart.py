@@ -95,7 +95,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, NamedTuple, Sequence, Union
 from urllib.parse import urlsplit
 
 #: Where AWS calls go unless the caller says otherwise: loopback port 9 (discard), where
@@ -661,31 +661,45 @@ def _result(api: RuntimeApi, started_ns: int, peak: int | None, reason: str | No
 # --------------------------------------------------------------------------- compare
 
 
-def compare(functions: Sequence[tuple[str, Binary, Any, dict[str, str]]],
-            hello: tuple[str, Binary, Any, dict[str, str]], rounds: int, *,
+class Subject(NamedTuple):
+    """One binary to compare: its name, executable, event and environment, and whether
+    its function error answers count (a saga step refusing the bench's event still
+    measures init and the answer's path)."""
+    name: str
+    binary: Binary
+    event: Any
+    env: dict[str, str]
+    accept_errors: bool = False
+
+
+def compare(functions: Sequence[Subject | tuple], hello: Subject | tuple, rounds: int, *,
             warm: int = 0, timeout_s: float = 30, memory_mb: int = 128,
             endpoint_url: str = DEFAULT_ENDPOINT_URL,
             log_dir: Path | None = None) -> dict[str, Any]:
     """Each round, for each function: hello world, then the function, so that drift on a
     noisy machine hits both. Each function is summarised against its own hello runs.
 
-    `functions` and `hello` are (name, binary, event, env). Returns a JSON-serializable dict.
+    `functions` and `hello` are `Subject`s (or tuples of their fields). Returns a
+    JSON-serializable dict; each function's summary keeps its last answer.
     """
-    names = [f[0] for f in functions]
+    subjects = [Subject(*f) for f in functions]
+    hello = Subject(*hello)
+    names = [f.name for f in subjects]
     if len(set(names)) != len(names):
         raise ValueError(f"function names must be unique: {names}")
     options = dict(warm=warm, timeout_s=timeout_s, memory_mb=memory_mb,
                    endpoint_url=endpoint_url, log_dir=log_dir)
     pairs: dict[str, list[tuple[Run, Run]]] = {name: [] for name in names}
     for _ in range(rounds):
-        for name, binary, event, env in functions:
-            h = measure(hello[1], hello[2], hello[3], name=hello[0], **options)
-            f = measure(binary, event, env, name=name, **options)
-            pairs[name].append((h, f))
+        for f in subjects:
+            h = measure(hello.binary, hello.event, hello.env, name=hello.name,
+                        accept_errors=hello.accept_errors, **options)
+            r = measure(f.binary, f.event, f.env, name=f.name, accept_errors=f.accept_errors, **options)
+            pairs[f.name].append((h, r))
     return {
         "rounds": rounds,
         "warm": warm,
-        "hello": hello[0],
+        "hello": hello.name,
         "percentiles": "median: statistics.median; p90: nearest rank",
         "functions": {name: summarise_pairs(p) for name, p in pairs.items()},
     }
@@ -722,6 +736,7 @@ def summarise_pairs(pairs: Sequence[tuple[Run, Run]]) -> dict[str, Any]:
         ),
         "pairs_ok": len(both),
         "failures": failures,
+        "last_response": next((f.first_response for f in reversed(funcs) if f.first_response), None),
     }
 
 

@@ -8,7 +8,8 @@ docs/benchmarks/bench.json and docs/benchmarks/bench.md (linked from docs/benchm
    copy of the declaration with `lambda.architecture` set to it: the figures say which), timed;
    cold when the release target directory did not exist before. Then hello world
    (local/bench/hello) with the same `cargo lambda build` flags and release profile.
-2. **Zip size** of every function (`target/lambda/<function>/bootstrap.zip`).
+   All of it in target/bench (BENCH_TARGET_DIR), not in `make build`'s target/lambda.
+2. **Zip size** of every function (`target/bench/lambda/<function>/bootstrap.zip`).
 3. **Cold start** (local/bench/coldstart.py): for each round, for each function, hello world
    then the function, each a fresh process behind a Lambda Runtime API on loopback with the
    function's own declared environment; init (spawn to first `GET /next`) and first invoke.
@@ -43,13 +44,16 @@ sys.path.insert(0, str(HERE.parent))
 import coldstart  # noqa: E402
 import events  # noqa: E402
 from aws_stub import AwsStub  # noqa: E402
-from declaration import function_env, load  # noqa: E402
+from declaration import aws_function_env, load  # noqa: E402
 
 # `cargo lambda` is the cargo-lambda binary next to this Python (.venv/bin), as for the stack.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
-HELLO_TARGET = TARGET / "bench-hello"
-LAST_COLD_BUILD = TARGET / "bench-cold-build.json"
+# The bench builds in its own target directory (BENCH_TARGET_DIR, default target/bench), so
+# the zips it builds for this machine's architecture never replace `make build`'s in
+# target/lambda, which Terraform deploys.
+TARGET = Path(os.environ.get("BENCH_TARGET_DIR") or ROOT / "target" / "bench").resolve()
+HELLO_TARGET = TARGET / "hello"
+LAST_COLD_BUILD = TARGET / "cold-build.json"
 OUT = ROOT / "docs" / "benchmarks"
 ARCH = {"x86_64": ("x86_64", "x86_64-unknown-linux-gnu", "--x86-64"),
         "aarch64": ("arm64", "aarch64-unknown-linux-gnu", "--arm64")}[platform.machine()]
@@ -77,7 +81,7 @@ def build_functions() -> dict:
         json.dump(decl, f)
     started = time.monotonic()
     subprocess.run(["bash", str(ROOT / "infra" / "build.sh")], cwd=ROOT, check=True,
-                   env=dict(os.environ, DECLARATION=f.name))
+                   env=dict(os.environ, DECLARATION=f.name, CARGO_TARGET_DIR=str(TARGET)))
     seconds = time.monotonic() - started
     os.unlink(f.name)
     build = {"seconds": round(seconds, 1), "cold": cold, "architecture": arch, "cores": os.cpu_count(),
@@ -113,16 +117,12 @@ def sizes(functions: list[str]) -> dict:
     return out
 
 
-def fn_env(decl: dict, function: str) -> dict[str, str]:
-    return dict(function_env(decl, function), AWS_LAMBDA_LOG_LEVEL="info")
-
-
-def answer_of(run: coldstart.Run) -> str | None:
+def answer_of(response: str | None) -> str | None:
     """What the function answered: the HTTP status of a route, else `ok`/`error`."""
-    if not run.first_response:
+    if not response:
         return None
     try:
-        doc = json.loads(run.first_response)
+        doc = json.loads(response)
     except ValueError:
         return "response"
     if isinstance(doc, dict) and "statusCode" in doc:
@@ -134,23 +134,16 @@ def answer_of(run: coldstart.Run) -> str | None:
 
 def cold_starts(decl: dict, hello: Path, rounds: int, stub_url: str, logs: Path) -> dict:
     """Alternating hello world / function runs, `rounds` each, summarised per function."""
-    pairs: dict[str, list] = {f: [] for f in decl["functions"]}
-    answers: dict[str, str | None] = {}
-    for _ in range(rounds):
-        for f, spec in decl["functions"].items():
-            event, accept_errors = events.event_for(spec)
-            h = coldstart.measure(hello, {"hello": "world"}, {}, name="hello-world",
-                                  endpoint_url=stub_url, log_dir=logs)
-            r = coldstart.measure(binary(TARGET, f), event, fn_env(decl, f), name=f,
-                                  endpoint_url=stub_url, log_dir=logs, accept_errors=accept_errors)
-            pairs[f].append((h, r))
-            answers[f] = answer_of(r) or answers.get(f)
-    out = {}
-    for f, p in pairs.items():
-        s = coldstart.summarise_pairs(p)
+    subjects = []
+    for f, spec in decl["functions"].items():
+        event, accept_errors = events.event_for(spec)
+        subjects.append(coldstart.Subject(f, binary(TARGET, f), event, aws_function_env(decl, f), accept_errors))
+    result = coldstart.compare(subjects, coldstart.Subject("hello-world", hello, {"hello": "world"}, {}),
+                               rounds, endpoint_url=stub_url, log_dir=logs)
+    out = result["functions"]
+    for f, s in out.items():
         s["kind"] = events.kind(decl["functions"][f])
-        s["answer"] = answers[f]
-        out[f] = s
+        s["answer"] = answer_of(s.pop("last_response"))
     return out
 
 
@@ -159,7 +152,7 @@ def peak_memory(decl: dict, hello: Path, warm: int, stub_url: str, logs: Path) -
                                             endpoint_url=stub_url, log_dir=logs).peak_rss_kb}
     for f, spec in decl["functions"].items():
         event, accept_errors = events.event_for(spec)
-        run = coldstart.measure(binary(TARGET, f), event, fn_env(decl, f), warm=warm, name=f,
+        run = coldstart.measure(binary(TARGET, f), event, aws_function_env(decl, f), warm=warm, name=f,
                                 endpoint_url=stub_url, log_dir=logs, accept_errors=accept_errors)
         out[f] = run.peak_rss_kb if run.ok else None
     return out

@@ -346,7 +346,8 @@ class CompareAndCliTest(unittest.TestCase):
         hello = ("hello", self.fake, {}, {})
         slow = ("slow", self.fake, {"a": 1}, {"FAKE_INIT_SLEEP": "0.3"})
         broken = ("broken", self.fake, {}, {"FAKE_MODE": "error"})
-        result = coldstart.compare([slow, broken], hello, rounds=2, log_dir=self.root / "logs")
+        refusing = coldstart.Subject("refusing", self.fake, {}, {"FAKE_MODE": "error"}, accept_errors=True)
+        result = coldstart.compare([slow, broken, refusing], hello, rounds=2, log_dir=self.root / "logs")
         json.dumps(result)  # serializable
         self.assertEqual(result["rounds"], 2)
         slow_result = result["functions"]["slow"]
@@ -361,6 +362,11 @@ class CompareAndCliTest(unittest.TestCase):
         self.assertIsNone(broken_result["init_ratio_median_of_pairs"])
         self.assertEqual(len(broken_result["failures"]), 2)
         self.assertIn("it broke", broken_result["failures"][0])
+        # Told that errors answer, the same function is measured, and its answer kept.
+        refusing_result = result["functions"]["refusing"]
+        self.assertEqual(refusing_result["pairs_ok"], 2)
+        self.assertEqual(refusing_result["failures"], [])
+        self.assertIn("it broke", refusing_result["last_response"])
 
     def test_the_cli_prints_medians_and_p90_as_json(self):
         event = self.root / "event.json"
