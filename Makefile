@@ -66,6 +66,7 @@ test-local-tools: install
 	$(PY) local/test_pollers.py
 	$(PY) local/test_lambda_gate.py
 	$(PY) local/test_sdk_calls.py
+	$(PY) local/test_round_trips.py
 	$(PY) local/bench/test_coldstart.py
 	$(PY) local/bench/test_events.py
 
@@ -83,7 +84,8 @@ test-infra: install
 # Integration and end-to-end tests need the emulator, cargo lambda watch and the gateway.
 # Build first, so cargo lambda watch only starts binaries that are already linked; each built
 # function must start with only the variables Terraform gives it. After the tests, every AWS
-# call the functions made is held against what their IAM policies grant.
+# call the functions made is held against what their IAM policies grant, and every
+# operation's DynamoDB round trips (from the functions' metrics lines) against its budget.
 test-stack: install
 	cargo build --workspace --all-targets --locked
 	$(PY) local/test_function_env.py
@@ -92,6 +94,7 @@ test-stack: install
 	  && cat "$${CARGO_TARGET_DIR:-target}/saga-matrix.md" \
 	  && echo "load smoke: 64 shoppers for 2 minutes" && $(SOAK_PY) local/soak/run.py smoke'
 	$(PY) local/sdk_calls.py check
+	$(PY) local/round_trips.py check
 
 # Long-running checks of the local stack (README: Operating the local stack). Each starts its
 # own stack, drives it through the gateway on 127.0.0.1 only, and stops by itself.

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# `make build`: every Lambda of the workspace as target/lambda/<function>/bootstrap.zip, built
-# for the architecture the declaration gives (infra/declaration.json, lambda.architecture),
-# the one Terraform deploys them with. target/lambda/architecture records what was built, and
-# Terraform refuses zips of another (a precondition in modules/regional/functions.tf).
+# `make build`: the one binary every Lambda runs (package bootstrap: each function's main,
+# chosen by Lambda's _HANDLER, which Terraform sets to the function's name) as
+# target/lambda/bootstrap/bootstrap.zip, built for the architecture the declaration gives
+# (infra/declaration.json, lambda.architecture), the one Terraform deploys them with.
+# target/lambda/architecture records what was built, and Terraform refuses a zip of another
+# (a precondition in modules/regional/functions.tf). One binary is one fat-LTO link instead
+# of one per function (docs/decisions.md, "One binary for every function").
 #
 #   infra/build.sh           build
 #   infra/build.sh --check   only say whether this machine can build that architecture
@@ -43,8 +46,8 @@ fi
 
 out="${CARGO_TARGET_DIR:-target}/lambda"
 mkdir -p "$out"
-rm -f "$out/architecture" # a failed build leaves no claim about the zips
-# commerce-ops (package ops) is the operator's command line and e2e the tests: not Lambdas.
-cargo lambda build --release "$flag" --output-format zip --locked --workspace --exclude ops --exclude e2e
+rm -f "$out/architecture" # a failed build leaves no claim about the zip
+package="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["lambda"]["package"])' "$declaration")"
+cargo lambda build --release "$flag" --output-format zip --locked --package "$package"
 echo "$arch" >"$out/architecture"
-echo "build.sh: $(find "$out" -name bootstrap.zip | wc -l) zips for $arch in $out"
+echo "build.sh: $out/$package/bootstrap.zip for $arch, $(du -k "$out/$package/bootstrap.zip" | cut -f1) KB"

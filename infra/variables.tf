@@ -52,7 +52,7 @@ variable "home_written_tables" {
 }
 
 variable "lambda_artifacts_dir" {
-  description = "Where `make build` leaves target/lambda/<function>/bootstrap.zip."
+  description = "Where `make build` leaves target/lambda/<lambda.package>/bootstrap.zip, the one zip every function runs."
   type        = string
   default     = "../target/lambda"
 }

@@ -54,6 +54,14 @@ def aws_function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> d
     return dict(function_env(decl, function, prefix), AWS_LAMBDA_LOG_LEVEL="info")
 
 
+def deployed_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[str, str]:
+    """What a deployed function's process gets that is ours to choose: Terraform's
+    variables, and `_HANDLER`, which Lambda sets from the function's handler (its name,
+    functions.tf) and by which the one deployed binary (the declaration's lambda.package)
+    chooses the function to run."""
+    return dict(aws_function_env(decl, function, prefix), _HANDLER=function)
+
+
 def stream_name(stream: str, prefix: str = LOCAL_PREFIX) -> str:
     """Physical Kinesis stream name: `<prefix>-<stream>`."""
     return f"{prefix}-{stream}"

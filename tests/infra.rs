@@ -1536,14 +1536,21 @@ fn check_route_authorization(infra: &Infra) -> Vec<String> {
 const BUILT_ARCHITECTURE: &str = "target/lambda/architecture";
 
 /// Every Lambda runs the declaration's `lambda.runtime` and `lambda.architecture` (the
-/// setting infra/build.sh builds for), and a precondition refuses zips that were recorded
-/// as built for another architecture, or not recorded at all.
+/// setting infra/build.sh builds for) from the one zip of `lambda.package`, with its own
+/// name as the handler, and a precondition refuses zips that were recorded as built for
+/// another architecture, or not recorded at all.
 fn check_architecture(infra: &Infra) -> Vec<String> {
     let mut v = Vec::new();
     let lambda = &infra.declaration["lambda"];
-    let (Some(arch), Some(runtime)) = (lambda["architecture"].as_str(), lambda["runtime"].as_str())
-    else {
-        return vec!["infra/declaration.json has no lambda.architecture and lambda.runtime".into()];
+    let (Some(arch), Some(runtime), Some(package)) = (
+        lambda["architecture"].as_str(),
+        lambda["runtime"].as_str(),
+        lambda["package"].as_str(),
+    ) else {
+        return vec![
+            "infra/declaration.json has no lambda.architecture, lambda.runtime and lambda.package"
+                .into(),
+        ];
     };
     if !["arm64", "x86_64"].contains(&arch) {
         v.push(format!(
@@ -1573,6 +1580,8 @@ fn check_architecture(infra: &Infra) -> Vec<String> {
         for (attribute, want) in [
             ("architectures", json!([arch])),
             ("runtime", json!(runtime)),
+            // The one binary starts the function its handler names (functions/bootstrap).
+            ("handler", json!(f)),
         ] {
             match attr(&block.body, attribute).map(|e| regional.eval(e, scope)) {
                 Some(Ok(got)) if got == want => {}
@@ -1580,6 +1589,13 @@ fn check_architecture(infra: &Infra) -> Vec<String> {
                     "aws_lambda_function.this[{f}].{attribute} is {other:?}, not the declaration's {want}"
                 )),
             }
+        }
+        let zip = format!("/{package}/bootstrap.zip");
+        match attr(&block.body, "filename").map(|e| regional.eval(e, scope)) {
+            Some(Ok(Value::String(path))) if path.ends_with(&zip) => {}
+            other => v.push(format!(
+                "aws_lambda_function.this[{f}].filename is {other:?}, not the one zip <artifacts>{zip}"
+            )),
         }
     }
     // The zips as built: recorded for this architecture, for another, or not recorded. One
@@ -2883,6 +2899,27 @@ fn an_architecture_other_than_the_declared_one_is_reported() {
         "architectures    = [\"x86_64\"]",
     ));
     assert_reported(&v, &["architectures", "not the declaration's"]);
+}
+
+#[test]
+fn a_handler_that_names_no_function_is_reported() {
+    // The one binary starts the function `_HANDLER` names; "bootstrap" names none.
+    let v = violations(&Sources::load().edit(
+        FUNCTIONS_TF,
+        "handler          = each.key",
+        "handler          = \"bootstrap\"",
+    ));
+    assert_reported(&v, &["aws_lambda_function.this[users-get].handler"]);
+}
+
+#[test]
+fn a_function_deployed_from_its_own_zip_is_reported() {
+    let v = violations(&Sources::load().edit(
+        FUNCTIONS_TF,
+        "filename         = \"${var.lambda_artifacts_dir}/${var.declaration.lambda.package}/bootstrap.zip\"",
+        "filename         = \"${var.lambda_artifacts_dir}/${each.key}/bootstrap.zip\"",
+    ));
+    assert_reported(&v, &["aws_lambda_function.this[users-get].filename", "not the one zip"]);
 }
 
 #[test]

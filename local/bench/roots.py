@@ -3,12 +3,14 @@
 
     .venv/bin/python local/bench/roots.py [FUNCTION] [--rounds 15]     # after make bench
 
-The SDK's HTTPS client trusts the system's roots (rustls-native-certs), which it loads while
-the function builds its clients, before the first GET /next: the bundle, and then every file
-of the certificate directory. This runs one release function (default users-get) against
-hello world, alternately, with the roots as they are, with the bundle alone (SSL_CERT_FILE,
-no directory), and with only the roots that AWS endpoints chain to (Amazon Root CA 1-4,
-Starfield Services G2), and prints the init ratio of each. The system paths are Debian's.
+The SDK's default HTTPS client trusts the system's roots (rustls-native-certs), which it
+loads while the function builds its clients, before the first GET /next: the bundle, and
+then every file of the certificate directory. shared::aws::http_client trusts only the roots
+AWS endpoints chain to (Amazon Root CA 1-4, Starfield Services G2), built into the binary,
+unless COMMERCE_TLS_ROOTS=system. This runs one release function (default users-get, in the one deployed binary)
+against hello world, alternately, with the built-in roots, with the system's (bundle and
+directory), and with the system bundle alone (SSL_CERT_FILE, no directory), and prints the
+init ratio of each. The system paths are Debian's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -26,11 +27,9 @@ import coldstart  # noqa: E402
 import events  # noqa: E402
 import run  # noqa: E402
 from aws_stub import AwsStub  # noqa: E402
-from declaration import function_env, load  # noqa: E402
+from declaration import deployed_env, load  # noqa: E402
 
 CERTS = Path("/etc/ssl/certs")
-AWS_ROOTS = ["Amazon_Root_CA_1", "Amazon_Root_CA_2", "Amazon_Root_CA_3", "Amazon_Root_CA_4",
-             "Starfield_Services_Root_Certificate_Authority_-_G2"]
 
 
 def main(argv: list[str]) -> int:
@@ -39,22 +38,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args(argv)
     decl = load()
-    binary = run.binary(run.TARGET, args.function)
+    binary = run.binary(run.TARGET, run.deployed(decl))
     hello = run.binary(run.HELLO_TARGET, "hello-world")
     event, accept = events.event_for(decl["functions"][args.function])
-    aws_roots = Path(tempfile.mkdtemp()) / "aws-roots.pem"
-    aws_roots.write_text("".join((CERTS / f"{n}.pem").read_text() for n in AWS_ROOTS))
     variants = {
-        "system roots (bundle and directory)": {},
-        "the bundle alone": {"SSL_CERT_FILE": str(CERTS / "ca-certificates.crt"), "SSL_CERT_DIR": "/nonexistent"},
-        "AWS's roots alone": {"SSL_CERT_FILE": str(aws_roots), "SSL_CERT_DIR": "/nonexistent"},
+        "built-in AWS roots (the default)": {},
+        "system roots (COMMERCE_TLS_ROOTS=system: bundle and directory)": {"COMMERCE_TLS_ROOTS": "system"},
+        "the system bundle alone": {"COMMERCE_TLS_ROOTS": "system", "SSL_CERT_FILE": str(CERTS / "ca-certificates.crt"),
+                                    "SSL_CERT_DIR": "/nonexistent"},
     }
     with AwsStub() as stub:
         for label, extra in variants.items():
             ratios, inits = [], []
             for _ in range(args.rounds):
                 h = coldstart.measure(hello, {"hello": "world"}, {}, name="hello-world", endpoint_url=stub.url)
-                f = coldstart.measure(binary, event, dict(function_env(decl, args.function), **extra),
+                f = coldstart.measure(binary, event, dict(deployed_env(decl, args.function), **extra),
                                       name=args.function, endpoint_url=stub.url, accept_errors=accept)
                 if h.ok and f.ok:
                     ratios.append(f.init_ms / h.init_ms)

@@ -9,16 +9,24 @@ docs/benchmarks/bench.json and docs/benchmarks/bench.md (linked from docs/benchm
    cold when the release target directory did not exist before. Then hello world
    (local/bench/hello) with the same `cargo lambda build` flags and release profile.
    All of it in target/bench (BENCH_TARGET_DIR), not in `make build`'s target/lambda.
-2. **Zip size** of every function (`target/bench/lambda/<function>/bootstrap.zip`).
+2. **Zip size** of the one zip every function is deployed from
+   (`target/bench/lambda/bootstrap/bootstrap.zip`).
 3. **Cold start** (local/bench/coldstart.py): for each round, for each function, hello world
-   then the function, each a fresh process behind a Lambda Runtime API on loopback with the
-   function's own declared environment; init (spawn to first `GET /next`) and first invoke.
+   then the function (the one binary, its `_HANDLER` naming the function), each a fresh process
+   behind a Lambda Runtime API on loopback with the function's own declared environment; init (spawn to first `GET /next`) and first invoke.
    AWS is the stub of local/bench/aws_stub.py, so a first request pays the SDK's real
    first-request costs without a network. Each function's init is reported as a ratio to
    hello world's (the median of per-round ratios), which holds on a noisy machine.
 4. **Peak memory**: one process per function over init and `--warm` (100) invocations.
+5. **Warm handler cost**: criterion (`cargo bench -p orders -p inventory --bench handlers`),
+   the work of `POST /orders`, `GET /orders/{id}`, `GET /products` and a saga step inside the
+   function, without the network.
+6. **Round trips** of every operation, as the last `make test` counted them
+   (.local/round-trips.json, local/round_trips.py), and the local stack's throughput from the
+   last `make soak` (docs/benchmarks/soak.json).
 
-Everything runs on 127.0.0.1. BENCH_QUICK=1 (or --quick): 3 rounds, 20 warm invocations.
+Everything runs on 127.0.0.1. BENCH_QUICK=1 (or --quick): 3 rounds, 20 warm invocations,
+2 seconds of measurement per criterion benchmark.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ sys.path.insert(0, str(HERE.parent))
 import coldstart  # noqa: E402
 import events  # noqa: E402
 from aws_stub import AwsStub  # noqa: E402
-from declaration import aws_function_env, load  # noqa: E402
+from declaration import deployed_env, load  # noqa: E402
 
 # `cargo lambda` is the cargo-lambda binary next to this Python (.venv/bin), as for the stack.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
@@ -108,13 +116,17 @@ def binary(target: Path, name: str) -> Path:
     sys.exit(f"bench: no release binary {name} under {target}")
 
 
-def sizes(functions: list[str]) -> dict:
-    out = {}
-    for f in functions:
-        z = TARGET / "lambda" / f / "bootstrap.zip"
-        out[f] = {"zip_bytes": z.stat().st_size if z.exists() else None,
-                  "binary_bytes": binary(TARGET, f).stat().st_size}
-    return out
+def deployed(decl: dict) -> str:
+    """The package whose one binary every function runs (the declaration's lambda.package)."""
+    return decl["lambda"]["package"]
+
+
+def sizes(decl: dict) -> dict:
+    """The one zip every function is deployed from, and its binary."""
+    package = deployed(decl)
+    z = TARGET / "lambda" / package / "bootstrap.zip"
+    return {"package": package, "zip_bytes": z.stat().st_size if z.exists() else None,
+            "binary_bytes": binary(TARGET, package).stat().st_size, "functions": len(decl["functions"])}
 
 
 def answer_of(response: str | None) -> str | None:
@@ -137,7 +149,7 @@ def cold_starts(decl: dict, hello: Path, rounds: int, stub_url: str, logs: Path)
     subjects = []
     for f, spec in decl["functions"].items():
         event, accept_errors = events.event_for(spec)
-        subjects.append(coldstart.Subject(f, binary(TARGET, f), event, aws_function_env(decl, f), accept_errors))
+        subjects.append(coldstart.Subject(f, binary(TARGET, deployed(decl)), event, deployed_env(decl, f), accept_errors))
     result = coldstart.compare(subjects, coldstart.Subject("hello-world", hello, {"hello": "world"}, {}),
                                rounds, endpoint_url=stub_url, log_dir=logs)
     out = result["functions"]
@@ -152,10 +164,37 @@ def peak_memory(decl: dict, hello: Path, warm: int, stub_url: str, logs: Path) -
                                             endpoint_url=stub_url, log_dir=logs).peak_rss_kb}
     for f, spec in decl["functions"].items():
         event, accept_errors = events.event_for(spec)
-        run = coldstart.measure(binary(TARGET, f), event, aws_function_env(decl, f), warm=warm, name=f,
+        run = coldstart.measure(binary(TARGET, deployed(decl)), event, deployed_env(decl, f), warm=warm, name=f,
                                 endpoint_url=stub_url, log_dir=logs, accept_errors=accept_errors)
         out[f] = run.peak_rss_kb if run.ok else None
     return out
+
+
+#: The criterion benchmarks of the handlers' work (functions/<crate>/benches/handlers.rs).
+CRITERION_CRATES = ["orders", "inventory"]
+
+
+def criterion(quick: bool) -> dict:
+    """`cargo bench` of the handlers' work, without the network; criterion's estimates of
+    each benchmark (ns): the mean and median with their 95% confidence intervals."""
+    args = ["--warm-up-time", "1", "--measurement-time", "2" if quick else "5"]
+    packages = [a for c in CRITERION_CRATES for a in ("-p", c)]
+    subprocess.run(["cargo", "bench", "--locked", *packages, "--bench", "handlers", "--", *args],
+                   cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(TARGET)))
+    out = {}
+    for meta in sorted((TARGET / "criterion").glob("**/new/benchmark.json")):
+        estimates = json.loads((meta.parent / "estimates.json").read_text())
+        name = json.loads(meta.read_text())["full_id"]
+        out[name] = {stat: {"ns": round(estimates[stat]["point_estimate"], 1),
+                            "ci95": [round(estimates[stat]["confidence_interval"][k], 1)
+                                     for k in ("lower_bound", "upper_bound")]}
+                     for stat in ("mean", "median")}
+    return out
+
+
+#: What the last `make test` measured of every operation's DynamoDB round trips
+#: (local/round_trips.py check writes it).
+ROUND_TRIPS = ROOT / ".local" / "round-trips.json"
 
 
 def environment() -> dict:
@@ -173,7 +212,6 @@ def render(results: dict) -> str:
     """docs/benchmarks/bench.md: the headline, then one row per function."""
     env, build, cs, mem, size = (results[k] for k in ("environment", "build", "cold_start", "peak_memory_kb", "sizes"))
     ratios = {f: s["init_ratio_median_of_pairs"] for f, s in cs.items() if s["init_ratio_median_of_pairs"]}
-    zips = {f: s["zip_bytes"] for f, s in size.items() if s["zip_bytes"]}
     peaks = {f: kb for f, kb in mem.items() if kb and f != "hello-world"}
     hello_init = statistics.median(s["hello_init_ms"]["median"] for s in cs.values() if s["hello_init_ms"]["n"])
     lines = [
@@ -187,9 +225,10 @@ def render(results: dict) -> str:
         "",
         f"- **Build** (`make build`'s `infra/build.sh`, {build['cores']} cores, "
         f"{'cold' if build['cold'] else 'incremental'}{', measured ' + build['date'] if build.get('reused') else ''}): "
-        f"{build['seconds'] / 60:.1f} minutes for {len(size)} functions.",
-        f"- **Zip size**: largest {max(zips.values()) / 1e6:.2f} MB ({max(zips, key=zips.get)}), "
-        f"median {statistics.median(zips.values()) / 1e6:.2f} MB.",
+        f"{build['seconds'] / 60:.1f} minutes: one binary (package `{size['package']}`) holding all "
+        f"{size['functions']} functions, linked once.",
+        f"- **Zip size**: {(size['zip_bytes'] or 0) / 1e6:.2f} MB, the one zip every function is deployed "
+        f"from (binary {size['binary_bytes'] / 1e6:.2f} MB).",
         f"- **Init** as a ratio to hello world (median of per-round ratios): median "
         f"{statistics.median(ratios.values()):.2f}x, highest {max(ratios.values()):.2f}x "
         f"({max(ratios, key=ratios.get)}); hello world's own init here: {hello_init:.1f} ms.",
@@ -203,16 +242,34 @@ def render(results: dict) -> str:
         "answer is often 404 or 403); a consumer an empty batch; a saga step `{}`, which it refuses "
         "(see local/bench/events.py).",
         "",
-        "| function | kind | answer | zip (KB) | init median (ms) | init / hello | first invoke median (ms) | peak RSS (MB) |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| function | kind | answer | init median (ms) | init / hello | first invoke median (ms) | peak RSS (MB) |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for f, s in cs.items():
         first = s["first_invoke_ms"]["median"]
         lines.append(
             f"| {f} | {s['kind']} | {s['answer'] or '-'} | "
-            f"{(size[f]['zip_bytes'] or 0) / 1024:.0f} | {s['init_ms']['median'] or 0:.1f} | "
+            f"{s['init_ms']['median'] or 0:.1f} | "
             f"{s['init_ratio_median_of_pairs'] or 0:.2f} | {first if first is not None else 0:.1f} | "
             f"{(mem.get(f) or 0) / 1024:.1f} |")
+    bench = results.get("criterion") or {}
+    if bench:
+        lines += ["", "**Warm handler cost** (criterion, `cargo bench -p orders -p inventory`; the work "
+                  "one request does inside the function without the network: the event decoded, the "
+                  "body parsed and validated, items (de)serialized from in-memory stores, the answer "
+                  "built; functions/*/benches/handlers.rs):", "",
+                  "| benchmark | median (µs) | 95% CI (µs) | mean (µs) |", "|---|---:|---|---:|"]
+        for name, e in bench.items():
+            lo, hi = e["median"]["ci95"]
+            lines.append(f"| {name} | {e['median']['ns'] / 1000:.2f} | {lo / 1000:.2f}-{hi / 1000:.2f} | "
+                         f"{e['mean']['ns'] / 1000:.2f} |")
+    trips = results.get("round_trips")
+    if trips:
+        lines += ["", f"**DynamoDB round trips of every operation** (counted by the SDK interceptor in "
+                  f"every function during `make test` on {trips['date']}, read back from the functions' "
+                  f"metrics lines by local/round_trips.py, which fails the tests when an operation's "
+                  f"usual count is not its budget): the usual count of a successful invocation, per "
+                  f"record for a consumer.", "", trips["table"].rstrip("\n")]
     soak = results.get("soak")
     if soak:
         lines += ["", f"**The local stack's throughput** (`make soak`, its latest run, "
@@ -222,10 +279,8 @@ def render(results: dict) -> str:
                   f"{soak['orders_settled']:,}/{soak['orders_placed']:,} orders final "
                   f"({soak['orders_accepted_per_second']}/s accepted), settle p50 "
                   f"{soak['settle_p50_s']:.1f} s, p99 {soak['settle_p99_s']:.1f} s."]
-    lines += ["", "Not measured yet: other release profiles (thin LTO, more codegen units, one binary "
-              "for every function) against build time, zip size and init; criterion figures of the "
-              "handlers' work; DynamoDB round trips of every operation. `local/bench/roots.py` "
-              "measures what the TLS root store costs init."]
+    lines += ["", "`local/bench/roots.py` measures what the TLS root store costs init; "
+              "docs/decisions.md says how the release profile was chosen."]
     failures = {f: s["failures"] for f, s in cs.items() if s["failures"]}
     if failures:
         lines += ["", "Runs that failed (left out of the figures above):", ""]
@@ -252,7 +307,7 @@ def main(argv: list[str]) -> int:
     else:
         sys.exit(f"bench: --skip-build, and no cold build was measured yet ({LAST_COLD_BUILD})")
     hello = build_hello()
-    results["sizes"] = sizes(list(decl["functions"]))
+    results["sizes"] = sizes(decl)
     logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     with AwsStub() as stub:
         print(f"bench: cold starts, {rounds} rounds of {len(decl['functions'])} functions", flush=True)
@@ -260,6 +315,10 @@ def main(argv: list[str]) -> int:
         print(f"bench: peak memory over {warm} warm invocations", flush=True)
         results["peak_memory_kb"] = peak_memory(decl, hello, warm, stub.url, logs)
         results["aws_calls"] = dict(stub.calls)
+    print("bench: criterion, the handlers' work without the network", flush=True)
+    results["criterion"] = criterion(args.quick)
+    if ROUND_TRIPS.exists():
+        results["round_trips"] = json.loads(ROUND_TRIPS.read_text())
     soak = OUT / "soak.json"
     if soak.exists():  # the 60-minute soak is its own command (make soak); its latest summary
         results["soak"] = json.loads(soak.read_text())["summary"]

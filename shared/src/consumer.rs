@@ -274,10 +274,15 @@ pub async fn run<H: Handler>(dedupe: Dedupe, handler: H) -> Result<(), lambda_ru
     let (dedupe, handler) = (&dedupe, &handler);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
-            let span = crate::telemetry::event_span(&event.context, event.payload.records.len());
-            let response = process(dedupe, handler, &event.payload.records)
-                .instrument(span)
-                .await;
+            let records = &event.payload.records;
+            let span = crate::telemetry::event_span(&event.context, records.len());
+            let response = crate::metrics::measure_task(
+                &event.context.request_id,
+                records.len(),
+                process(dedupe, handler, records).instrument(span),
+                |r: &SqsBatchResponse| r.batch_item_failures.len(),
+            )
+            .await;
             Ok::<SqsBatchResponse, std::convert::Infallible>(response)
         },
     ))

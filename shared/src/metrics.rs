@@ -1,5 +1,7 @@
-//! Per-invocation metrics as CloudWatch Embedded Metric Format lines, and the
-//! DynamoDB request counter behind the `DynamoDbRequests` metric.
+//! Per-invocation metrics as CloudWatch Embedded Metric Format lines (API invocations,
+//! and saga steps and batches of records), and the DynamoDB request counter behind the
+//! `DynamoDbRequests` metric. `local/round_trips.py` reads them back from the local
+//! stack's logs to show every operation's round trips.
 //!
 //! EMF lines are plain JSON on stdout; CloudWatch Logs extracts the metrics from them,
 //! so no metrics API call sits on the request path.
@@ -99,9 +101,109 @@ pub fn emit(m: &InvocationMetrics<'_>) {
     println!("{}", emf_line(m, chrono::Utc::now().timestamp_millis()));
 }
 
+/// What one invocation of a saga step or of a batch of records (a queue's, a stream's)
+/// reports: the same latency and DynamoDB requests as an API invocation, and the records
+/// it was given and failed. A saga step is one record.
+#[derive(Debug, Clone)]
+pub struct TaskMetrics<'a> {
+    /// The function's name, the metric dimension.
+    pub function: &'a str,
+    /// The request id, kept as a property so a metric can be traced to its log lines.
+    pub request_id: &'a str,
+    /// Wall time in the handler.
+    pub latency_ms: f64,
+    /// DynamoDB requests made while handling it, retries included.
+    pub dynamodb_requests: u64,
+    /// Records handled: 1 for a saga step, the batch's size for a consumer.
+    pub records: u64,
+    /// Records that failed: a step's error, a batch's item failures.
+    pub failed: u64,
+}
+
+/// Renders one EMF line for a step or batch invocation (namespace `Commerce`, dimension
+/// `Function`).
+pub fn task_emf_line(m: &TaskMetrics<'_>, timestamp_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "Commerce",
+                "Dimensions": [["Function"]],
+                "Metrics": [
+                    {"Name": "Latency", "Unit": "Milliseconds"},
+                    {"Name": "DynamoDbRequests", "Unit": "Count"},
+                    {"Name": "Records", "Unit": "Count"},
+                    {"Name": "FailedRecords", "Unit": "Count"},
+                ],
+            }],
+        },
+        "Function": m.function,
+        "request_id": m.request_id,
+        "Latency": m.latency_ms,
+        "DynamoDbRequests": m.dynamodb_requests,
+        "Records": m.records,
+        "FailedRecords": m.failed,
+    })
+    .to_string()
+}
+
+/// Runs one step or batch invocation, `work`, and writes its EMF line: how long it took,
+/// the DynamoDB requests it made, its `records`, and how many of them `failed` says the
+/// output failed.
+pub async fn measure_task<T>(
+    request_id: &str,
+    records: usize,
+    work: impl Future<Output = T>,
+    failed: impl FnOnce(&T) -> usize,
+) -> T {
+    let started = std::time::Instant::now();
+    let before = dynamodb_requests_so_far();
+    let output = work.await;
+    let m = TaskMetrics {
+        function: crate::config::function_name(),
+        request_id,
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        dynamodb_requests: dynamodb_requests_so_far().saturating_sub(before),
+        records: records as u64,
+        failed: failed(&output) as u64,
+    };
+    println!(
+        "{}",
+        task_emf_line(&m, chrono::Utc::now().timestamp_millis())
+    );
+    output
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_emf_line_declares_every_metric_it_carries() {
+        let line = task_emf_line(
+            &TaskMetrics {
+                function: "notifications-send",
+                request_id: "r2",
+                latency_ms: 7.25,
+                dynamodb_requests: 4,
+                records: 2,
+                failed: 1,
+            },
+            1_700_000_000_000,
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        for metric in declared {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(v.get(name).is_some(), "metric {name} declared but absent");
+        }
+        assert_eq!(v["Records"], 2);
+        assert_eq!(v["FailedRecords"], 1);
+        assert_eq!(v["DynamoDbRequests"], 4);
+        assert_eq!(v["Function"], "notifications-send");
+    }
 
     #[test]
     fn emf_line_declares_every_metric_it_carries() {

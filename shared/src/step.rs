@@ -69,7 +69,8 @@ impl From<StepError> for Diagnostic {
 }
 
 /// Runs a step Lambda: parses the state's input, runs `handler` in a span with the
-/// function name and request id, logs a failure, and answers its output or its error.
+/// function name and request id, logs a failure, writes the invocation's metrics line
+/// ([`crate::metrics::measure_task`]), and answers its output or its error.
 pub async fn run<I, O, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     I: DeserializeOwned + Send,
@@ -83,9 +84,13 @@ where
         // Boxed: a step's future (the kernel's, with a provider's inside) nests deep
         // enough that computing the layout of `main`'s future overflows rustc's query
         // depth on a clean build; a box ends the nesting here.
-        let result = Box::pin(handler(event.payload))
-            .instrument(span.clone())
-            .await;
+        let result = crate::metrics::measure_task(
+            &event.context.request_id,
+            1,
+            Box::pin(handler(event.payload)).instrument(span.clone()),
+            |r: &Result<O, StepError>| usize::from(r.is_err()),
+        )
+        .await;
         if let Err(e) = &result {
             span.in_scope(
                 || tracing::warn!(error_type = e.error_type, message = %e.message, "step failed"),

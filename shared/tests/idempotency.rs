@@ -8,7 +8,7 @@ use shared::metrics::DynamoDbRequestCounter;
 async fn store() -> (Idempotency, DynamoDbRequestCounter) {
     let table = std::env::var("IDEMPOTENCY_TABLE")
         .expect("IDEMPOTENCY_TABLE is not set: run through `make test` (local/stack.py exec)");
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await.unwrap();
     let counter = DynamoDbRequestCounter::default();
     (
         Idempotency::new(

@@ -355,7 +355,9 @@ pub fn declaration() -> Value {
 
 /// The Lambda binaries of the function crates, from `cargo metadata`: name → (package,
 /// source path). Declared tools (the operator's command line) are left out: they are
-/// binaries, not Lambdas, and must be built by the package the declaration names.
+/// binaries, not Lambdas, and must be built by the package the declaration names. So is
+/// the deployed binary (the declaration's `lambda.package`), which runs each of these
+/// functions' `main`.
 pub fn workspace_binaries() -> BTreeMap<String, (String, PathBuf)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
@@ -380,10 +382,11 @@ pub fn workspace_binaries() -> BTreeMap<String, (String, PathBuf)> {
         .as_object()
         .cloned()
         .unwrap_or_default();
+    let deployed = declaration()["lambda"]["package"].clone();
     let mut bins = BTreeMap::new();
     for package in meta["packages"].as_array().unwrap() {
         let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());
-        if !manifest.starts_with(&functions_dir) {
+        if !manifest.starts_with(&functions_dir) || package["name"] == deployed {
             continue;
         }
         for target in package["targets"].as_array().unwrap() {

@@ -26,7 +26,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await.unwrap();
     let requests = DynamoDbRequestCounter::default();
     let counted = shared::aws::dynamodb_with_counter(&sdk, requests.clone());
     Setup {
@@ -364,7 +364,7 @@ async fn the_risk_of_an_order_is_shown_to_admins_only() {
 /// timed-out one): the adapter takes that as done, so a redelivery is not a failure.
 #[tokio::test]
 async fn step_functions_takes_a_token_nobody_waits_on_as_done() {
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await.unwrap();
     let sfn = fraud::answer::StepFunctions::new(aws_sdk_sfn::Client::new(&sdk));
     let token = format!("unknown-{}", ulid::Ulid::new());
     let success = Answer::Success(TaskOutput {

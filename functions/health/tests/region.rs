@@ -5,7 +5,7 @@
 use health::{AwsProbe, Region, api};
 
 async fn probe() -> AwsProbe {
-    AwsProbe::new(&shared::aws::sdk_config().await)
+    AwsProbe::new(&shared::aws::sdk_config().await.unwrap())
 }
 
 fn local_region() -> Region {

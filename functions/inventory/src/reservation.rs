@@ -160,7 +160,7 @@ impl Reservations {
     /// The store a step Lambda uses: `INVENTORY_TABLE`.
     pub async fn from_env() -> Result<Self, shared::config::ConfigError> {
         let table = shared::config::required("INVENTORY_TABLE")?;
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::aws::sdk_config().await?;
         Ok(Self::new(shared::aws::dynamodb(&sdk), table))
     }
 

@@ -39,7 +39,7 @@ impl DynamoProductStore {
     /// The store a Lambda uses: table from `INVENTORY_TABLE`.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let table = config::required("INVENTORY_TABLE")?;
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::aws::sdk_config().await?;
         Ok(Self::new(shared::aws::dynamodb(&sdk), table))
     }
 }

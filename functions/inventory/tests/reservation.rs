@@ -19,7 +19,7 @@ struct Env {
 async fn env() -> Env {
     let table = std::env::var("INVENTORY_TABLE")
         .expect("INVENTORY_TABLE is not set: run through `make test`");
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await.unwrap();
     let client = shared::aws::dynamodb(&sdk);
     Env {
         products: DynamoProductStore::new(client.clone(), table.clone()),

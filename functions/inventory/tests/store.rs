@@ -11,7 +11,7 @@ use shared::money::Money;
 async fn store() -> (DynamoProductStore, DynamoDbRequestCounter) {
     let table = std::env::var("INVENTORY_TABLE")
         .expect("INVENTORY_TABLE is not set: run through `make test`");
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await.unwrap();
     let counter = DynamoDbRequestCounter::default();
     (
         DynamoProductStore::new(

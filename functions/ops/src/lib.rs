@@ -142,7 +142,7 @@ fn fail(message: impl Into<String>) -> Error {
 
 /// Runs `cli`.
 pub async fn run(cli: Cli) -> Result<(), Error> {
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await?;
     match cli.command {
         Command::Replay(args) => {
             let report =

@@ -98,6 +98,12 @@ impl OrderRequest {
     }
 }
 
+/// The body of `POST /orders`, parsed and validated: what intake works from. Every
+/// problem of the body at once, each under its JSON path (400/422 as API.md says).
+pub fn order_request(req: &Request) -> Result<NewOrder, ApiError> {
+    parse_json::<OrderRequest>(req)?.validate()
+}
+
 fn trace(req: &Request) -> Trace {
     let m = meta(req);
     Trace {
@@ -116,7 +122,7 @@ pub async fn create(
 ) -> Result<Response<Body>, ApiError> {
     let caller = Caller::from_context(req.request_context_ref())?;
     idempotency::key_from(&req)?;
-    let new = parse_json::<OrderRequest>(&req)?.validate()?;
+    let new = order_request(&req)?;
     let trace = trace(&req);
     let caller = &caller;
     idempotency::run(

@@ -13,7 +13,7 @@ async fn intake_is_one_batch_read_and_one_transaction_and_reads_are_one_request(
     let env = |k: &str| {
         std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run through `make test`"))
     };
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await.unwrap();
     let counter = DynamoDbRequestCounter::default();
     let client = shared::aws::dynamodb_with_counter(&sdk, counter.clone());
     let idem = shared::idempotency::Idempotency::new(client.clone(), env("IDEMPOTENCY_TABLE"));

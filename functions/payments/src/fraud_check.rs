@@ -52,7 +52,7 @@ impl TransactionStream {
     /// The stream named by `TRANSACTIONS_STREAM`.
     pub async fn from_env() -> Result<Self, shared::config::ConfigError> {
         let stream = shared::config::required("TRANSACTIONS_STREAM")?;
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::aws::sdk_config().await?;
         Ok(Self {
             client: Client::new(&sdk),
             stream,

@@ -50,7 +50,7 @@ impl PaymentStore {
         } else {
             String::new()
         };
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::aws::sdk_config().await?;
         Ok(Self::new(shared::aws::dynamodb(&sdk), table, orders))
     }
 

@@ -16,7 +16,7 @@ fn env(k: &str) -> String {
 }
 
 async fn setup() -> (PaymentStore, aws_sdk_dynamodb::Client) {
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await.unwrap();
     let client = shared::aws::dynamodb(&sdk);
     (
         PaymentStore::new(client.clone(), env("PAYMENTS_TABLE"), env("ORDERS_TABLE")),

@@ -29,7 +29,7 @@ impl DynamoUserStore {
     /// The store a Lambda uses: table from `USERS_TABLE`, client from the SDK settings.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let table = config::required("USERS_TABLE")?;
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::aws::sdk_config().await?;
         Ok(Self::new(shared::aws::dynamodb(&sdk), table))
     }
 

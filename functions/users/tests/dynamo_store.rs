@@ -10,7 +10,7 @@ use users::{DynamoUserStore, NewUser, UsersError};
 async fn store() -> (DynamoUserStore, DynamoDbRequestCounter) {
     let table = std::env::var("USERS_TABLE")
         .expect("USERS_TABLE is not set: run through `make test` (local/stack.py exec)");
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await.unwrap();
     let counter = DynamoDbRequestCounter::default();
     let client = shared::aws::dynamodb_with_counter(&sdk, counter.clone());
     (DynamoUserStore::new(client, table), counter)

@@ -264,10 +264,12 @@ resource "aws_lambda_function" "this" {
   description      = each.value.description
   role             = aws_iam_role.function[each.key].arn
   runtime          = var.declaration.lambda.runtime
-  handler          = "bootstrap"
+  # Every function runs the one binary `make build` makes (the declaration's lambda.package),
+  # which starts the function its handler names.
+  handler          = each.key
   architectures    = [var.declaration.lambda.architecture]
-  filename         = "${var.lambda_artifacts_dir}/${each.key}/bootstrap.zip"
-  source_code_hash = filebase64sha256("${var.lambda_artifacts_dir}/${each.key}/bootstrap.zip")
+  filename         = "${var.lambda_artifacts_dir}/${var.declaration.lambda.package}/bootstrap.zip"
+  source_code_hash = filebase64sha256("${var.lambda_artifacts_dir}/${var.declaration.lambda.package}/bootstrap.zip")
   memory_size      = each.value.memory_mb
   timeout          = each.value.timeout_s
 

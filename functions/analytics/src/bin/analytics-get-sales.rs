@@ -3,10 +3,11 @@
 
 use analytics::SalesProjection;
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await?;
     let sales = SalesProjection::from_env(shared::aws::dynamodb(&sdk))?;
     shared::http::serve(|req| analytics::api::get_sales(&sales, req)).await
 }

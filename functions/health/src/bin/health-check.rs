@@ -3,11 +3,12 @@
 
 use health::{AwsProbe, Region, api};
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let region = Region::from_env()?;
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await?;
     let probe = AwsProbe::new(&sdk);
     shared::http::serve(|_req| api::check(&probe, &region)).await
 }

@@ -2,8 +2,9 @@
 
 use inventory::{DynamoProductStore, api};
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let store = DynamoProductStore::from_env().await?;
     shared::http::serve(|req| api::put_product(&store, req)).await

@@ -2,8 +2,9 @@
 
 use inventory::reservation::Reservations;
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let store = Reservations::from_env().await?;
     shared::step::run(|input| inventory::reservation::reserve_step(&store, input)).await

@@ -3,8 +3,9 @@
 use inventory::reservation::Move;
 use inventory::reservation::Reservations;
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let store = Reservations::from_env().await?;
     shared::step::run(|input| inventory::reservation::move_step(&store, Move::Restock, input)).await

@@ -3,10 +3,11 @@
 use orders::DynamoOrderStore;
 use orders::workflow::{Workflows, cancel};
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await?;
     let orders = DynamoOrderStore::claimless_from_env(&sdk)?;
     let workflows = Workflows::from_env(&sdk);
     shared::http::serve(|req| cancel(&orders, &workflows, req)).await

@@ -2,10 +2,11 @@
 
 use orders::{DynamoCatalog, DynamoOrderStore, api};
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await?;
     let client = shared::aws::dynamodb(&sdk);
     let store = DynamoOrderStore::from_env(client.clone()).await?;
     let catalog = DynamoCatalog::from_env(client)?;

@@ -2,10 +2,11 @@
 
 use orders::{DynamoOrderStore, api};
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await?;
     let store = DynamoOrderStore::claimless_from_env(&sdk)?;
     shared::http::serve(|req| api::get(&store, req)).await
 }

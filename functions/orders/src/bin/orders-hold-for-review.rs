@@ -3,10 +3,11 @@
 use orders::DynamoOrderStore;
 use orders::saga::{OrderStep, run_step};
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await?;
     let store = DynamoOrderStore::claimless_from_env(&sdk)?;
     shared::step::run(|input| run_step(&store, OrderStep::HoldForReview, input)).await
 }

@@ -2,10 +2,11 @@
 //! `OrderPlaced`, named by the order id (a duplicate start is a no-op); a replayed
 //! `OrderPlaced` starts nothing.
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await?;
     let dynamodb = shared::aws::dynamodb(&sdk);
     let dedupe = shared::consumer::Dedupe::from_env(dynamodb.clone())?;
     shared::consumer::run(dedupe, orders::workflow::Workflows::from_env(&sdk)).await

@@ -6,20 +6,26 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use outbox::bus::{DynamoMarks, EventBridgeBus};
 use tracing::Instrument;
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let bus_name = shared::config::required("EVENT_BUS_NAME")?;
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config().await?;
     let bus = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus_name);
     let bus = &bus;
     let marks = DynamoMarks::new(shared::aws::dynamodb(&sdk));
     let marks = &marks;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        let span = shared::telemetry::event_span(&event.context, event.payload.records.len());
-        let response = outbox::relay(bus, marks, &event.payload.records)
-            .instrument(span)
-            .await;
+        let records = &event.payload.records;
+        let span = shared::telemetry::event_span(&event.context, records.len());
+        let response = shared::metrics::measure_task(
+            &event.context.request_id,
+            records.len(),
+            outbox::relay(bus, marks, records).instrument(span),
+            |r: &DynamoDbEventResponse| r.batch_item_failures.len(),
+        )
+        .await;
         Ok::<DynamoDbEventResponse, std::convert::Infallible>(response)
     }))
     .await

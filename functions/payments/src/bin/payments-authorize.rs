@@ -4,8 +4,9 @@
 use payments::provider::SandboxProvider;
 use payments::store::PaymentStore;
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let store = PaymentStore::from_env(true).await?;
     let provider = SandboxProvider;

@@ -2,8 +2,9 @@
 
 use payments::store::PaymentStore;
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let store = PaymentStore::from_env(false).await?;
     shared::http::serve(|req| payments::api::get(&store, req)).await

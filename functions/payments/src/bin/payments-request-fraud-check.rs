@@ -3,8 +3,9 @@
 
 use payments::fraud_check::{TransactionStream, request};
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let stream = TransactionStream::from_env().await?;
     shared::step::run(|input| request(&stream, input)).await

@@ -2,8 +2,9 @@
 
 use users::{DynamoUserStore, api};
 
+/// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let store = DynamoUserStore::from_env().await?;
     shared::http::serve(|req| api::update(&store, req)).await
