@@ -59,6 +59,7 @@ lint:
 
 test-unit:
 	cargo test --workspace --lib --bins --locked
+	cargo test --locked -p bootstrap --benches  # each criterion benchmark once, as a test
 
 test-local-tools: install
 	$(PY) local/test_emulator.py

@@ -47,6 +47,16 @@ def function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[
     return env
 
 
+def function_kind(spec: dict) -> str:
+    """What invokes a declared function: `route` (API Gateway), `consumer` (a queue or a
+    stream), or `step` (the state machines)."""
+    if spec.get("route"):
+        return "route"
+    if spec.get("event_sources"):
+        return "consumer"
+    return "step"
+
+
 def aws_function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[str, str]:
     """What Terraform puts in a deployed function's environment (functions.tf,
     `environment`): its declared variables and the log level. Lambda adds its own

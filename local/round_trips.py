@@ -38,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from declaration import load  # noqa: E402
+from declaration import function_kind as kind, load  # noqa: E402
 
 DEFAULT_LOG = HERE.parent / ".local" / "logs" / "cargo-lambda.log"
 REPORT = HERE.parent / ".local" / "round-trips.md"
@@ -129,14 +129,6 @@ def counts(docs, kinds: dict[str, str]) -> dict[str, dict]:
         per = requests / records if kinds.get(f) == "consumer" else requests
         out[f]["ok"][round(per, 2)] += 1
     return dict(out)
-
-
-def kind(spec: dict) -> str:
-    if spec.get("route"):
-        return "route"
-    if spec.get("event_sources"):
-        return "consumer"
-    return "step"
 
 
 def check(measured: dict[str, dict], decl: dict) -> list[str]:

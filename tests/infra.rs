@@ -2919,7 +2919,13 @@ fn a_function_deployed_from_its_own_zip_is_reported() {
         "filename         = \"${var.lambda_artifacts_dir}/${var.declaration.lambda.package}/bootstrap.zip\"",
         "filename         = \"${var.lambda_artifacts_dir}/${each.key}/bootstrap.zip\"",
     ));
-    assert_reported(&v, &["aws_lambda_function.this[users-get].filename", "not the one zip"]);
+    assert_reported(
+        &v,
+        &[
+            "aws_lambda_function.this[users-get].filename",
+            "not the one zip",
+        ],
+    );
 }
 
 #[test]

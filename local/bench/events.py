@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from declaration import function_kind  # noqa: E402
 
 BENCH_USER = "bench-user"
 ORDER_ID = "01JD0000000000000000000000"
@@ -36,12 +41,8 @@ QUERIES = {"GET /analytics/sales": "from=2026-01-01&to=2026-01-31"}
 
 
 def kind(spec: dict) -> str:
-    """route, consumer or step."""
-    if spec.get("route"):
-        return "route"
-    if spec.get("event_sources"):
-        return "consumer"
-    return "step"
+    """route, consumer or step (declaration.function_kind)."""
+    return function_kind(spec)
 
 
 def http_event(route: str, public: bool) -> dict:

@@ -18,7 +18,7 @@ docs/benchmarks/bench.json and docs/benchmarks/bench.md (linked from docs/benchm
    first-request costs without a network. Each function's init is reported as a ratio to
    hello world's (the median of per-round ratios), which holds on a noisy machine.
 4. **Peak memory**: one process per function over init and `--warm` (100) invocations.
-5. **Warm handler cost**: criterion (`cargo bench -p orders -p inventory --bench handlers`),
+5. **Warm handler cost**: criterion (`cargo bench -p bootstrap --benches`),
    the work of `POST /orders`, `GET /orders/{id}`, `GET /products` and a saga step inside the
    function, without the network.
 6. **Round trips** of every operation, as the last `make test` counted them
@@ -170,16 +170,15 @@ def peak_memory(decl: dict, hello: Path, warm: int, stub_url: str, logs: Path) -
     return out
 
 
-#: The criterion benchmarks of the handlers' work (functions/<crate>/benches/handlers.rs).
-CRITERION_CRATES = ["orders", "inventory"]
+#: The criterion benchmarks of the handlers' work (functions/bootstrap/benches/*.rs).
+CRITERION_PACKAGE = "bootstrap"
 
 
 def criterion(quick: bool) -> dict:
     """`cargo bench` of the handlers' work, without the network; criterion's estimates of
     each benchmark (ns): the mean and median with their 95% confidence intervals."""
     args = ["--warm-up-time", "1", "--measurement-time", "2" if quick else "5"]
-    packages = [a for c in CRITERION_CRATES for a in ("-p", c)]
-    subprocess.run(["cargo", "bench", "--locked", *packages, "--bench", "handlers", "--", *args],
+    subprocess.run(["cargo", "bench", "--locked", "-p", CRITERION_PACKAGE, "--benches", "--", *args],
                    cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(TARGET)))
     out = {}
     for meta in sorted((TARGET / "criterion").glob("**/new/benchmark.json")):
@@ -254,10 +253,11 @@ def render(results: dict) -> str:
             f"{(mem.get(f) or 0) / 1024:.1f} |")
     bench = results.get("criterion") or {}
     if bench:
-        lines += ["", "**Warm handler cost** (criterion, `cargo bench -p orders -p inventory`; the work "
+        lines += ["", "**Warm handler cost** (criterion, `cargo bench -p bootstrap`, the release profile's "
+                  "opt-level without LTO; the work "
                   "one request does inside the function without the network: the event decoded, the "
                   "body parsed and validated, items (de)serialized from in-memory stores, the answer "
-                  "built; functions/*/benches/handlers.rs):", "",
+                  "built; functions/bootstrap/benches/):", "",
                   "| benchmark | median (µs) | 95% CI (µs) | mean (µs) |", "|---|---:|---|---:|"]
         for name, e in bench.items():
             lo, hi = e["median"]["ci95"]

@@ -178,6 +178,19 @@ pub async fn measure_task<T>(
 mod tests {
     use super::*;
 
+    /// The line as JSON, after checking that every metric it declares is in it.
+    fn declared_metrics_present(line: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        for metric in declared {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(v.get(name).is_some(), "metric {name} declared but absent");
+        }
+        v
+    }
+
     #[test]
     fn a_task_emf_line_declares_every_metric_it_carries() {
         let line = task_emf_line(
@@ -191,14 +204,7 @@ mod tests {
             },
             1_700_000_000_000,
         );
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap();
-        for metric in declared {
-            let name = metric["Name"].as_str().unwrap();
-            assert!(v.get(name).is_some(), "metric {name} declared but absent");
-        }
+        let v = declared_metrics_present(&line);
         assert_eq!(v["Records"], 2);
         assert_eq!(v["FailedRecords"], 1);
         assert_eq!(v["DynamoDbRequests"], 4);
@@ -217,14 +223,7 @@ mod tests {
             },
             1_700_000_000_000,
         );
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap();
-        for metric in declared {
-            let name = metric["Name"].as_str().unwrap();
-            assert!(v.get(name).is_some(), "metric {name} declared but absent");
-        }
+        let v = declared_metrics_present(&line);
         assert_eq!(v["ClientErrors"], 1);
         assert_eq!(v["ServerErrors"], 0);
         assert_eq!(v["Function"], "users-get");

@@ -12,8 +12,8 @@
 //!   transition planned, the outbox event and its transaction item built, the outcome
 //!   serialized.
 //!
-//! `make bench` runs them (`cargo bench -p orders -p inventory`) and copies criterion's
-//! estimates into docs/benchmarks/bench.md.
+//! `make bench` runs them (`cargo bench -p bootstrap`) and copies criterion's estimates into
+//! docs/benchmarks/bench.md.
 
 // A benchmark whose setup fails has nothing to measure: it stops there, loudly.
 #![allow(clippy::expect_used, missing_docs)]

@@ -1,7 +1,7 @@
 //! Warm handler cost of `GET /products`, without the network: the Lambda event decoded,
 //! the caller and the page asked for, one page of products read back from their DynamoDB
 //! items (in memory; the query's round trip is not measured), the next cursor encoded,
-//! and the 200 answer. `make bench` runs it; see functions/orders/benches/handlers.rs.
+//! and the 200 answer. `make bench` runs it; see orders.rs beside it.
 
 // A benchmark whose setup fails has nothing to measure: it stops there, loudly.
 #![allow(clippy::expect_used, missing_docs)]
