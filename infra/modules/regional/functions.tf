@@ -260,10 +260,10 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_173:The environment holds resource names only (tables, bus, streams), no secrets; Lambda encrypts it at rest with its service key.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and a signing step in the release pipeline, which does not exist yet (infra/README.md, "Not done yet"); zips come from `make build` of the locked workspace.
 
-  function_name    = "${var.name_prefix}-${each.key}"
-  description      = each.value.description
-  role             = aws_iam_role.function[each.key].arn
-  runtime          = var.declaration.lambda.runtime
+  function_name = "${var.name_prefix}-${each.key}"
+  description   = each.value.description
+  role          = aws_iam_role.function[each.key].arn
+  runtime       = var.declaration.lambda.runtime
   # Every function runs the one binary `make build` makes (the declaration's lambda.package),
   # which starts the function its handler names.
   handler          = each.key
