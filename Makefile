@@ -68,6 +68,8 @@ test-local-tools: install
 	$(PY) local/test_lambda_gate.py
 	$(PY) local/test_sdk_calls.py
 	$(PY) local/test_round_trips.py
+	$(PY) local/test_payment_provider.py
+	$(PY) local/test_provider_books.py
 	$(PY) local/bench/test_coldstart.py
 	$(PY) local/bench/test_events.py
 
@@ -90,9 +92,9 @@ test-infra: install
 test-stack: install
 	cargo build --workspace --all-targets --locked
 	$(PY) local/test_function_env.py
-	rm -f "$${CARGO_TARGET_DIR:-target}/saga-matrix.md"
+	rm -f "$${CARGO_TARGET_DIR:-target}/saga-matrix.md" "$${CARGO_TARGET_DIR:-target}/provider-matrix.md"
 	$(PY) local/stack.py exec -- bash -c 'cargo test --workspace --tests --locked --no-fail-fast -- --test-threads 4 \
-	  && cat "$${CARGO_TARGET_DIR:-target}/saga-matrix.md" \
+	  && cat "$${CARGO_TARGET_DIR:-target}/saga-matrix.md" "$${CARGO_TARGET_DIR:-target}/provider-matrix.md" \
 	  && echo "load smoke: 64 shoppers for 2 minutes" && $(SOAK_PY) local/soak/run.py smoke'
 	$(PY) local/sdk_calls.py check
 	$(PY) local/round_trips.py check

@@ -33,9 +33,15 @@ def bus_name(prefix: str = LOCAL_PREFIX) -> str:
     return prefix
 
 
-def function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[str, str]:
-    """Environment one function gets: the variables of the tables it uses, and the bus's
-    if it publishes."""
+def secret_name(secret: str, prefix: str = LOCAL_PREFIX) -> str:
+    """Physical secret name: `<prefix>-<secret>`, as in infra/modules/regional/secrets.tf."""
+    return f"{prefix}-{secret}"
+
+
+def function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX, where: str = "local") -> dict[str, str]:
+    """Environment one function gets: the variables of the tables it uses, the bus's if it
+    publishes, its streams and state machines, and for each secret it reads the secret's
+    name and the settings that go with it (for `where`: "local" or "aws")."""
     spec = decl["functions"][function]
     env = {decl["tables"][t]["env"]: table_name(t, prefix) for t in spec.get("tables", {})}
     if spec.get("bus"):
@@ -44,6 +50,10 @@ def function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[
         env[decl["streams"][stream]["env"]] = stream_name(stream, prefix)
     for machine in spec.get("state_machines", {}):
         env[decl["state_machines"][machine]["env"]] = state_machine_arn(machine, prefix)
+    for secret in spec.get("secrets", {}):
+        env[decl["secrets"][secret]["env"]] = secret_name(secret, prefix)
+        for name, values in decl["secrets"][secret].get("settings", {}).items():
+            env[name] = values[where]
     return env
 
 
@@ -61,7 +71,7 @@ def aws_function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> d
     """What Terraform puts in a deployed function's environment (functions.tf,
     `environment`): its declared variables and the log level. Lambda adds its own
     `AWS_*` variables on top."""
-    return dict(function_env(decl, function, prefix), AWS_LAMBDA_LOG_LEVEL="info")
+    return dict(function_env(decl, function, prefix, where="aws"), AWS_LAMBDA_LOG_LEVEL="info")
 
 
 def deployed_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX) -> dict[str, str]:

@@ -219,6 +219,14 @@ def ensure_state_machine(sfn, decl: dict, machine: str, role_arn: str) -> None:
         sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=decl["state_machines"][machine].get("type", "STANDARD"))
 
 
+def ensure_secret(secrets, name: str, spec: dict) -> None:
+    """The secret with its local value (in AWS the operator puts the real one)."""
+    try:
+        secrets.describe_secret(SecretId=name)
+    except secrets.exceptions.ResourceNotFoundException:
+        secrets.create_secret(Name=name, Description=spec["description"], SecretString=spec["local_value"])
+
+
 def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = None,
               dynamodb_endpoint: str | None = None) -> dict:
     """dynamodb_endpoint: where the tables live when DynamoDB is served apart (local/stack.py)."""
@@ -241,6 +249,9 @@ def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = N
     stream_arns = {s: ensure_stream(kinesis, declaration.stream_name(s), spec) for s, spec in decl.get("streams", {}).items()}
     for machine in decl.get("state_machines", {}):
         ensure_state_machine(sfn, decl, machine, role_arn)
+    secrets = client("secretsmanager", endpoint)
+    for secret, spec in decl.get("secrets", {}).items():
+        ensure_secret(secrets, declaration.secret_name(secret), spec)
     if decl.get("bus"):
         ensure_bus(events, decl)
         for rule, spec in decl.get("rules", {}).items():

@@ -55,7 +55,7 @@ BUDGET: dict[str, tuple[float, str]] = {
     "inventory-put-product": (2, "a read of the product, then one transaction (product and outbox event)"),
     "inventory-get-product": (1, "a get"),
     "inventory-list-products": (1, "a query of one page"),
-    "inventory-adjust-stock": (2, "a read, then one transaction (stock and outbox event)"),
+    "inventory-adjust-stock": (2, "a read, then one transaction (stock and outbox event); with an Idempotency-Key, its claim first and the claim's completion in the transaction (3)"),
     "inventory-reserve": (2, "a read of the reservation, then one transaction (stock, reservation, event)"),
     "inventory-release": (2, "a read, then one transaction"),
     "inventory-commit": (2, "a read, then one transaction"),
@@ -70,9 +70,9 @@ BUDGET: dict[str, tuple[float, str]] = {
     "orders-start-saga": (2, "the dedupe claim, then its completion (the execution, started by name, is no DynamoDB write)"),
     "orders-cancel": (2, "a read, then one conditional update (and a StartExecution)"),
     "orders-review": (1, "a read of the order (then the task token's SendTask*)"),
-    "payments-authorize": (3, "a read of the payment, a read of the order to pay (its amount), then one transaction"),
+    "payments-authorize": (4, "a read of the payment, a read of the order to pay (its amount), the pending payment naming the provider's intent (a conditional put), then one transaction settling it with its event"),
     "payments-capture": (2, "a read, then one transaction"),
-    "payments-void": (1, "a read that finds no payment to void, the usual case (an order refused before it was paid); with a payment, a read then one transaction"),
+    "payments-void": (2, "a read, then one transaction (the void and its event) or, with no payment, the seal (a conditional put)"),
     "payments-refund": (2, "a read, then one transaction"),
     "payments-get": (1, "a get"),
     "payments-request-fraud-check": (0, "none: its input carries the order, which it puts on the transactions stream"),
@@ -101,7 +101,7 @@ def emf_lines(log: Path):
                 doc = json.loads(line[start:])
             except ValueError:
                 continue
-            if isinstance(doc, dict) and "Function" in doc:
+            if isinstance(doc, dict) and "Function" in doc and "DynamoDbRequests" in doc:
                 yield doc
 
 

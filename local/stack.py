@@ -10,7 +10,9 @@ AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_DYNAMODB_STREAMS, so no code path d
 AWS; one Python process runs one thread at a time, and DynamoDB was half of the emulator's
 work under load), provisioning of the
 declaration (local/provision.py), `cargo lambda watch` on 127.0.0.1:9000, and the API
-gateway (local/gateway.py) on 127.0.0.1:3000. Each runs in its own process group and is
+gateway (local/gateway.py) on 127.0.0.1:3000; beside them the payment provider (localstripe with
+our corrections, local/payment_provider.py) on the port its local address in the declaration
+names (127.0.0.1:8420). Each runs in its own process group and is
 stopped (TERM, then KILL) on exit, Ctrl-C, SIGTERM or any failure. Logs go to .local/logs/.
 
 Ports: MOTO_PORT, LOCAL_DYNAMODB_PORT, CARGO_LAMBDA_PORT, LOCAL_API_PORT change the defaults;
@@ -44,6 +46,10 @@ DYNAMODB_PORT = int(os.environ.get("LOCAL_DYNAMODB_PORT", str(MOTO_PORT + 1)))
 LAMBDA_PORT = int(os.environ.get("CARGO_LAMBDA_PORT", "9000"))
 API_PORT = int(os.environ.get("LOCAL_API_PORT", "3000"))
 LAMBDA_CONCURRENCY = int(os.environ.get("LOCAL_LAMBDA_CONCURRENCY", "4"))
+#: The payment provider's port: the one its local address in the declaration names.
+PROVIDER_PORT = int(
+    provision.declaration.load()["secrets"]["payment-provider"]["settings"]["PAYMENT_PROVIDER_URL"]["local"].rsplit(":", 1)[1]
+)
 
 
 def stack_env() -> dict[str, str]:
@@ -67,6 +73,8 @@ def stack_env() -> dict[str, str]:
             "LOCAL_API_URL": f"http://127.0.0.1:{API_PORT}",
             # Fault injection for the saga's idempotency tests (local/emulator.py).
             "LOCAL_FAULTS_FILE": str(STATE / "faults.json"),
+            # ... and the payment provider's (local/payment_provider.py).
+            "LOCAL_PROVIDER_FAULTS_DIR": str(STATE / "provider-faults"),
             "LOCAL_SDK_CALLS_DIR": str(STATE / "sdk-calls"),
             "NO_PROXY": "127.0.0.1,localhost",
         }
@@ -103,18 +111,24 @@ class Stack:
         raise RuntimeError(f"{name} not ready after {timeout:.0f}s; see {LOGS / (name + '.log')}")
 
     def start(self) -> dict[str, str]:
-        for port in (MOTO_PORT, DYNAMODB_PORT, LAMBDA_PORT, API_PORT):
+        for port in (MOTO_PORT, DYNAMODB_PORT, LAMBDA_PORT, API_PORT, PROVIDER_PORT):
             if port_open(port):
                 raise RuntimeError(f"port {port} is in use: is another stack running? (stop it, or set the *_PORT variables)")
         env = stack_env()
         Path(env["LOCAL_FAULTS_FILE"]).unlink(missing_ok=True)  # no faults left from a previous run
+        faults = Path(env["LOCAL_PROVIDER_FAULTS_DIR"])
+        faults.mkdir(parents=True, exist_ok=True)
+        for rules in faults.glob("*.json"):
+            rules.unlink()
         for calls in Path(env["LOCAL_SDK_CALLS_DIR"]).glob("*.jsonl"):
             calls.unlink()  # each run's calls are checked on their own (local/sdk_calls.py)
         t0 = time.monotonic()
         emu = self.spawn("emulator", [PY, str(HERE / "emulator.py"), "--port", str(MOTO_PORT)], env)
         ddb = self.spawn("emulator-dynamodb", [PY, str(HERE / "emulator.py"), "--port", str(DYNAMODB_PORT)], env)
+        provider = self.spawn("payment-provider", [PY, str(HERE / "payment_provider.py"), "--port", str(PROVIDER_PORT)], env)
         self.wait_until("emulator", emu, lambda: port_open(MOTO_PORT), 60)
         self.wait_until("emulator-dynamodb", ddb, lambda: port_open(DYNAMODB_PORT), 60)
+        self.wait_until("payment-provider", provider, lambda: port_open(PROVIDER_PORT), 60)
 
         env_file = STATE / "functions.env"
         created = provision.provision(env["AWS_ENDPOINT_URL"], env_file=env_file,

@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "bench"))
 import coldstart  # noqa: E402
+from aws_stub import AwsStub  # noqa: E402
 from declaration import deployed_env, load  # noqa: E402
 
 DECL = load()
@@ -37,13 +38,25 @@ BOOTSTRAP = TARGET / "debug" / DECL["lambda"]["package"]
 TIMEOUT_S = 60
 
 
-def start(function: str, env: dict[str, str], log_dir: Path) -> coldstart.Run:
+def start(function: str, env: dict[str, str], log_dir: Path, endpoint_url: str) -> coldstart.Run:
     # Any event: only the init is under test. The answer to it (often an error for `{}`)
     # is not looked at.
-    return coldstart.measure(BOOTSTRAP, {}, env, timeout_s=TIMEOUT_S, log_dir=log_dir, name=function)
+    return coldstart.measure(BOOTSTRAP, {}, env, timeout_s=TIMEOUT_S, log_dir=log_dir, name=function,
+                             endpoint_url=endpoint_url)
 
 
 class FunctionEnvironment(unittest.TestCase):
+    """Calls made during init (the payment functions read their provider's key from Secrets
+    Manager) reach the benchmarks' AWS stub on loopback (local/bench/aws_stub.py)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stub = AwsStub().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stub.__exit__(None, None, None)
+
     def setUp(self):
         if not BOOTSTRAP.exists():
             self.fail(f"not built (cargo build --workspace --bins): {BOOTSTRAP}")
@@ -52,7 +65,7 @@ class FunctionEnvironment(unittest.TestCase):
     def test_every_function_starts_with_only_the_variables_aws_gives_it(self):
         failed = {}
         for function in DECL["functions"]:
-            run = start(function, deployed_env(DECL, function), self.logs)
+            run = start(function, deployed_env(DECL, function), self.logs, self.stub.url)
             if run.init_ms is None:
                 failed[function] = run.error
         self.assertEqual(failed, {}, "\n\n".join(f"{f}: {why}" for f, why in failed.items()))
@@ -60,14 +73,14 @@ class FunctionEnvironment(unittest.TestCase):
     def test_a_function_without_its_table_variable_does_not_start(self):
         # The check can fail: users-get without USERS_TABLE exits before its first /next.
         env = {k: v for k, v in deployed_env(DECL, "users-get").items() if k != "USERS_TABLE"}
-        run = start("users-get", env, self.logs)
+        run = start("users-get", env, self.logs, self.stub.url)
         self.assertIsNone(run.init_ms, run)
         self.assertIn("USERS_TABLE", run.error or "")
 
     def test_a_handler_that_names_no_function_does_not_start(self):
         # Terraform sets each function's handler to its name; anything else stops the init.
         env = dict(deployed_env(DECL, "users-get"), _HANDLER="bootstrap")
-        run = start("users-get", env, self.logs)
+        run = start("users-get", env, self.logs, self.stub.url)
         self.assertIsNone(run.init_ms, run)
         self.assertIn('_HANDLER is "bootstrap", not a function of this binary', run.error or "")
 

@@ -1275,6 +1275,7 @@ enum Reach {
     LogGroup(String),
     KmsKey(String),
     Function(String),
+    Secret(String),
     Unknown(String),
 }
 
@@ -1290,6 +1291,7 @@ impl Reach {
             Reach::LogGroup(_) => "logs",
             Reach::KmsKey(_) => "kms",
             Reach::Function(_) => "lambda",
+            Reach::Secret(_) => "secretsmanager",
             Reach::Any | Reach::Unknown(_) => return None,
         })
     }
@@ -1328,6 +1330,7 @@ fn classify(r: &str) -> Reach {
         ),
         ("aws_kms_key.", ".arn", Reach::KmsKey),
         ("aws_lambda_function.this[", "].arn", Reach::Function),
+        ("aws_secretsmanager_secret.this[", "].arn", Reach::Secret),
     ] {
         if let Some(key) = keyed(r, prefix, suffix) {
             return make(own(key));
@@ -1734,6 +1737,7 @@ fn example_arn(symbol: &str) -> String {
         }
         Reach::KmsKey(_) => format!("{}:key/1234abcd-12ab-34cd-56ef-1234567890ab", at("kms")),
         Reach::Function(f) => format!("{}:function:{}", at("lambda"), named(&f)),
+        Reach::Secret(n) => format!("{}:secret:{}-AbCdEf", at("secretsmanager"), named(&n)),
         Reach::Any | Reach::StateMachine(_) | Reach::Execution(_) | Reach::Unknown(_) => {
             symbol.to_owned()
         }
@@ -1905,6 +1909,7 @@ struct Grant {
     kinesis_read: BTreeSet<String>,
     bus: BTreeSet<String>,
     state_machines: BTreeMap<String, BTreeSet<String>>,
+    secrets: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Grant {
@@ -1942,6 +1947,7 @@ impl Grant {
             kinesis_read,
             bus: strings(spec.get("bus")),
             state_machines: per_name("state_machines"),
+            secrets: per_name("secrets"),
         }
     }
 
@@ -1954,7 +1960,8 @@ impl Grant {
             && self.failure_queues.is_empty()
             && self.kinesis_put.is_empty()
             && self.kinesis_read.is_empty()
-            && self.state_machines.is_empty())
+            && self.state_machines.is_empty()
+            && self.secrets.is_empty())
     }
 }
 
@@ -1971,6 +1978,7 @@ fn policy_violations(f: &str, spec: &Value, statements: &[Statement]) -> Vec<Str
     let mut table_actions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut bus_actions = BTreeSet::new();
     let mut machine_actions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut secrets_reached = BTreeSet::new();
     for s in statements {
         let at = format!("{f}: statement {:?}", s.sid);
         if s.effect == "Deny" {
@@ -2160,6 +2168,20 @@ fn policy_violations(f: &str, spec: &Value, statements: &[Statement]) -> Vec<Str
                     }
                 }
                 Reach::Function(g) => v.push(not_given(&format!("function {g}"))),
+                Reach::Secret(n) => {
+                    secrets_reached.insert(n.clone());
+                    match grant.secrets.get(n) {
+                        None => v.push(not_given(&format!("secret {n}"))),
+                        Some(want) => {
+                            let got: BTreeSet<String> = s.actions.iter().cloned().collect();
+                            if &got != want {
+                                v.push(format!(
+                                    "{at}: actions on secret {n} are {got:?}, the declaration gives {want:?}"
+                                ));
+                            }
+                        }
+                    }
+                }
                 Reach::Unknown(r) => {
                     v.push(format!(
                         "{at}: resource {r} is not one this test can attribute to a declared part"
@@ -2167,6 +2189,15 @@ fn policy_violations(f: &str, spec: &Value, statements: &[Statement]) -> Vec<Str
                 }
             }
         }
+    }
+    for n in grant
+        .secrets
+        .keys()
+        .filter(|n| !secrets_reached.contains(*n))
+    {
+        v.push(format!(
+            "{f}: the declaration gives secret {n}, which no statement grants"
+        ));
     }
     // The DynamoDB, bus and Step Functions actions are exactly the declared ones.
     let tables: BTreeSet<&String> = grant.tables.keys().chain(table_actions.keys()).collect();

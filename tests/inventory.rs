@@ -118,6 +118,60 @@ async fn the_admin_creates_replaces_and_stocks_a_product_and_anyone_reads_it() {
     );
 }
 
+async fn adjust_keyed(sku: &str, delta: i64, bearer: &str, key: &str) -> reqwest::Response {
+    http()
+        .post(format!("{}/products/{sku}/stock", api_url()))
+        .bearer_auth(bearer)
+        .header("idempotency-key", key)
+        .json(&json!({"delta": delta}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The admin's page sends `{"delta": 25}`, the answer is lost, the page sends it again with
+/// the same key: 25 units are added, once, and both answers are the same.
+#[tokio::test]
+async fn a_stock_adjustment_retried_with_its_key_adds_once() {
+    let sku = fresh_sku("KEY");
+    create_product(&sku, "4.00", "EUR", 10).await;
+    let admin = fresh_admin_id();
+    let bearer = token(&admin, true);
+    let key = ulid::Ulid::new().to_string();
+    let first = adjust_keyed(&sku, 25, &bearer, &key).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let again = adjust_keyed(&sku, 25, &bearer, &key).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first, "the first answer, again");
+    assert_eq!(first["stock"]["on_hand"], 35);
+    let read = http()
+        .get(format!("{}/products/{sku}", api_url()))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["stock"]["on_hand"], 35, "added once: {read}");
+    // Another adjustment under the same key is refused; the key of one SKU is not
+    // another's; a malformed key is a 400.
+    assert_problem(adjust_keyed(&sku, 5, &bearer, &key).await, 422).await;
+    let other = fresh_sku("KEY");
+    create_product(&other, "4.00", "EUR", 0).await;
+    let res = adjust_keyed(&other, 25, &bearer, &key).await;
+    assert_eq!(res.status(), 200);
+    let res: Value = res.json().await.unwrap();
+    assert_eq!(res["stock"]["on_hand"], 25);
+    assert_problem(adjust_keyed(&sku, 1, &bearer, &"k".repeat(256)).await, 400).await;
+    // A refusal is the key's answer too: below what is reserved, again 409.
+    reserve_directly(&sku, 30).await;
+    let refused = ulid::Ulid::new().to_string();
+    assert_problem(adjust_keyed(&sku, -10, &bearer, &refused).await, 409).await;
+    assert_problem(adjust_keyed(&sku, -10, &bearer, &refused).await, 409).await;
+}
+
 #[tokio::test]
 async fn stock_never_goes_below_what_is_reserved() {
     let sku = fresh_sku("TEA");

@@ -145,13 +145,16 @@ async fn insufficient_funds_reject_the_order_as_declined() {
 
 #[tokio::test]
 async fn a_provider_that_keeps_timing_out_is_retried_then_the_order_times_out() {
+    // The intent was created, its confirmation never answered: the void cancels it at
+    // the provider, whatever it did.
     rejected_with(
         "tok_timeout",
         "TIMED_OUT",
-        None,
+        Some("VOIDED"),
         &[
             "OrderPlaced",
             "StockReserved",
+            "PaymentVoided",
             "StockReleased",
             "OrderRejected",
         ],
@@ -358,4 +361,54 @@ async fn a_confirmed_order_cancelled_is_refunded_and_restocked() {
     wait_for(&r.user, &r.order_id, &["REJECTED"]).await;
     let res = cancel_order(&r.order_id, &e2e::token(&r.user, false)).await;
     assert_problem(res, 409).await;
+}
+
+/// The accountant's case of a late authorization: the provider places the hold and every
+/// answer of every retry is lost, the saga gives up and compensates; the void asks the
+/// provider and lets the hold go, so the money is free when the order is REJECTED.
+#[tokio::test]
+async fn a_hold_whose_every_answer_was_lost_is_released_when_the_order_is_rejected() {
+    listen_to_bus("e2e-saga-events").await;
+    // The fault matches this order by its total (a price no other test uses): its id is
+    // not known before the saga may reach the provider.
+    let fault = format!("late-hold-{}", ulid::Ulid::new());
+    write_provider_faults(
+        &fault,
+        &json!([{"operation": "authorize", "amount": 9871, "kind": "timeout_after", "times": 50}]),
+    );
+    let p = place("98.71", 5, 1, "tok_visa").await;
+    let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
+    write_provider_faults(&fault, &json!([]));
+    assert_eq!(
+        (o["status"].as_str(), o["status_reason"].as_str()),
+        (Some("REJECTED"), Some("TIMED_OUT")),
+        "{o}"
+    );
+    let intent = provider_intent_of(&p.order_id)
+        .await
+        .expect("the payment names its intent");
+    assert_eq!(
+        intent["metadata"]["order_id"],
+        p.order_id.as_str(),
+        "{intent}"
+    );
+    assert_eq!(
+        intent["status"], "canceled",
+        "the hold placed for a REJECTED order was let go: {intent}"
+    );
+    assert_eq!(
+        payment(&p.user, &p.order_id).await.unwrap()["status"],
+        "VOIDED"
+    );
+    assert_eq!(
+        events_of(&p.order_id, 5).await,
+        sorted(&[
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentVoided",
+            "StockReleased",
+            "OrderRejected",
+        ])
+    );
+    assert_invariants(&p, &o).await;
 }

@@ -403,6 +403,10 @@ async fn run_cell(state: &State, sku: String, correlation: String) -> Outcome {
         }
         other => violations.push(format!("left {other} past the bound")),
     }
+    // The provider's books agree: no money held or kept for an order not confirmed.
+    if let Some(why) = provider_disagrees(&status, provider_intent_of(&order_id).await.as_ref()) {
+        violations.push(why);
+    }
     let execution = execution_status(machine, &execution_prefix).await;
     Outcome {
         status,
@@ -679,4 +683,267 @@ async fn a_failed_execution_is_finished_by_commerce_ops_compensate() {
         "{text}"
     );
     assert_eq!(payment(&user, &order_id).await.unwrap()["status"], "VOIDED");
+}
+
+/// A fault of the payment provider (local/payment_provider.py), as the adapter meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProviderFault {
+    TimeoutBefore,
+    TimeoutAfter,
+    ServerError,
+    RateLimited,
+    Dropped,
+}
+
+const PROVIDER_FAULTS: [ProviderFault; 5] = [
+    ProviderFault::TimeoutBefore,
+    ProviderFault::TimeoutAfter,
+    ProviderFault::ServerError,
+    ProviderFault::RateLimited,
+    ProviderFault::Dropped,
+];
+
+impl ProviderFault {
+    fn kind(self) -> &'static str {
+        match self {
+            ProviderFault::TimeoutBefore => "timeout_before",
+            ProviderFault::TimeoutAfter => "timeout_after",
+            ProviderFault::ServerError => "server_error",
+            ProviderFault::RateLimited => "rate_limited",
+            ProviderFault::Dropped => "dropped",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ProviderFault::TimeoutBefore => "timeout before the effect",
+            ProviderFault::TimeoutAfter => "timeout after the effect",
+            ProviderFault::ServerError => "500",
+            ProviderFault::RateLimited => "429",
+            ProviderFault::Dropped => "connection dropped",
+        }
+    }
+}
+
+/// A provider operation under fault, the path that reaches it, how many times the fault
+/// strikes (`None`: every time, past every retry), and what the order must end in.
+struct ProviderRow {
+    operation: &'static str,
+    path: Path,
+    times: Option<u32>,
+    /// The final status (and reasons accepted) for each fault.
+    expected: fn(ProviderFault) -> (&'static str, &'static [&'static str]),
+}
+
+const PROVIDER_ROWS: &[ProviderRow] = &[
+    // The hold: never answered, the saga gives up and the void lets go of whatever the
+    // provider did; a rate limit is the provider refusing to work: rejected at once. An
+    // instance whose breaker the failures opened answers PAYMENT_UNAVAILABLE too.
+    ProviderRow {
+        operation: "authorize",
+        path: Path::Confirm,
+        times: None,
+        expected: |f| match f {
+            ProviderFault::RateLimited => ("REJECTED", &["PAYMENT_UNAVAILABLE"]),
+            _ => ("REJECTED", &["TIMED_OUT", "PAYMENT_UNAVAILABLE"]),
+        },
+    },
+    // The capture: never answered, the order is rejected and the money given back (voided,
+    // or refunded where the capture happened unheard).
+    ProviderRow {
+        operation: "capture",
+        path: Path::Confirm,
+        times: None,
+        expected: |_| ("REJECTED", &["TIMED_OUT"]),
+    },
+    // The void of a denied order: failing twice, it is retried until the hold is let go.
+    ProviderRow {
+        operation: "void",
+        path: Path::Deny,
+        times: Some(2),
+        expected: |_| ("REJECTED", &["FRAUD_SUSPECTED"]),
+    },
+];
+
+/// Waits out the circuit breaker's pause (breaker.rs, `Policy::default`, 30 s) so that the
+/// next call of every instance whose breaker the faults opened is a probe, which succeeds.
+async fn let_the_breakers_close() {
+    tokio::time::sleep(Duration::from_secs(35)).await;
+}
+
+/// The payment provider's faults against the accountant's invariants, checked at the
+/// provider itself: each cell is one order with a total no other order has (the faults match
+/// the provider's requests by amount: the order's id is not known before its saga may reach
+/// the provider); the order must end as expected with its stock, its payment and the
+/// provider's intent agreeing. The test prints the matrix.
+#[tokio::test]
+async fn every_provider_fault_ends_consistent_at_the_provider() {
+    let _exclusive = EXCLUSIVE.lock().await;
+    let mut table = vec![
+        format!(
+            "payment provider fault matrix: final status / payment / on hand of {STOCK} (seconds from placing)"
+        ),
+        format!(
+            "| operation | {} |",
+            PROVIDER_FAULTS
+                .iter()
+                .map(|f| f.label())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ),
+        format!("|---|{}", "---|".repeat(PROVIDER_FAULTS.len())),
+    ];
+    let mut failures = Vec::new();
+    // A row at a time: the failures of one row may open the breaker of the instances that
+    // met them (as they should), which the next row waits out.
+    for (r, row) in PROVIDER_ROWS.iter().enumerate() {
+        let state = STATES
+            .iter()
+            .find(|s| s.path == row.path)
+            .expect("a state on the row's path");
+        let mut handles = Vec::new();
+        for (f, fault) in PROVIDER_FAULTS.iter().enumerate() {
+            // A total per cell: 20.xx for a good order, 10000.xx for one the scorer denies.
+            let cents = 11 + r * 10 + f;
+            let price = match row.path {
+                Path::Deny => format!("10000.{cents:02}"),
+                _ => format!("20.{cents:02}"),
+            };
+            let minor: i64 = price.replace('.', "").parse().unwrap();
+            let sku = fresh_sku("PMX");
+            create_product(&sku, &price, "EUR", STOCK).await;
+            let name = format!(
+                "provider-matrix-{}-{}-{}",
+                row.operation,
+                fault.kind(),
+                ulid::Ulid::new()
+            );
+            write_provider_faults(
+                &name,
+                &json!([{"operation": row.operation, "amount": minor, "kind": fault.kind(), "times": row.times.unwrap_or(1000)}]),
+            );
+            let correlation = name.clone();
+            handles.push((
+                *fault,
+                name,
+                tokio::spawn(async move { run_cell(state, sku, correlation).await }),
+            ));
+        }
+        let mut line = format!("| `{}` |", row.operation);
+        for (fault, name, handle) in handles {
+            let o = handle.await.unwrap();
+            let dir = std::env::var("LOCAL_PROVIDER_FAULTS_DIR").unwrap();
+            let path = std::path::Path::new(&dir).join(format!("{name}.json"));
+            let left: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let struck =
+                left["rules"][0]["times"].as_u64() != Some(u64::from(row.times.unwrap_or(1000)));
+            std::fs::remove_file(&path).unwrap();
+            let (status, reasons) = (row.expected)(fault);
+            let mut problems = o.violations.clone();
+            if o.status != status || !reasons.contains(&o.reason.as_deref().unwrap_or("")) {
+                problems.push(format!("expected {status} {reasons:?}"));
+            }
+            // An authorize that met an open breaker never reached the provider.
+            if !struck && o.reason.as_deref() != Some("PAYMENT_UNAVAILABLE") {
+                problems.push("the fault never struck".into());
+            }
+            let mut cell = format!(
+                " {} {} / {} / {} ({}s)",
+                o.status,
+                o.reason.as_deref().unwrap_or(""),
+                o.payment,
+                o.stock["on_hand"],
+                o.seconds
+            );
+            if !problems.is_empty() {
+                cell.push_str(&format!(" **{}**", problems.join("; ")));
+                failures.push(format!(
+                    "{} / {}: {}",
+                    row.operation,
+                    fault.label(),
+                    problems.join("; ")
+                ));
+            }
+            line.push_str(&format!("{cell} |"));
+        }
+        table.push(line);
+        let_the_breakers_close().await;
+    }
+    let table = table.join("\n");
+    println!("\n{table}");
+    std::fs::write(
+        target_dir().join("provider-matrix.md"),
+        format!("{table}\n"),
+    )
+    .unwrap();
+    assert!(
+        failures.is_empty(),
+        "cells that broke an invariant:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The circuit breaker: a provider that rate-limits every call opens the breaker of the
+/// instances that meet it, orders are then rejected PAYMENT_UNAVAILABLE without a call to
+/// the provider, nothing is held for any of them; once the provider is back and the pause
+/// is over, an order is confirmed again.
+#[tokio::test]
+async fn an_open_breaker_rejects_orders_without_calling_the_provider_then_closes() {
+    let _exclusive = EXCLUSIVE.lock().await;
+    const ORDERS: u32 = 48;
+    const RULE: u64 = 100_000;
+    let sku = fresh_sku("BRK");
+    create_product(&sku, "20.99", "EUR", i64::from(ORDERS) + 5).await;
+    let name = format!("breaker-{}", ulid::Ulid::new());
+    // Every call for this total is refused, from the intent on.
+    write_provider_faults(
+        &name,
+        &json!([{"amount": 2099, "kind": "rate_limited", "times": RULE}]),
+    );
+    let mut placed = Vec::new();
+    for _ in 0..ORDERS {
+        let user = fresh_user_id();
+        let id = place_for(&user, &sku, 1, "tok_visa").await;
+        placed.push((user, id));
+    }
+    let mut reasons: BTreeMap<String, u32> = BTreeMap::new();
+    for (user, id) in &placed {
+        let o = wait_for(user, id, &["CONFIRMED", "REJECTED"]).await;
+        let key = format!(
+            "{} {}",
+            o["status"].as_str().unwrap(),
+            o["status_reason"].as_str().unwrap_or("")
+        );
+        *reasons.entry(key).or_default() += 1;
+        if let Some(why) = provider_disagrees(
+            o["status"].as_str().unwrap(),
+            provider_intent_of(id).await.as_ref(),
+        ) {
+            panic!("order {id}: {why}");
+        }
+    }
+    let dir = std::env::var("LOCAL_PROVIDER_FAULTS_DIR").unwrap();
+    let path = std::path::Path::new(&dir).join(format!("{name}.json"));
+    let left: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let calls = RULE - left["rules"][0]["times"].as_u64().unwrap();
+    println!(
+        "\nbreaker: {ORDERS} orders against a provider refusing every call: {reasons:?}; {calls} calls reached it"
+    );
+    assert_eq!(
+        reasons.get("REJECTED PAYMENT_UNAVAILABLE").copied(),
+        Some(ORDERS),
+        "every order rejected cleanly: {reasons:?}"
+    );
+    assert!(
+        calls < u64::from(ORDERS),
+        "the breaker opened: fewer calls reached the provider ({calls}) than orders were rejected ({ORDERS})"
+    );
+    // The provider is back: after the pause, the next call of each instance is a probe.
+    let_the_breakers_close().await;
+    let user = fresh_user_id();
+    let id = place_for(&user, &sku, 1, "tok_visa").await;
+    let o = wait_for(&user, &id, &["CONFIRMED", "REJECTED"]).await;
+    assert_eq!(o["status"], "CONFIRMED", "the breaker closed again: {o}");
 }

@@ -144,6 +144,11 @@ pub async fn assert_invariants(p: &Placed, o: &Value) {
         s["available"].as_i64().unwrap(),
         s["on_hand"].as_i64().unwrap() - s["reserved"].as_i64().unwrap()
     );
+    let status = o["status"].as_str().unwrap_or("?");
+    let intent = provider_intent_of(&p.order_id).await;
+    if let Some(why) = provider_disagrees(status, intent.as_ref()) {
+        panic!("order {}: {why}", p.order_id);
+    }
     if let Some(pay) = payment(&p.user, &p.order_id).await
         && o["status"] != "CONFIRMED"
     {

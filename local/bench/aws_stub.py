@@ -6,7 +6,8 @@ one HTTP exchange) and the handler takes its ordinary path, without the emulator
 latency in the figure.
 
 DynamoDB answers `{}` (no item, no page, a write accepted), except DescribeTable (ACTIVE);
-Step Functions, EventBridge and Kinesis answer the members their SDK output requires.
+Step Functions, EventBridge and Kinesis answer the members their SDK output requires, and
+Secrets Manager a test key.
 Every call is counted by target, so the bench can say which calls a function made.
 """
 
@@ -37,8 +38,12 @@ ANSWERS = {
         "executionArn": body.get("executionArn", ""), "stateMachineArn": "", "status": "SUCCEEDED",
         "startDate": time.time()},
     "Kinesis_20131202.PutRecord": lambda body: {"SequenceNumber": "1", "ShardId": "shardId-000000000000"},
+    # The payment functions read the provider's key at cold start.
+    "secretsmanager.GetSecretValue": lambda body: {
+        "ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{body.get('SecretId', 's')}-AbCdEf",
+        "Name": body.get("SecretId", "s"), "SecretString": "sk_test_bench", "VersionId": "v1"},
 }
-KNOWN_PREFIXES = ("DynamoDB_20120810.", "AWSStepFunctions.", "AWSEvents.", "Kinesis_20131202.")
+KNOWN_PREFIXES = ("DynamoDB_20120810.", "AWSStepFunctions.", "AWSEvents.", "Kinesis_20131202.", "secretsmanager.")
 
 
 class _Handler(BaseHTTPRequestHandler):

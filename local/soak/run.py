@@ -197,6 +197,19 @@ def main(argv: list[str]) -> int:
         code = code or 1
     else:
         print("[load] nothing dead-lettered during the run", flush=True)
+    # The provider's books agree with the orders: no money held or kept for an order that
+    # is not confirmed (local/provider_books.py, with the stack's Python: boto3 lives there).
+    books = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(HERE.parent / "provider_books.py")],
+                           capture_output=True, text=True)
+    try:
+        doc["summary"]["provider_books"] = json.loads(books.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        doc["summary"]["provider_books"] = {"error": (books.stdout + books.stderr)[-2000:]}
+    out.write_text(json.dumps(doc, indent=1))
+    print(f"[load] the payment provider's books: {doc['summary']['provider_books']}", flush=True)
+    if books.returncode != 0:
+        print("[load] FAILED: the payment provider's books disagree with the orders", flush=True)
+        code = code or 1
     if args.mode != "smoke":
         plot(out, out.with_suffix(".png"))
     if args.mode == "soak":

@@ -313,7 +313,8 @@ pub struct OrderRejected {
     pub user_id: String,
     /// Its total.
     pub total: Money,
-    /// `OUT_OF_STOCK`, `PAYMENT_DECLINED`, `FRAUD_SUSPECTED`, `REVIEW_REJECTED`, `TIMED_OUT`.
+    /// `OUT_OF_STOCK`, `PAYMENT_DECLINED`, `PAYMENT_UNAVAILABLE`, `FRAUD_SUSPECTED`,
+    /// `REVIEW_REJECTED`, `TIMED_OUT`.
     pub reason: String,
 }
 

@@ -101,6 +101,25 @@ pub fn emit(m: &InvocationMetrics<'_>) {
     println!("{}", emf_line(m, chrono::Utc::now().timestamp_millis()));
 }
 
+/// One count of an event (e.g. `PaymentProviderCircuitOpened`), as an EMF line with the
+/// function's dimension (`AWS_LAMBDA_FUNCTION_NAME`), so an alarm can follow it.
+pub fn count_emf_line(metric: &str, timestamp_ms: i64) -> String {
+    let function = crate::config::optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "Commerce",
+                "Dimensions": [["Function"]],
+                "Metrics": [{"Name": metric, "Unit": "Count"}],
+            }],
+        },
+        "Function": function,
+    });
+    line[metric] = json!(1);
+    line.to_string()
+}
+
 /// What one invocation of a saga step or of a batch of records (a queue's, a stream's)
 /// reports: the same latency and DynamoDB requests as an API invocation, and the records
 /// it was given and failed. A saga step is one record.

@@ -210,6 +210,12 @@ pub trait Ledger: Sync {
         effect: &Self::Effect,
         trace: &Trace,
     ) -> impl Future<Output = Result<bool, crate::dynamo::StoreError>> + Send;
+
+    /// Where a written move leaves the record: its target, unless the effect decided
+    /// otherwise (a void that found the payment captured at the provider refunds it).
+    fn landed(&self, step: &Self::Move, _effect: &Self::Effect) -> StateOf<Self> {
+        step.target()
+    }
 }
 
 /// The step kernel (see the module doc). `plan` decides from the record read (`None`:
@@ -241,7 +247,7 @@ where
         Plan::Move(step) => step,
     };
     let done = Box::pin(effect(record.as_ref(), &step)).await?;
-    let to = step.target();
+    let to = ledger.landed(&step, &done);
     if ledger.write(record.as_ref(), &step, &done, trace).await? {
         return Ok(Moved {
             state: to,

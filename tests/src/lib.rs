@@ -428,6 +428,97 @@ pub fn write_faults(doc: &str) {
     std::fs::rename(&partial, &path).unwrap();
 }
 
+/// Sets the payment provider's fault rules of `name` (a test's or a cell's own file in
+/// `LOCAL_PROVIDER_FAULTS_DIR`, read by local/payment_provider.py), written whole.
+pub fn write_provider_faults(name: &str, rules: &Value) {
+    let dir = std::env::var("LOCAL_PROVIDER_FAULTS_DIR")
+        .expect("LOCAL_PROVIDER_FAULTS_DIR is set by local/stack.py");
+    let path = std::path::Path::new(&dir).join(format!("{name}.json"));
+    let partial = std::path::Path::new(&dir).join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&partial, serde_json::json!({ "rules": rules }).to_string()).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+}
+
+/// The local payment provider's address and its test key, as the functions get them
+/// (the declaration's local settings and secret).
+pub fn payment_provider() -> (String, String) {
+    let decl = declaration();
+    let secret = &decl["secrets"]["payment-provider"];
+    (
+        secret["settings"]["PAYMENT_PROVIDER_URL"]["local"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        secret["local_value"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A payment intent as the local payment provider has it (`GET /v1/payment_intents/{id}`).
+pub async fn provider_intent(intent_id: &str) -> Value {
+    let (url, key) = payment_provider();
+    let response = http()
+        .get(format!("{url}/v1/payment_intents/{intent_id}"))
+        .basic_auth(key, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{intent_id}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+/// The provider's intent behind the payment of `order_id`: the one its row in the
+/// payments table names (none: no payment, or the seal of an order given up before any).
+pub async fn provider_intent_of(order_id: &str) -> Option<Value> {
+    let ddb = aws_sdk_dynamodb::Client::new(&aws().await);
+    let item = ddb
+        .get_item()
+        .table_name(table("payments"))
+        .key(
+            "order_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(order_id.to_owned()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item?;
+    let intent = item.get("provider_reference")?.as_s().ok()?.clone();
+    Some(provider_intent(&intent).await)
+}
+
+/// The accountant's question asked of the provider's books for an order that ended in
+/// `status`: money is held (`requires_capture`) or taken and not all given back
+/// (`succeeded`) only for a `CONFIRMED` order, and a `CONFIRMED` order's money was taken
+/// and kept. `None` when they agree.
+pub fn provider_disagrees(status: &str, intent: Option<&Value>) -> Option<String> {
+    let (state, amount, refunded) = intent.map_or(("none", 0, 0), |i| {
+        (
+            i["status"].as_str().unwrap_or("?"),
+            i["amount"].as_i64().unwrap_or(0),
+            i["latest_charge"]["amount_refunded"].as_i64().unwrap_or(0),
+        )
+    });
+    let held = state == "requires_capture";
+    let kept = state == "succeeded" && refunded < amount;
+    match status {
+        "CONFIRMED" if state != "succeeded" || refunded != 0 => Some(format!(
+            "CONFIRMED, but the provider's intent is {state} ({refunded} of {amount} refunded)"
+        )),
+        "CONFIRMED" => None,
+        "CANCELLED" if state == "succeeded" && refunded != amount => Some(format!(
+            "CANCELLED, but the provider gave back {refunded} of {amount}"
+        )),
+        _ if held || kept => Some(format!(
+            "{status}, but the provider holds the customer's money: intent {state}, {refunded} of {amount} refunded"
+        )),
+        _ => None,
+    }
+}
+
 /// The workspace's target directory.
 pub fn target_dir() -> PathBuf {
     std::env::var("CARGO_TARGET_DIR").map_or_else(

@@ -36,6 +36,7 @@ impl ProductStore for Catalog {
         _: &Product,
         _: Option<u64>,
         _: &ProductEvent,
+        _: Option<aws_sdk_dynamodb::types::TransactWriteItem>,
     ) -> Result<bool, StoreError> {
         Ok(true)
     }

@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use shared::catalog::Sku;
 use shared::http::{json, json_at, meta, parse_json, path_param};
+use shared::idempotency::{self, Idempotency, Recorded, StoredResponse};
 use shared::identity::Caller;
 use shared::money::Money;
 use shared::pagination::{Page, cursor_str, encode_cursor, foreign_cursor, page_request};
@@ -135,16 +136,51 @@ pub async fn list_products(
     json(StatusCode::OK, &page)
 }
 
-/// `POST /products/{sku}/stock` (admin): `{"delta": n}`, never below reserved (409).
+/// The idempotency scope of stock adjustments.
+pub const ADJUST_SCOPE: &str = "adjust-stock";
+
+/// `POST /products/{sku}/stock` (admin): `{"delta": n}`, never below reserved (409). With
+/// an `Idempotency-Key` (recommended: an admin page that retries after a lost answer would
+/// otherwise add twice) it happens at most once per key and SKU: a repeat answers the
+/// first answer again, another body with the key is 422, as `POST /orders`.
 pub async fn adjust_stock(
     store: &impl ProductStore,
+    idem: &Idempotency,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = Caller::from_context(req.request_context_ref())?;
     caller.require_admin()?;
     let sku = sku_for_read(&req)?;
+    let keyed = req.headers().contains_key(idempotency::HEADER);
+    if keyed {
+        idempotency::key_from(&req)?;
+    }
     let body: AdjustStockRequest = parse_json(&req)?;
     let delta = StockDelta::try_from(body.delta).map_err(|e| ApiError::field("delta", e))?;
-    let product = crate::adjust_stock(store, sku, delta, &trace(&req), shared::time::now()).await?;
-    json(StatusCode::OK, &ProductView::from(&product))
+    let trace = trace(&req);
+    let now = shared::time::now();
+    if !keyed {
+        let product = crate::adjust_stock(store, sku, delta, &trace, now).await?;
+        return json(StatusCode::OK, &ProductView::from(&product));
+    }
+    let answer =
+        |p: &crate::domain::Product| -> Result<StoredResponse, shared::dynamo::StoreError> {
+            Ok(StoredResponse {
+                status: StatusCode::OK.as_u16(),
+                body: serde_json::to_string(&ProductView::from(p))
+                    .map_err(|e| shared::dynamo::StoreError::request("serialize the answer", e))?,
+                location: None,
+                content_type: None,
+            })
+        };
+    // A key names one adjustment of one SKU: the owner is the admin and the SKU.
+    let owner = format!("{}#{sku}", caller.user_id);
+    idempotency::run(idem, ADJUST_SCOPE, &owner, &req, |claimed| async move {
+        let product = crate::adjust_stock_with(store, sku, delta, &trace, now, |p| {
+            Ok(Some(idem.completion(&claimed, &answer(p)?, now)?))
+        })
+        .await?;
+        Ok((answer(&product)?, Recorded::InTransaction))
+    })
+    .await
 }

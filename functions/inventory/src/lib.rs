@@ -40,12 +40,14 @@ pub trait ProductStore: Send + Sync {
     /// Reads a product (strongly consistent).
     fn get(&self, sku: &Sku) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
     /// Writes `product` and its event atomically, if the stored version is still
-    /// `expected` (`None`: the product must not exist). `Ok(false)` when it is not.
+    /// `expected` (`None`: the product must not exist), with `also` in the same transaction
+    /// (the completion of the request's idempotency claim). `Ok(false)` when it is not.
     fn save(
         &self,
         product: &Product,
         expected: Option<u64>,
         event: &ProductEvent,
+        also: Option<aws_sdk_dynamodb::types::TransactWriteItem>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// One page of the catalog in SKU order, and the key to continue from.
     fn list(
@@ -136,7 +138,7 @@ pub async fn upsert(
             &trace.correlation_id,
             Some(&trace.causation_id),
         ));
-        if store.save(&product, expected, &event).await? {
+        if store.save(&product, expected, &event, None).await? {
             return Ok((product, created));
         }
     }
@@ -150,6 +152,20 @@ pub async fn adjust_stock(
     delta: StockDelta,
     trace: &Trace,
     now: Timestamp,
+) -> Result<Product, InventoryError> {
+    adjust_stock_with(store, sku, delta, trace, now, |_| Ok(None)).await
+}
+
+/// [`adjust_stock`], writing `also(&new_product)` (the idempotency claim's completion with
+/// the answer) in the same transaction as the change, so a key's answer is recorded exactly
+/// when its change is.
+pub async fn adjust_stock_with(
+    store: &impl ProductStore,
+    sku: Sku,
+    delta: StockDelta,
+    trace: &Trace,
+    now: Timestamp,
+    also: impl Fn(&Product) -> Result<Option<aws_sdk_dynamodb::types::TransactWriteItem>, StoreError>,
 ) -> Result<Product, InventoryError> {
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
@@ -179,7 +195,10 @@ pub async fn adjust_stock(
             &trace.correlation_id,
             Some(&trace.causation_id),
         ));
-        if store.save(&product, expected, &event).await? {
+        if store
+            .save(&product, expected, &event, also(&product)?)
+            .await?
+        {
             return Ok(product);
         }
     }
@@ -208,6 +227,7 @@ pub(crate) mod memory {
             p: &Product,
             expected: Option<u64>,
             e: &ProductEvent,
+            _also: Option<aws_sdk_dynamodb::types::TransactWriteItem>,
         ) -> Result<bool, StoreError> {
             let mut m = self.products.lock().unwrap();
             if m.get(&p.sku).map(|c| c.version) != expected {

@@ -38,9 +38,14 @@ impl DynamoProductStore {
 
     /// The store a Lambda uses: table from `INVENTORY_TABLE`.
     pub async fn from_env() -> Result<Self, ConfigError> {
+        Self::from_sdk(&shared::aws::sdk_config().await?)
+    }
+
+    /// [`DynamoProductStore::from_env`] with an SDK configuration the function already
+    /// loaded.
+    pub fn from_sdk(sdk: &shared::aws::SdkConfig) -> Result<Self, ConfigError> {
         let table = config::required("INVENTORY_TABLE")?;
-        let sdk = shared::aws::sdk_config().await?;
-        Ok(Self::new(shared::aws::dynamodb(&sdk), table))
+        Ok(Self::new(shared::aws::dynamodb(sdk), table))
     }
 }
 
@@ -63,6 +68,7 @@ impl ProductStore for DynamoProductStore {
         product: &Product,
         expected: Option<u64>,
         event: &ProductEvent,
+        also: Option<TransactWriteItem>,
     ) -> Result<bool, StoreError> {
         let mut item = to_item(product)?;
         item.insert(
@@ -83,12 +89,9 @@ impl ProductStore for DynamoProductStore {
             ProductEvent::StockAdjusted(e) => (self.outbox.put(e)?, &e.metadata.event_id),
         };
         // Scoped by the event id; the token is derived from what is written (`shared::dynamo::transact`).
-        let outcome = shared::dynamo::transact(
-            &self.client,
-            vec![TransactWriteItem::builder().put(put).build(), outbox],
-            Some(event_id),
-        )
-        .await?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build(), outbox];
+        items.extend(also);
+        let outcome = shared::dynamo::transact(&self.client, items, Some(event_id)).await?;
         Ok(outcome.committed())
     }
 

@@ -1017,6 +1017,17 @@ async fn order_status(
     table: &str,
     order_id: &str,
 ) -> Result<String, Error> {
+    let (status, _) = order_item(ddb, table, order_id).await?;
+    Ok(status)
+}
+
+/// An order's status and the part of it a compensating place-order reads (its customer
+/// and total: the payment void seals an order that has no payment with them).
+async fn order_item(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    order_id: &str,
+) -> Result<(String, serde_json::Value), Error> {
     let out = ddb
         .get_item()
         .table_name(table)
@@ -1027,9 +1038,19 @@ async fn order_status(
         .consistent_read(true)
         .send()
         .await?;
-    out.item
-        .and_then(|i| i.get("status").and_then(|s| s.as_s().ok()).cloned())
-        .ok_or_else(|| fail(format!("no order {order_id} in {table}")))
+    let item = out
+        .item
+        .ok_or_else(|| fail(format!("no order {order_id} in {table}")))?;
+    let status = item
+        .get("status")
+        .and_then(|s| s.as_s().ok())
+        .cloned()
+        .ok_or_else(|| fail(format!("order {order_id} in {table} has no status")))?;
+    let order: serde_json::Value = shared::dynamo::from_item(item)?;
+    Ok((
+        status,
+        serde_json::json!({"user_id": order["user_id"], "total": order["total"]}),
+    ))
 }
 
 async fn state_machine_arn(sfn: &aws_sdk_sfn::Client, name: &str) -> Result<String, Error> {
@@ -1069,7 +1090,7 @@ pub async fn compensate(
     force: bool,
 ) -> Result<CompensateReport, Error> {
     let table = format!("{prefix}-orders");
-    let before = order_status(ddb, &table, order_id).await?;
+    let (before, payer) = order_item(ddb, &table, order_id).await?;
     let Some(machine) = compensation_for(&before) else {
         return Ok(CompensateReport {
             order_id: order_id.to_owned(),
@@ -1102,6 +1123,8 @@ pub async fn compensate(
                 "order_id": order_id,
                 "correlation_id": format!("ops-compensate-{run}"),
                 "compensate": true,
+                "user_id": payer["user_id"],
+                "total": payer["total"],
             }),
         )
     } else {

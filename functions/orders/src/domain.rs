@@ -33,6 +33,8 @@ pub enum RejectReason {
     OutOfStock,
     /// The payment provider declined.
     PaymentDeclined,
+    /// The payment provider was down (its circuit breaker open): nothing was held.
+    PaymentUnavailable,
     /// The fraud scorer denied it.
     FraudSuspected,
     /// An administrator rejected it in review.
@@ -208,6 +210,10 @@ pub struct Order {
     /// While `UNDER_REVIEW`: the task token the admin's decision answers. Never shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_task_token: Option<String>,
+    /// While `UNDER_REVIEW`: which attempt of the hold stored that token (the state's
+    /// `RetryCount`), so a late earlier attempt cannot put its dead token back. Never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_attempt: Option<u32>,
     /// Placed.
     #[serde(with = "rfc3339")]
     pub created_at: Timestamp,

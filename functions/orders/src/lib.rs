@@ -210,6 +210,7 @@ pub async fn place(
         shipping: new.shipping,
         payment_token: new.payment_token,
         review_task_token: None,
+        review_attempt: None,
         created_at: now,
         updated_at: now,
     };

@@ -28,6 +28,11 @@ pub struct OrderStepInput {
     /// The task token the admin's review decision answers (hold for review only).
     #[serde(default)]
     pub task_token: Option<String>,
+    /// Which attempt of the hold this is (`$$.State.RetryCount`; hold for review only):
+    /// each retry of a `.waitForTaskToken` state gets a new token, and only the latest
+    /// attempt's token is answered.
+    #[serde(default)]
+    pub attempt: Option<u32>,
     /// The request's correlation id, carried into the events.
     #[serde(default)]
     pub correlation_id: Option<String>,
@@ -66,6 +71,8 @@ pub struct OrderMove {
     pub reason: Option<RejectReason>,
     /// The review's task token (hold for review).
     pub task_token: Option<String>,
+    /// The hold's attempt (hold for review).
+    pub attempt: Option<u32>,
 }
 
 impl OrderStep {
@@ -107,12 +114,31 @@ pub fn plan(step: &OrderMove, order: Option<&Order>) -> Plan<OrderMove, OrderSta
         }
         _ => {}
     }
-    // A repeated hold for review with a new token (a retried wait) must store that token.
-    let same_token = step.task_token.is_none() || order.review_task_token == step.task_token;
-    if next == order.status && (step.step != OrderStep::HoldForReview || same_token) {
-        Plan::Done(next)
-    } else {
+    if next != order.status {
+        return Plan::Move(step.clone());
+    }
+    if step.step != OrderStep::HoldForReview
+        || step.task_token.is_none()
+        || order.review_task_token == step.task_token
+    {
+        return Plan::Done(next);
+    }
+    // A repeated hold with another token: a later attempt (a retried wait) stores its
+    // token; an earlier one that arrives late leaves the later token in place.
+    if newer_attempt(step.attempt, order.review_attempt) {
         Plan::Move(step.clone())
+    } else {
+        Plan::Done(next)
+    }
+}
+
+/// Whether a hold's `attempt` comes after the one that stored the order's token (an order
+/// without an attempt recorded was held before attempts were: any attempt replaces it, as
+/// does a hold without one).
+pub fn newer_attempt(attempt: Option<u32>, stored: Option<u32>) -> bool {
+    match (attempt, stored) {
+        (Some(a), Some(s)) => a > s,
+        _ => true,
     }
 }
 
@@ -131,6 +157,9 @@ pub fn move_writes(
         OrderStep::HoldForReview => {
             let token = step.task_token.clone().unwrap_or_default();
             extra.push(("review_task_token", AttributeValue::S(token)));
+            if let Some(attempt) = step.attempt {
+                extra.push(("review_attempt", AttributeValue::N(attempt.to_string())));
+            }
             trace.record(OrderHeldForReview {
                 order_id: o,
                 user_id: u,
@@ -139,6 +168,7 @@ pub fn move_writes(
         }
         OrderStep::Confirm => {
             extra.push(("review_task_token", AttributeValue::Null(true)));
+            extra.push(("review_attempt", AttributeValue::Null(true)));
             trace.record(OrderConfirmed {
                 order_id: o,
                 user_id: u,
@@ -150,6 +180,7 @@ pub fn move_writes(
             let reason = step.reason.unwrap_or(RejectReason::TimedOut);
             extra.push(("status_reason", to_attribute(&reason)?));
             extra.push(("review_task_token", AttributeValue::Null(true)));
+            extra.push(("review_attempt", AttributeValue::Null(true)));
             let reason = serde_json::to_value(reason)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -192,8 +223,47 @@ impl shared::step::Ledger for DynamoOrderStore {
         };
         let (extra, record) = move_writes(order, step, trace)?;
         let event = self.outbox().put_record(&record)?;
-        self.transition(order, step.step.target(), &extra, Some(event))
-            .await
+        if step.step != OrderStep::HoldForReview {
+            return self
+                .transition(order, step.step.target(), &extra, Some(event), None)
+                .await;
+        }
+        // A hold that replaces a token is also guarded by the attempt it read, and one that
+        // lost the write to an earlier attempt (both read the order before either wrote)
+        // writes again: the order ends with the latest attempt's token, whatever the order
+        // the attempts arrived in.
+        let mut current = order.clone();
+        for _ in 0..3 {
+            let guard = match (current.status, step.attempt) {
+                (OrderStatus::UnderReview, Some(attempt)) => Some(
+                    crate::store::Guard::AttemptAfter(current.review_attempt, attempt),
+                ),
+                _ => None,
+            };
+            if self
+                .transition(
+                    &current,
+                    step.step.target(),
+                    &extra,
+                    Some(event.clone()),
+                    guard,
+                )
+                .await?
+            {
+                return Ok(true);
+            }
+            match OrderStore::get(self, &order.order_id).await? {
+                Some(now)
+                    if now.status == OrderStatus::UnderReview
+                        && now.review_task_token != step.task_token
+                        && newer_attempt(step.attempt, now.review_attempt) =>
+                {
+                    current = now;
+                }
+                _ => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -237,6 +307,7 @@ pub async fn run_step(
         step,
         reason: input.reason,
         task_token: input.task_token,
+        attempt: input.attempt,
     };
     let moved = shared::step::apply(
         store,
@@ -309,11 +380,12 @@ mod tests {
             let (_, record) = move_writes(order, step, trace)?;
             let mut all = self.orders.lock().unwrap();
             let stored = all.get_mut(&order.order_id).unwrap();
-            if stored.status != order.status {
+            if stored.status != order.status || stored.review_attempt != order.review_attempt {
                 return Ok(false);
             }
             stored.status = step.step.target();
             stored.review_task_token = step.task_token.clone();
+            stored.review_attempt = step.attempt;
             self.events.lock().unwrap().push(record.detail_type);
             Ok(true)
         }
@@ -343,8 +415,50 @@ mod tests {
             order_id: "o1".into(),
             reason,
             task_token: task_token.map(str::to_owned),
+            attempt: None,
             correlation_id: None,
         }
+    }
+
+    fn hold(token: &str, attempt: u32) -> OrderStepInput {
+        OrderStepInput {
+            attempt: Some(attempt),
+            ..input(None, Some(token))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_earlier_hold_never_puts_its_dead_token_back() {
+        let m = memory_with(Pending);
+        // The first attempt (t1) is slow; the wait is retried and the second (t2) holds.
+        let second = run_step(&m, OrderStep::HoldForReview, hold("t2", 1))
+            .await
+            .unwrap();
+        assert_eq!((second.status, second.changed), (UnderReview, true));
+        // The first arrives late: the order keeps t2, which the admin's decision answers.
+        let late = run_step(&m, OrderStep::HoldForReview, hold("t1", 0))
+            .await
+            .unwrap();
+        assert_eq!((late.status, late.changed), (UnderReview, false));
+        assert_eq!(
+            m.orders.lock().unwrap()["o1"].review_task_token.as_deref(),
+            Some("t2")
+        );
+        // A third attempt (the wait retried again) replaces it.
+        let third = run_step(&m, OrderStep::HoldForReview, hold("t3", 2))
+            .await
+            .unwrap();
+        assert!(third.changed);
+        assert_eq!(
+            m.orders.lock().unwrap()["o1"].review_task_token.as_deref(),
+            Some("t3")
+        );
+        assert_eq!(
+            *m.events.lock().unwrap(),
+            vec!["OrderHeldForReview", "OrderHeldForReview"]
+        );
+        assert!(newer_attempt(Some(1), None) && newer_attempt(None, Some(3)));
+        assert!(!newer_attempt(Some(1), Some(1)));
     }
 
     #[tokio::test]

@@ -28,6 +28,14 @@ pub struct DynamoOrderStore {
     idempotency: Option<Idempotency>,
 }
 
+/// A condition a transition adds to the guard on the status read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// A hold replacing a review token: the stored attempt is still the one read (`None`:
+    /// none was stored), and the new attempt comes after it.
+    AttemptAfter(Option<u32>, u32),
+}
+
 impl DynamoOrderStore {
     /// A store on `table`, completing idempotency claims in `idempotency`.
     pub fn new(client: Client, table: impl Into<String>, idempotency: Idempotency) -> Self {
@@ -72,12 +80,23 @@ impl DynamoOrderStore {
         next: OrderStatus,
         extra: &[(&str, AttributeValue)],
         event: Option<TransactWriteItem>,
+        guard: Option<Guard>,
     ) -> Result<bool, StoreError> {
         let mut sets = vec!["#status = :next".to_owned(), "#updated = :now".to_owned()];
+        let condition = match guard {
+            None => "#status = :current".to_owned(),
+            // The attempt read is still the stored one, and this attempt is later.
+            Some(Guard::AttemptAfter(None, _)) => {
+                "#status = :current AND attribute_not_exists(review_attempt)".to_owned()
+            }
+            Some(Guard::AttemptAfter(Some(_), _)) => {
+                "#status = :current AND review_attempt = :read_attempt AND review_attempt < :attempt".to_owned()
+            }
+        };
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("order_id", AttributeValue::S(order.order_id.clone()))
-            .condition_expression("#status = :current")
+            .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#updated", "updated_at")
             .expression_attribute_values(":next", to_attribute(&next)?)
@@ -88,6 +107,11 @@ impl DynamoOrderStore {
                     shared::time::now().to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
                 ),
             );
+        if let Some(Guard::AttemptAfter(Some(read), attempt)) = guard {
+            update = update
+                .expression_attribute_values(":read_attempt", AttributeValue::N(read.to_string()))
+                .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()));
+        }
         for (i, (name, value)) in extra.iter().enumerate() {
             sets.push(format!("#x{i} = :x{i}"));
             update = update

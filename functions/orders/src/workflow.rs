@@ -182,7 +182,7 @@ pub async fn cancel(
             .status
             .start_cancel()
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
-        if !orders.transition(&order, next, &[], None).await? {
+        if !orders.transition(&order, next, &[], None, None).await? {
             return Err(ApiError::Contention(format!(
                 "Order {id} changed meanwhile; retry"
             )));

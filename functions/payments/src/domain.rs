@@ -8,6 +8,9 @@ use shared::time::{Timestamp, rfc3339};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
+    /// The provider's intent exists and is being confirmed: nothing is held yet, or a hold
+    /// whose answer has not arrived. Never shown by the API (no payment yet).
+    Pending,
     /// The total is held on the card.
     Authorized,
     /// The total was taken.
@@ -18,21 +21,6 @@ pub enum PaymentStatus {
     Refunded,
     /// The provider said no.
     Declined,
-}
-
-impl PaymentStatus {
-    /// The status a step starts from and moves to.
-    pub fn capture() -> (Self, Self) {
-        (Self::Authorized, Self::Captured)
-    }
-    /// See [`PaymentStatus::capture`].
-    pub fn void() -> (Self, Self) {
-        (Self::Authorized, Self::Voided)
-    }
-    /// See [`PaymentStatus::capture`].
-    pub fn refund() -> (Self, Self) {
-        (Self::Captured, Self::Refunded)
-    }
 }
 
 /// A payment as stored.

@@ -1,21 +1,34 @@
 //! The payments service: the saga's payment steps (authorize, capture, void, refund),
 //! each idempotent by order id, and `GET /orders/{order_id}/payment`.
 //!
-//! A step reads the payment, calls the provider with the order id as its idempotency
-//! key, and moves the payment with its event in one transaction guarded by the status it
-//! expects, so a retried or replayed step finds the status moved and changes nothing.
+//! Authorizing is two calls to the provider, so that no money is ever held without a row
+//! that names the hold: the intent is created (nothing held) and its id written as a
+//! `PENDING` payment, then the intent is confirmed (the hold) and the payment settles
+//! `AUTHORIZED` or `DECLINED` with its event. A lost answer is resolved, never assumed: a
+//! retried authorize confirms the same intent again under the same idempotency key (the
+//! provider answers what it did), and a compensation that finds the payment `PENDING`
+//! cancels the intent at the provider, whatever happened to the confirmation. A
+//! compensation that finds no payment at all seals the order with a `VOIDED` payment, so an
+//! authorize that outlives it cannot hold money afterwards.
+//!
+//! Capture, void and refund run on the step kernel ([`shared::step::apply`]): read the
+//! payment, call the provider (each operation with its own idempotency key), write the move
+//! with its event in one transaction guarded by the status read.
 
+pub mod breaker;
 pub mod domain;
 pub mod fraud_check;
 pub mod provider;
 pub mod store;
+pub mod stripe;
 
 use domain::{Payment, PaymentStatus, PaymentView};
-use provider::{Authorization, PaymentProvider, ProviderError};
+use provider::{IntentStatus, PaymentProvider, ProviderError};
 use serde::{Deserialize, Serialize};
 use shared::events::{
-    Envelope, PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided,
+    PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided,
 };
+use shared::money::Money;
 use shared::step::StepError;
 use store::PaymentStore;
 
@@ -25,6 +38,9 @@ pub const PAYMENT_DECLINED: &str = "PaymentDeclined";
 pub const CAPTURE_FAILED: &str = "PaymentCaptureFailed";
 /// `errorType`: the provider did not answer; retried, then the saga gives up.
 pub const PROVIDER_TIMEOUT: &str = "PaymentProviderTimeout";
+/// `errorType`: the provider did nothing and cannot now (its circuit breaker is open, it
+/// rate-limited us, it cannot be reached): the saga rejects the order at once.
+pub const PAYMENT_UNAVAILABLE: &str = "PaymentUnavailable";
 /// `errorType`: the payment is not in a state this step can move.
 pub const INVALID_STATE: &str = "PaymentStateInvalid";
 
@@ -36,6 +52,12 @@ pub struct PaymentStepInput {
     /// The request's correlation id, carried into the events.
     #[serde(default)]
     pub correlation_id: Option<String>,
+    /// The customer (place-order's compensations pass it: a seal names them).
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The order's total (place-order's compensations pass it: a seal records it).
+    #[serde(default)]
+    pub total: Option<Money>,
 }
 
 /// What a step answers the state machine.
@@ -65,6 +87,10 @@ fn provider_error(err: ProviderError) -> StepError {
             PROVIDER_TIMEOUT,
             "the payment provider did not answer in time",
         ),
+        ProviderError::Unavailable(why) => StepError::business(PAYMENT_UNAVAILABLE, why),
+        other @ (ProviderError::UnexpectedState(_) | ProviderError::Rejected(_)) => {
+            StepError::transient(other)
+        }
     }
 }
 
@@ -72,103 +98,181 @@ impl PaymentStepInput {
     fn trace(&self) -> shared::step::Trace {
         shared::step::Trace::of(&self.order_id, self.correlation_id.as_deref())
     }
+}
 
-    fn envelope<T: shared::events::DomainEvent>(&self, data: T) -> Envelope<T> {
-        self.trace().envelope(data)
+/// The answer a step gives for a payment already in `status`.
+fn answer_for(
+    order_id: &str,
+    payment: &Payment,
+    changed: bool,
+) -> Result<PaymentOutcome, StepError> {
+    match payment.status {
+        PaymentStatus::Declined => Err(StepError::business(
+            PAYMENT_DECLINED,
+            payment.decline_reason.clone().unwrap_or_default(),
+        )),
+        PaymentStatus::Voided | PaymentStatus::Refunded => Err(StepError::business(
+            INVALID_STATE,
+            format!(
+                "the payment of {order_id} is {:?}: the order was given up",
+                payment.status
+            ),
+        )),
+        PaymentStatus::Pending => Err(StepError::transient("the payment is still pending")),
+        status => Ok(outcome(order_id, status, changed)),
     }
 }
 
 /// Step `payments-authorize`: holds the order's total. `PaymentDeclined` (recorded, and
-/// given again on a retry), `PaymentProviderTimeout` (nothing recorded; retry).
+/// given again on a retry), `PaymentProviderTimeout` (the outcome unknown: a retry asks
+/// again under the same key), `PaymentUnavailable` (the provider is down).
 pub async fn authorize(
     store: &PaymentStore,
     provider: &impl PaymentProvider,
     input: PaymentStepInput,
 ) -> Result<PaymentOutcome, StepError> {
-    if let Some(existing) = store.get(&input.order_id).await? {
-        return match existing.status {
-            PaymentStatus::Declined => Err(StepError::business(
-                PAYMENT_DECLINED,
-                existing.decline_reason.unwrap_or_default(),
-            )),
-            status => Ok(outcome(&input.order_id, status, false)),
-        };
-    }
-    let order = store.order_to_pay(&input.order_id).await?.ok_or_else(|| {
-        StepError::business(INVALID_STATE, format!("no order {}", input.order_id))
-    })?;
-    let now = shared::time::now();
-    let mut payment = Payment {
-        order_id: input.order_id.clone(),
-        payment_id: ulid::Ulid::new().to_string(),
-        user_id: order.user_id,
-        status: PaymentStatus::Authorized,
-        amount: order.total,
-        provider_reference: None,
-        decline_reason: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let result = provider
-        .authorize(&input.order_id, &order.payment_token, &order.total)
-        .await;
-    let (event, answer) = match result {
-        Ok(auth) => {
-            payment.provider_reference = Some(auth.reference);
-            let e = input.envelope(PaymentAuthorized {
-                order_id: payment.order_id.clone(),
-                payment_id: payment.payment_id.clone(),
-                amount: payment.amount,
-            });
-            (
-                store.outbox().put(&e)?,
-                Ok(outcome(&input.order_id, PaymentStatus::Authorized, true)),
-            )
+    let order_id = input.order_id.as_str();
+    let payment = match store.get(order_id).await? {
+        Some(payment) => payment,
+        None => {
+            let order = store.order_to_pay(order_id).await?.ok_or_else(|| {
+                StepError::business(INVALID_STATE, format!("no order {order_id}"))
+            })?;
+            let intent = provider
+                .create_intent(order_id, &order.payment_token, &order.total)
+                .await
+                .map_err(provider_error)?;
+            let now = shared::time::now();
+            let pending = Payment {
+                order_id: order_id.to_owned(),
+                payment_id: ulid::Ulid::new().to_string(),
+                user_id: order.user_id,
+                status: PaymentStatus::Pending,
+                amount: order.total,
+                provider_reference: Some(intent.id),
+                decline_reason: None,
+                created_at: now,
+                updated_at: now,
+            };
+            if store.insert(&pending, None).await? {
+                pending
+            } else {
+                // Another attempt wrote first (the same intent, by the same key), or a
+                // compensation sealed the order: go on from what is there.
+                store
+                    .get(order_id)
+                    .await?
+                    .ok_or_else(|| StepError::transient("the payment vanished"))?
+            }
         }
-        Err(ProviderError::Declined(reason)) => {
-            payment.status = PaymentStatus::Declined;
-            payment.decline_reason = Some(reason.clone());
-            let e = input.envelope(PaymentDeclined {
-                order_id: payment.order_id.clone(),
-                payment_id: payment.payment_id.clone(),
-                amount: payment.amount,
-                reason: reason.clone(),
-            });
-            (
-                store.outbox().put(&e)?,
-                Err(StepError::business(PAYMENT_DECLINED, reason)),
-            )
-        }
-        Err(other) => return Err(provider_error(other)),
     };
-    if !store.insert(&payment, event).await? {
-        // Another attempt recorded the outcome first: answer as it did.
-        return match store
-            .get(&input.order_id)
-            .await?
-            .map(|p| (p.status, p.decline_reason))
-        {
-            Some((PaymentStatus::Declined, reason)) => Err(StepError::business(
-                PAYMENT_DECLINED,
-                reason.unwrap_or_default(),
-            )),
-            Some((status, _)) => Ok(outcome(&input.order_id, status, false)),
-            None => Err(StepError::transient("payment vanished")),
-        };
+    if payment.status != PaymentStatus::Pending {
+        return answer_for(order_id, &payment, false);
     }
-    answer
+    confirm(store, provider, &input, payment).await
 }
 
-/// The three moves after authorization.
+/// Confirms a `PENDING` payment's intent and settles the payment from the answer.
+async fn confirm(
+    store: &PaymentStore,
+    provider: &impl PaymentProvider,
+    input: &PaymentStepInput,
+    mut payment: Payment,
+) -> Result<PaymentOutcome, StepError> {
+    let order_id = input.order_id.as_str();
+    let intent_id = payment
+        .provider_reference
+        .clone()
+        .ok_or_else(|| StepError::transient("a pending payment without its intent"))?;
+    let confirmed = match provider.confirm(order_id, &intent_id).await {
+        // The intent is past confirmation (confirmed before, or cancelled by a
+        // compensation): where it is decides.
+        Err(ProviderError::UnexpectedState(_)) => provider.retrieve(&intent_id).await,
+        other => other,
+    };
+    match confirmed {
+        Ok(intent) => match intent.status {
+            IntentStatus::RequiresCapture | IntentStatus::Succeeded => {
+                payment.status = PaymentStatus::Authorized;
+            }
+            IntentStatus::RequiresPaymentMethod => {
+                payment.status = PaymentStatus::Declined;
+                payment.decline_reason = Some("card_declined".into());
+            }
+            IntentStatus::Canceled => {
+                // A compensation let it go while this attempt ran: answer as the row says.
+                let now = store.get(order_id).await?.unwrap_or(payment);
+                return answer_for(order_id, &now, false);
+            }
+            other => {
+                return Err(StepError::transient(format!(
+                    "intent {intent_id} is {other:?} after confirmation"
+                )));
+            }
+        },
+        Err(ProviderError::Declined(reason)) => {
+            payment.status = PaymentStatus::Declined;
+            payment.decline_reason = Some(reason);
+        }
+        Err(other) => return Err(provider_error(other)),
+    }
+    let trace = input.trace();
+    let event = match payment.status {
+        PaymentStatus::Authorized => trace.record(PaymentAuthorized {
+            order_id: payment.order_id.clone(),
+            payment_id: payment.payment_id.clone(),
+            amount: payment.amount,
+        })?,
+        _ => trace.record(PaymentDeclined {
+            order_id: payment.order_id.clone(),
+            payment_id: payment.payment_id.clone(),
+            amount: payment.amount,
+            reason: payment.decline_reason.clone().unwrap_or_default(),
+        })?,
+    };
+    if store
+        .settle(&payment, store.outbox().put_record(&event)?)
+        .await?
+    {
+        return answer_for(order_id, &payment, true);
+    }
+    // No longer PENDING: another attempt settled it, or a compensation voided it while
+    // the provider held the money for this one; then the hold is let go here too (under
+    // the void's own key, so it repeats the compensation's call if that came first).
+    let now = store
+        .get(order_id)
+        .await?
+        .ok_or_else(|| StepError::transient("the payment vanished"))?;
+    if payment.status == PaymentStatus::Authorized
+        && matches!(now.status, PaymentStatus::Voided | PaymentStatus::Refunded)
+    {
+        tracing::warn!(
+            order_id,
+            intent_id,
+            "a late authorization: the order was given up, the hold is let go"
+        );
+        match provider.cancel(order_id, &intent_id).await {
+            Ok(_) | Err(ProviderError::UnexpectedState(_)) => {}
+            Err(other) => return Err(provider_error(other)),
+        }
+    }
+    answer_for(order_id, &now, false)
+}
+
+/// The moves after authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentMove {
     /// `AUTHORIZED → CAPTURED`.
     Capture,
-    /// `AUTHORIZED → VOIDED` (compensation; a captured payment is refunded instead).
+    /// `PENDING | AUTHORIZED → VOIDED` (compensation; a captured payment is refunded
+    /// instead, and so is one the provider captured though its answer was lost).
     Void,
     /// `CAPTURED → REFUNDED` (compensation after capture, cancellation; a payment still
     /// only authorized is voided instead).
     Refund,
+    /// No payment → `VOIDED`: a compensation seals the order, so that an authorize that
+    /// outlives it finds the order given up and holds nothing.
+    Seal,
 }
 
 /// What a payment step does, decided from where the payment is (the step kernel's
@@ -176,23 +280,26 @@ pub enum PaymentMove {
 pub type Plan = shared::step::Plan<PaymentMove, PaymentStatus>;
 
 impl PaymentMove {
-    /// The status a move starts from and the one it ends in.
-    pub fn states(self) -> (PaymentStatus, PaymentStatus) {
+    /// The status a move ends in when the provider did what was asked.
+    pub fn target(self) -> PaymentStatus {
         match self {
-            PaymentMove::Capture => PaymentStatus::capture(),
-            PaymentMove::Void => PaymentStatus::void(),
-            PaymentMove::Refund => PaymentStatus::refund(),
+            PaymentMove::Capture => PaymentStatus::Captured,
+            PaymentMove::Void | PaymentMove::Seal => PaymentStatus::Voided,
+            PaymentMove::Refund => PaymentStatus::Refunded,
         }
     }
 
-    /// The decision of a step for a payment in `current` (`None`: no payment yet).
+    /// The decision of a step for a payment in `current` (`None`: no payment yet);
+    /// `can_seal`: the step knows the order's customer and total (place-order's
+    /// compensations), so it can seal an order that has no payment.
     ///
     /// The compensations accept every status they can meet, so a saga that compensates
     /// after a lost answer always converges: a void of a payment whose capture happened
-    /// (its answer lost) refunds it, a refund of a payment never captured voids it, and
-    /// either finds nothing to do when no money is held (declined, voided, refunded, no
-    /// payment: it answers `VOIDED`). A capture happens only from `AUTHORIZED`.
-    pub fn plan(self, current: Option<PaymentStatus>) -> Plan {
+    /// (its answer lost) refunds it, a refund of a payment never captured voids it, a
+    /// pending payment (its confirmation unanswered) has its intent cancelled, and either
+    /// finds nothing to do when no money is held (declined, voided, refunded). A capture
+    /// happens only from `AUTHORIZED`.
+    pub fn plan(self, current: Option<PaymentStatus>, can_seal: bool) -> Plan {
         use PaymentStatus::*;
         match (self, current) {
             (PaymentMove::Capture, Some(Authorized)) => Plan::Move(PaymentMove::Capture),
@@ -200,12 +307,18 @@ impl PaymentMove {
             (PaymentMove::Capture, Some(other)) => {
                 Plan::Invalid(format!("the payment is {other:?}, cannot Capture"))
             }
-            (PaymentMove::Capture, None) => Plan::Invalid("the order has no payment".into()),
-            (PaymentMove::Void | PaymentMove::Refund, Some(Authorized)) => {
+            (PaymentMove::Capture | PaymentMove::Seal, None) => {
+                Plan::Invalid("the order has no payment".into())
+            }
+            (PaymentMove::Seal, Some(s)) => Plan::Done(s),
+            (PaymentMove::Void | PaymentMove::Refund, Some(Authorized | Pending)) => {
                 Plan::Move(PaymentMove::Void)
             }
             (PaymentMove::Void | PaymentMove::Refund, Some(Captured)) => {
                 Plan::Move(PaymentMove::Refund)
+            }
+            (PaymentMove::Void | PaymentMove::Refund, None) if can_seal => {
+                Plan::Move(PaymentMove::Seal)
             }
             (PaymentMove::Void | PaymentMove::Refund, None) => Plan::Done(Voided),
             (PaymentMove::Void | PaymentMove::Refund, Some(held_nothing)) => {
@@ -225,74 +338,180 @@ impl shared::step::Stateful for Payment {
 impl shared::step::Transition for PaymentMove {
     type State = PaymentStatus;
     fn target(&self) -> PaymentStatus {
-        self.states().1
+        PaymentMove::target(*self)
     }
 }
 
-/// The event of a move of `payment`.
+/// What a move did at the provider: where the money ended, and for a seal, the payment
+/// that seals the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// `CAPTURED`, `VOIDED` or `REFUNDED`.
+    pub status: PaymentStatus,
+    /// The `VOIDED` payment a seal writes.
+    pub seal: Option<Payment>,
+}
+
+/// The event of `payment` ending in `status` (none for a seal: no money moved).
 pub fn move_event(
     payment: &Payment,
-    step: PaymentMove,
+    status: PaymentStatus,
     trace: &shared::step::Trace,
-) -> Result<shared::outbox::OutboxRecord, shared::dynamo::StoreError> {
+) -> Result<Option<shared::outbox::OutboxRecord>, shared::dynamo::StoreError> {
     let (order_id, payment_id, amount) = (
         payment.order_id.clone(),
         payment.payment_id.clone(),
         payment.amount,
     );
+    Ok(Some(match status {
+        PaymentStatus::Captured => trace.record(PaymentCaptured {
+            order_id,
+            payment_id,
+            amount,
+        })?,
+        PaymentStatus::Voided => trace.record(PaymentVoided {
+            order_id,
+            payment_id,
+            amount,
+        })?,
+        PaymentStatus::Refunded => trace.record(PaymentRefunded {
+            order_id,
+            payment_id,
+            amount,
+        })?,
+        _ => return Ok(None),
+    }))
+}
+
+/// Runs a move at the provider; the status the money ended in.
+async fn settle_at_provider(
+    provider: &impl PaymentProvider,
+    step: PaymentMove,
+    payment: &Payment,
+) -> Result<PaymentStatus, ProviderError> {
+    let order_id = payment.order_id.as_str();
+    // A payment written before its intent existed has none: nothing was ever held.
+    let Some(intent_id) = payment.provider_reference.as_deref() else {
+        return Ok(step.target());
+    };
     match step {
-        PaymentMove::Capture => trace.record(PaymentCaptured {
-            order_id,
-            payment_id,
-            amount,
-        }),
-        PaymentMove::Void => trace.record(PaymentVoided {
-            order_id,
-            payment_id,
-            amount,
-        }),
-        PaymentMove::Refund => trace.record(PaymentRefunded {
-            order_id,
-            payment_id,
-            amount,
-        }),
+        PaymentMove::Capture => match provider.capture(order_id, intent_id).await {
+            Ok(_) => Ok(PaymentStatus::Captured),
+            Err(ProviderError::UnexpectedState(why)) => {
+                match provider.retrieve(intent_id).await?.status {
+                    // Captured before, the answer lost (and the key forgotten).
+                    IntentStatus::Succeeded => Ok(PaymentStatus::Captured),
+                    other => Err(ProviderError::CaptureFailed(format!("{why} ({other:?})"))),
+                }
+            }
+            Err(e) => Err(e),
+        },
+        PaymentMove::Void => match provider.cancel(order_id, intent_id).await {
+            Ok(_) => Ok(PaymentStatus::Voided),
+            Err(ProviderError::UnexpectedState(why)) => {
+                match provider.retrieve(intent_id).await?.status {
+                    IntentStatus::Canceled | IntentStatus::RequiresPaymentMethod => {
+                        Ok(PaymentStatus::Voided)
+                    }
+                    // Captured, though the payment never heard: give it back.
+                    IntentStatus::Succeeded => {
+                        refund(provider, payment, intent_id).await?;
+                        Ok(PaymentStatus::Refunded)
+                    }
+                    other => Err(ProviderError::UnexpectedState(format!("{why} ({other:?})"))),
+                }
+            }
+            Err(e) => Err(e),
+        },
+        PaymentMove::Refund => {
+            refund(provider, payment, intent_id).await?;
+            Ok(PaymentStatus::Refunded)
+        }
+        PaymentMove::Seal => Ok(PaymentStatus::Voided),
+    }
+}
+
+async fn refund(
+    provider: &impl PaymentProvider,
+    payment: &Payment,
+    intent_id: &str,
+) -> Result<(), ProviderError> {
+    match provider
+        .refund(&payment.order_id, intent_id, &payment.amount)
+        .await
+    {
+        Err(ProviderError::UnexpectedState(why)) => {
+            let intent = provider.retrieve(intent_id).await?;
+            if intent.amount_refunded >= payment.amount.minor() {
+                Ok(())
+            } else {
+                Err(ProviderError::UnexpectedState(why))
+            }
+        }
+        other => other,
     }
 }
 
 /// Steps `payments-capture`, `payments-void`, `payments-refund`, decided by
 /// [`PaymentMove::plan`] and run by the step kernel ([`shared::step::apply`]): the
-/// provider is called (with the order id as its idempotency key) only for a move, then
-/// the move is written with its event, guarded by the status read.
+/// provider is called (each operation with its own idempotency key) only for a move,
+/// then the move is written with its event, guarded by the status read.
 pub async fn apply(
-    store: &impl shared::step::Ledger<Record = Payment, Move = PaymentMove, Effect = ()>,
+    store: &impl shared::step::Ledger<Record = Payment, Move = PaymentMove, Effect = Settled>,
     provider: &impl PaymentProvider,
     requested: PaymentMove,
     input: PaymentStepInput,
 ) -> Result<PaymentOutcome, StepError> {
     let trace = input.trace();
-    let key = input.order_id.as_str();
+    let seal = match (&input.user_id, input.total) {
+        (Some(user_id), Some(total)) => {
+            let now = shared::time::now();
+            Some(Payment {
+                order_id: input.order_id.clone(),
+                payment_id: ulid::Ulid::new().to_string(),
+                user_id: user_id.clone(),
+                status: PaymentStatus::Voided,
+                amount: total,
+                provider_reference: None,
+                decline_reason: None,
+                created_at: now,
+                updated_at: now,
+            })
+        }
+        _ => None,
+    };
+    let can_seal = seal.is_some();
     let moved = shared::step::apply(
         store,
-        key,
-        |payment| requested.plan(payment.map(|p| p.status)),
+        &input.order_id,
+        |payment| requested.plan(payment.map(|p| p.status), can_seal),
         |payment, step| {
-            let auth = Authorization {
-                reference: payment
-                    .and_then(|p| p.provider_reference.clone())
-                    .unwrap_or_default(),
-            };
-            let (amount, step) = (payment.map(|p| p.amount), *step);
+            let (payment, step) = (payment.cloned(), *step);
             async move {
-                // Every plan that moves has read a payment.
-                let Some(amount) = amount else {
+                if step == PaymentMove::Seal {
+                    return Ok(Settled {
+                        status: PaymentStatus::Voided,
+                        seal,
+                    });
+                }
+                // Every other plan that moves has read a payment.
+                let Some(payment) = payment else {
                     return Err(StepError::transient("a payment move without a payment"));
                 };
-                match step {
-                    PaymentMove::Capture => provider.capture(key, &auth, &amount).await,
-                    PaymentMove::Void => provider.void(key, &auth).await,
-                    PaymentMove::Refund => provider.refund(key, &auth, &amount).await,
-                }
-                .map_err(provider_error)
+                let status =
+                    settle_at_provider(provider, step, &payment)
+                        .await
+                        .map_err(|e| match e {
+                            // Past authorization the money is the customer's already: the
+                            // saga retries until the provider is back, and a compensation until
+                            // it has let the money go.
+                            ProviderError::Unavailable(_) => StepError::transient(e),
+                            ProviderError::Timeout if step != PaymentMove::Capture => {
+                                StepError::transient(e)
+                            }
+                            e => provider_error(e),
+                        })?;
+                Ok(Settled { status, seal: None })
             }
         },
         &trace,
@@ -318,7 +537,13 @@ pub mod api {
         if ulid::Ulid::from_string(&order_id).is_err() {
             return Err(not_found());
         }
-        let payment = store.get(&order_id).await?.ok_or_else(not_found)?;
+        // Not a payment yet: one whose authorization has not been answered (`PENDING`),
+        // or the seal of an order given up before any (no intent at the provider).
+        let payment = store
+            .get(&order_id)
+            .await?
+            .filter(|p| p.status != PaymentStatus::Pending && p.provider_reference.is_some())
+            .ok_or_else(not_found)?;
         if !caller.may_act_for(&payment.user_id) {
             return Err(ApiError::Forbidden(
                 "This order belongs to another customer".into(),
@@ -332,11 +557,13 @@ pub mod api {
 mod tests {
     use super::*;
     use PaymentStatus::*;
+    use provider::SandboxProvider;
     use std::collections::HashMap;
     use std::sync::Mutex;
 
-    const EVERY: [Option<PaymentStatus>; 6] = [
+    const EVERY: [Option<PaymentStatus>; 7] = [
         None,
+        Some(Pending),
         Some(Authorized),
         Some(Captured),
         Some(Voided),
@@ -347,35 +574,41 @@ mod tests {
     #[test]
     fn a_compensation_accepts_every_status_and_leaves_no_money_held() {
         for step in [PaymentMove::Void, PaymentMove::Refund] {
-            for current in EVERY {
-                let after = match step.plan(current) {
-                    Plan::Done(s) => {
-                        assert_eq!(current.unwrap_or(Voided), s, "{step:?} from {current:?}");
-                        s
-                    }
-                    Plan::Move(m) => {
-                        let (from, to) = m.states();
-                        assert_eq!(Some(from), current, "{step:?} from {current:?}");
-                        to
-                    }
-                    Plan::Invalid(why) => panic!("{step:?} refused {current:?}: {why}"),
-                };
-                assert!(
-                    !matches!(after, Authorized | Captured),
-                    "{step:?} from {current:?} leaves {after:?}"
-                );
+            for can_seal in [true, false] {
+                for current in EVERY {
+                    let after = match step.plan(current, can_seal) {
+                        Plan::Done(s) => {
+                            assert_eq!(current.unwrap_or(Voided), s, "{step:?} from {current:?}");
+                            s
+                        }
+                        Plan::Move(m) => m.target(),
+                        Plan::Invalid(why) => panic!("{step:?} refused {current:?}: {why}"),
+                    };
+                    assert!(
+                        !matches!(after, Authorized | Captured | Pending),
+                        "{step:?} from {current:?} leaves {after:?}"
+                    );
+                }
             }
         }
+        assert_eq!(
+            PaymentMove::Void.plan(None, true),
+            Plan::Move(PaymentMove::Seal)
+        );
     }
 
     #[test]
     fn a_void_after_a_lost_capture_answer_refunds() {
         assert_eq!(
-            PaymentMove::Void.plan(Some(Captured)),
+            PaymentMove::Void.plan(Some(Captured), true),
             Plan::Move(PaymentMove::Refund)
         );
         assert_eq!(
-            PaymentMove::Refund.plan(Some(Authorized)),
+            PaymentMove::Refund.plan(Some(Authorized), true),
+            Plan::Move(PaymentMove::Void)
+        );
+        assert_eq!(
+            PaymentMove::Void.plan(Some(Pending), false),
             Plan::Move(PaymentMove::Void)
         );
     }
@@ -383,16 +616,22 @@ mod tests {
     #[test]
     fn a_capture_happens_only_from_authorized_and_once() {
         assert_eq!(
-            PaymentMove::Capture.plan(Some(Authorized)),
+            PaymentMove::Capture.plan(Some(Authorized), true),
             Plan::Move(PaymentMove::Capture)
         );
         assert_eq!(
-            PaymentMove::Capture.plan(Some(Captured)),
+            PaymentMove::Capture.plan(Some(Captured), true),
             Plan::Done(Captured)
         );
-        for current in [None, Some(Voided), Some(Refunded), Some(Declined)] {
+        for current in [
+            None,
+            Some(Pending),
+            Some(Voided),
+            Some(Refunded),
+            Some(Declined),
+        ] {
             assert!(
-                matches!(PaymentMove::Capture.plan(current), Plan::Invalid(_)),
+                matches!(PaymentMove::Capture.plan(current, true), Plan::Invalid(_)),
                 "{current:?}"
             );
         }
@@ -408,55 +647,73 @@ mod tests {
     impl shared::step::Ledger for Memory {
         type Record = Payment;
         type Move = PaymentMove;
-        type Effect = ();
+        type Effect = Settled;
         async fn read(&self, id: &str) -> Result<Option<Payment>, shared::dynamo::StoreError> {
             Ok(self.payments.lock().unwrap().get(id).cloned())
         }
         async fn write(
             &self,
             payment: Option<&Payment>,
-            step: &PaymentMove,
-            _: &(),
+            _step: &PaymentMove,
+            settled: &Settled,
             trace: &shared::step::Trace,
         ) -> Result<bool, shared::dynamo::StoreError> {
-            let Some(payment) = payment else {
-                return Ok(false);
-            };
-            let (from, to) = step.states();
             let mut all = self.payments.lock().unwrap();
+            let Some(payment) = payment else {
+                let seal = settled.seal.clone().unwrap();
+                if all.contains_key(&seal.order_id) {
+                    return Ok(false);
+                }
+                all.insert(seal.order_id.clone(), seal);
+                return Ok(true);
+            };
             let stored = all.get_mut(&payment.order_id).unwrap();
-            if stored.status != from {
+            if stored.status != payment.status {
                 return Ok(false);
             }
-            stored.status = to;
-            let event = move_event(payment, *step, trace)?;
-            assert!(
-                event.detail_type.contains(&format!("{to:?}")),
-                "{}",
-                event.detail_type
-            );
-            self.events.lock().unwrap().push(event.detail_type);
+            stored.status = settled.status;
+            if let Some(event) = move_event(payment, settled.status, trace)? {
+                self.events.lock().unwrap().push(event.detail_type);
+            }
             Ok(true)
+        }
+        fn landed(&self, _: &PaymentMove, settled: &Settled) -> PaymentStatus {
+            settled.status
         }
     }
 
-    fn memory_with(status: PaymentStatus) -> Memory {
-        let m = Memory::default();
+    fn payment(status: PaymentStatus, intent: Option<String>) -> Payment {
         let now = shared::time::now();
-        m.payments.lock().unwrap().insert(
-            "o1".into(),
-            Payment {
-                order_id: "o1".into(),
-                payment_id: "p1".into(),
-                user_id: "u1".into(),
-                status,
-                amount: shared::money::Money::parse("12.00", "EUR").unwrap(),
-                provider_reference: Some("auth_1".into()),
-                decline_reason: None,
-                created_at: now,
-                updated_at: now,
-            },
-        );
+        Payment {
+            order_id: "o1".into(),
+            payment_id: "p1".into(),
+            user_id: "u1".into(),
+            status,
+            amount: Money::parse("12.00", "EUR").unwrap(),
+            provider_reference: intent,
+            decline_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// A ledger with one payment of order `o1`, whose intent the sandbox holds in
+    /// `intent_status` (`None`: no payment).
+    async fn with(status: Option<PaymentStatus>, sandbox: &SandboxProvider) -> Memory {
+        let m = Memory::default();
+        let Some(status) = status else { return m };
+        let amount = Money::parse("12.00", "EUR").unwrap();
+        let intent = sandbox
+            .create_intent("o1", "tok_visa", &amount)
+            .await
+            .unwrap();
+        if status != Pending {
+            sandbox.confirm("o1", &intent.id).await.unwrap();
+        }
+        m.payments
+            .lock()
+            .unwrap()
+            .insert("o1".into(), payment(status, Some(intent.id)));
         m
     }
 
@@ -464,13 +721,15 @@ mod tests {
         PaymentStepInput {
             order_id: "o1".into(),
             correlation_id: Some("c1".into()),
+            user_id: Some("u1".into()),
+            total: Some(Money::parse("12.00", "EUR").unwrap()),
         }
     }
 
     #[tokio::test]
     async fn capture_then_a_lost_answer_then_void_refunds_once() {
-        let m = memory_with(Authorized);
-        let p = provider::SandboxProvider;
+        let p = SandboxProvider::default();
+        let m = with(Some(Authorized), &p).await;
         let first = apply(&m, &p, PaymentMove::Capture, input()).await.unwrap();
         assert_eq!((first.status, first.changed), (Captured, true));
         // The capture's answer was lost: the retry changes nothing.
@@ -485,6 +744,7 @@ mod tests {
             *m.events.lock().unwrap(),
             vec!["PaymentCaptured", "PaymentRefunded"]
         );
+        assert_eq!(p.intents()[0].1.amount_refunded, 1200);
         // Nothing captures a refunded payment.
         let refused = apply(&m, &p, PaymentMove::Capture, input())
             .await
@@ -493,12 +753,66 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_compensation_without_a_payment_has_nothing_to_give_back() {
-        let m = Memory::default();
-        let out = apply(&m, &provider::SandboxProvider, PaymentMove::Refund, input())
+    async fn a_void_of_a_payment_the_provider_captured_unheard_refunds_it() {
+        let p = SandboxProvider::default();
+        let m = with(Some(Authorized), &p).await;
+        // The capture happened at the provider; its answer never reached the payment.
+        p.lose_next("capture", 1);
+        let lost = apply(&m, &p, PaymentMove::Capture, input())
             .await
-            .unwrap();
+            .unwrap_err();
+        assert_eq!(lost.error_type, PROVIDER_TIMEOUT);
+        let void = apply(&m, &p, PaymentMove::Void, input()).await.unwrap();
+        assert_eq!((void.status, void.changed), (Refunded, true));
+        let (_, intent) = &p.intents()[0];
+        assert_eq!(
+            (intent.status.clone(), intent.amount_refunded),
+            (IntentStatus::Succeeded, 1200)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_void_of_a_pending_payment_cancels_its_intent_confirmed_or_not() {
+        for confirmed in [false, true] {
+            let p = SandboxProvider::default();
+            let m = with(Some(Pending), &p).await;
+            if confirmed {
+                // The confirmation happened; its answer was lost.
+                let id = p.intents()[0].1.id.clone();
+                p.confirm("o1", &id).await.unwrap();
+            }
+            let void = apply(&m, &p, PaymentMove::Void, input()).await.unwrap();
+            assert_eq!((void.status, void.changed), (Voided, true));
+            assert_eq!(
+                p.intents()[0].1.status,
+                IntentStatus::Canceled,
+                "confirmed: {confirmed}"
+            );
+            assert_eq!(*m.events.lock().unwrap(), vec!["PaymentVoided"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_compensation_without_a_payment_seals_the_order() {
+        let p = SandboxProvider::default();
+        let m = Memory::default();
+        let out = apply(&m, &p, PaymentMove::Void, input()).await.unwrap();
+        assert_eq!((out.status, out.changed), (Voided, true));
+        let sealed = m.payments.lock().unwrap()["o1"].clone();
+        assert_eq!((sealed.status, sealed.provider_reference), (Voided, None));
+        assert!(
+            m.events.lock().unwrap().is_empty(),
+            "no money moved, no event"
+        );
+        assert!(p.calls().is_empty(), "nothing to ask the provider");
+        // Without the order's customer and total (cancel-order) there is nothing to seal with.
+        let bare = PaymentStepInput {
+            user_id: None,
+            total: None,
+            ..input()
+        };
+        let m = Memory::default();
+        let out = apply(&m, &p, PaymentMove::Refund, bare).await.unwrap();
         assert_eq!((out.status, out.changed), (Voided, false));
-        assert!(m.events.lock().unwrap().is_empty());
     }
 }

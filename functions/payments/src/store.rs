@@ -44,14 +44,21 @@ impl PaymentStore {
     /// The store a Lambda uses: `PAYMENTS_TABLE`, and `ORDERS_TABLE` when it authorizes
     /// (the only step that reads orders).
     pub async fn from_env(reads_orders: bool) -> Result<Self, shared::config::ConfigError> {
+        Self::from_sdk(&shared::aws::sdk_config().await?, reads_orders)
+    }
+
+    /// [`PaymentStore::from_env`] with an SDK configuration the function already loaded.
+    pub fn from_sdk(
+        sdk: &shared::aws::SdkConfig,
+        reads_orders: bool,
+    ) -> Result<Self, shared::config::ConfigError> {
         let table = shared::config::required("PAYMENTS_TABLE")?;
         let orders = if reads_orders {
             shared::config::required("ORDERS_TABLE")?
         } else {
             String::new()
         };
-        let sdk = shared::aws::sdk_config().await?;
-        Ok(Self::new(shared::aws::dynamodb(&sdk), table, orders))
+        Ok(Self::new(shared::aws::dynamodb(sdk), table, orders))
     }
 
     /// The payment of an order.
@@ -84,12 +91,28 @@ impl PaymentStore {
         out.item.map(from_item).transpose()
     }
 
-    /// Writes a new payment with its event; `Ok(false)` if the order has one already.
+    /// Writes a new payment (with its event, if any); `Ok(false)` if the order has one
+    /// already.
     pub async fn insert(
         &self,
         payment: &Payment,
-        event: TransactWriteItem,
+        event: Option<TransactWriteItem>,
     ) -> Result<bool, StoreError> {
+        let Some(event) = event else {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(to_item(payment)?))
+                .condition_expression("attribute_not_exists(order_id)")
+                .send()
+                .await;
+            return match put {
+                Ok(_) => Ok(true),
+                Err(e) if shared::dynamo::is_condition_failed(&e) => Ok(false),
+                Err(e) => Err(StoreError::request("PutItem", e)),
+            };
+        };
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(payment)?))
@@ -103,13 +126,39 @@ impl PaymentStore {
         .await
     }
 
+    /// Settles a `PENDING` payment as `payment.status` (`AUTHORIZED`, or `DECLINED` with
+    /// its reason) with its event; `Ok(false)` if it was no longer `PENDING`.
+    pub async fn settle(
+        &self,
+        payment: &Payment,
+        event: TransactWriteItem,
+    ) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("order_id", AttributeValue::S(payment.order_id.clone()))
+            .update_expression("SET #status = :to, #updated = :now, decline_reason = :reason")
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_values(":to", to_attribute(&payment.status)?)
+            .expression_attribute_values(":from", to_attribute(&PaymentStatus::Pending)?)
+            .expression_attribute_values(":reason", to_attribute(&payment.decline_reason)?)
+            .expression_attribute_values(":now", now_attribute())
+            .build()
+            .map_err(|e| StoreError::request("build payment settle", e))?;
+        self.transact(
+            vec![TransactWriteItem::builder().update(update).build(), event],
+            &format!("{}-settle-{:?}", payment.order_id, payment.status),
+        )
+        .await
+    }
+
     /// Moves a payment `from` → `to` with its event; `Ok(false)` if it was not in `from`.
     pub async fn transition(
         &self,
         order_id: &str,
         (from, to): (PaymentStatus, PaymentStatus),
         event: TransactWriteItem,
-        token: &str,
     ) -> Result<bool, StoreError> {
         let update = Update::builder()
             .table_name(&self.table)
@@ -120,17 +169,12 @@ impl PaymentStore {
             .expression_attribute_names("#updated", "updated_at")
             .expression_attribute_values(":to", to_attribute(&to)?)
             .expression_attribute_values(":from", to_attribute(&from)?)
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::S(
-                    shared::time::now().to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
-                ),
-            )
+            .expression_attribute_values(":now", now_attribute())
             .build()
             .map_err(|e| StoreError::request("build payment update", e))?;
         self.transact(
             vec![TransactWriteItem::builder().update(update).build(), event],
-            token,
+            &format!("{order_id}-{from:?}-{to:?}"),
         )
         .await
     }
@@ -152,10 +196,16 @@ impl PaymentStore {
     }
 }
 
+fn now_attribute() -> AttributeValue {
+    AttributeValue::S(
+        shared::time::now().to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
+    )
+}
+
 impl shared::step::Ledger for PaymentStore {
     type Record = Payment;
     type Move = crate::PaymentMove;
-    type Effect = ();
+    type Effect = crate::Settled;
 
     async fn read(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
         self.get(order_id).await
@@ -164,23 +214,29 @@ impl shared::step::Ledger for PaymentStore {
     async fn write(
         &self,
         payment: Option<&Payment>,
-        step: &crate::PaymentMove,
-        _provider_done: &(),
+        _step: &crate::PaymentMove,
+        settled: &crate::Settled,
         trace: &shared::step::Trace,
     ) -> Result<bool, StoreError> {
-        // Payments are created by authorize only; no plan moves a missing one.
         let Some(payment) = payment else {
+            // No payment was read: only a seal writes, and only if there is still none.
+            return match &settled.seal {
+                Some(seal) => self.insert(seal, None).await,
+                None => Ok(false),
+            };
+        };
+        let Some(event) = crate::move_event(payment, settled.status, trace)? else {
             return Ok(false);
         };
-        let event = self
-            .outbox
-            .put_record(&crate::move_event(payment, *step, trace)?)?;
         self.transition(
             &payment.order_id,
-            step.states(),
-            event,
-            &format!("{}-{step:?}", payment.order_id),
+            (payment.status, settled.status),
+            self.outbox.put_record(&event)?,
         )
         .await
+    }
+
+    fn landed(&self, _step: &crate::PaymentMove, settled: &crate::Settled) -> PaymentStatus {
+        settled.status
     }
 }

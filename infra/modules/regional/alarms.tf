@@ -4,6 +4,7 @@
 #   - iterator age of every stream mapping (table streams, Kinesis): the consumer is behind
 #   - any failed state machine execution
 #   - the API answering 5xx (any route, forwarded writes included)
+#   - the payment provider's circuit breaker opening in a payment function
 # plus the health route's 5xx alarm behind the region's health check (domain.tf).
 
 locals {
@@ -130,6 +131,27 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx" {
   evaluation_periods  = 3
   threshold           = var.api_health_5xx_threshold
   comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# The payment provider's circuit breaker opened in a function instance (the functions'
+# `PaymentProviderCircuitOpened` metrics line, functions/payments/src/breaker.rs): orders are
+# being rejected PAYMENT_UNAVAILABLE until the provider answers again.
+resource "aws_cloudwatch_metric_alarm" "payment_provider_circuit" {
+  for_each = toset([for name, spec in local.functions : name if contains(keys(try(spec.secrets, {})), "payment-provider")])
+
+  alarm_name          = "${var.name_prefix}-${each.key}-payment-provider-circuit-open"
+  alarm_description   = "${each.key} stopped calling the payment provider after repeated failures: check the provider's status page and the function's logs"
+  namespace           = "Commerce"
+  metric_name         = "PaymentProviderCircuitOpened"
+  dimensions          = { Function = "${var.name_prefix}-${each.key}" }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions

@@ -23,6 +23,17 @@ locals {
         local.state_machines[machine].env => local.state_machine_arns[machine]
         if try(local.state_machines[machine].env, null) != null
       },
+      # A secret's name (the function reads its value at cold start) and the settings that
+      # go with it (the payment provider's address).
+      {
+        for secret, _actions in try(spec.secrets, {}) :
+        var.declaration.secrets[secret].env => aws_secretsmanager_secret.this[secret].name
+      },
+      merge([
+        for secret, _actions in try(spec.secrets, {}) : {
+          for setting, values in try(var.declaration.secrets[secret].settings, {}) : setting => values.aws
+        }
+      ]...),
     )
   }
 
@@ -40,7 +51,7 @@ locals {
   uses_regional_key = {
     for name, spec in local.functions : name => (
       length(local.consumed_queues[name]) + length(local.failure_queues[name]) + length(local.consumed_kinesis[name]) +
-      length(try(spec.kinesis_put, [])) + length(try(spec.state_machines, {}))
+      length(try(spec.kinesis_put, [])) + length(try(spec.state_machines, {})) + length(try(spec.secrets, {}))
     ) > 0
   }
   uses_table_key = {
@@ -195,8 +206,18 @@ data "aws_iam_policy_document" "function" {
     }
   }
 
-  # Queues, streams and state machines are encrypted with the regional key: used only
-  # through SQS, Kinesis and Step Functions.
+  # The secrets it reads, each with the actions the declaration lists.
+  dynamic "statement" {
+    for_each = try(each.value.secrets, {})
+    content {
+      sid       = "Secret${replace(title(statement.key), "-", "")}"
+      actions   = statement.value
+      resources = [aws_secretsmanager_secret.this[statement.key].arn]
+    }
+  }
+
+  # Queues, streams, state machines and secrets are encrypted with the regional key: used
+  # only through SQS, Kinesis, Step Functions and Secrets Manager.
   dynamic "statement" {
     for_each = local.uses_regional_key[each.key] ? [1] : []
     content {
@@ -206,7 +227,7 @@ data "aws_iam_policy_document" "function" {
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
-        values   = ["sqs.${var.region}.amazonaws.com", "kinesis.${var.region}.amazonaws.com", "states.${var.region}.amazonaws.com"]
+        values   = ["sqs.${var.region}.amazonaws.com", "kinesis.${var.region}.amazonaws.com", "states.${var.region}.amazonaws.com", "secretsmanager.${var.region}.amazonaws.com"]
       }
     }
   }
@@ -257,7 +278,7 @@ resource "aws_lambda_function" "this" {
   for_each = local.functions
   #checkov:skip=CKV_AWS_116:Every invocation is synchronous (API Gateway) or from an event-source mapping; an asynchronous-invocation DLQ would never receive anything. Failures land in each queue's DLQ or the stream mapping's on-failure queue instead.
   #checkov:skip=CKV_AWS_117:The functions reach only AWS APIs over IAM-authenticated TLS; a VPC would add NAT gateways or interface endpoints per region for no data-path benefit.
-  #checkov:skip=CKV_AWS_173:The environment holds resource names only (tables, bus, streams), no secrets; Lambda encrypts it at rest with its service key.
+  #checkov:skip=CKV_AWS_173:The environment holds resource names only (tables, bus, streams, the name of the payment provider's secret and its public address), no secrets; Lambda encrypts it at rest with its service key.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and a signing step in the release pipeline, which does not exist yet (infra/README.md, "Not done yet"); zips come from `make build` of the locked workspace.
 
   function_name = "${var.name_prefix}-${each.key}"

@@ -1,4 +1,5 @@
-//! `POST /products/{sku}/stock`: correct on-hand stock (admin), never below what is reserved.
+//! `POST /products/{sku}/stock`: correct on-hand stock (admin), never below what is reserved,
+//! at most once per `Idempotency-Key`.
 
 use inventory::{DynamoProductStore, api};
 
@@ -6,6 +7,11 @@ use inventory::{DynamoProductStore, api};
 #[tokio::main]
 pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let store = DynamoProductStore::from_env().await?;
-    shared::http::serve(|req| api::adjust_stock(&store, req)).await
+    let sdk = shared::aws::sdk_config().await?;
+    let store = DynamoProductStore::from_sdk(&sdk)?;
+    let idem = shared::idempotency::Idempotency::new(
+        shared::aws::dynamodb(&sdk),
+        shared::config::required("IDEMPOTENCY_TABLE")?,
+    );
+    shared::http::serve(|req| api::adjust_stock(&store, &idem, req)).await
 }

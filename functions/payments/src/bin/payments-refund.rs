@@ -1,14 +1,15 @@
 //! Cancellation step: give a captured amount back.
 
 use payments::PaymentMove;
-use payments::provider::SandboxProvider;
 use payments::store::PaymentStore;
+use payments::stripe::StripeProvider;
 
 /// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let store = PaymentStore::from_env(false).await?;
-    let provider = SandboxProvider;
+    let sdk = shared::aws::sdk_config().await?;
+    let store = PaymentStore::from_sdk(&sdk, false)?;
+    let provider = StripeProvider::from_env(&sdk).await?;
     shared::step::run(|input| payments::apply(&store, &provider, PaymentMove::Refund, input)).await
 }

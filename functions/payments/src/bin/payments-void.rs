@@ -1,14 +1,16 @@
-//! Saga compensation: let the hold go (nothing authorized is nothing to do).
+//! Saga compensation: let the hold go (a pending intent is cancelled, confirmed or not; an
+//! order with no payment is sealed, so a late authorize holds nothing).
 
 use payments::PaymentMove;
-use payments::provider::SandboxProvider;
 use payments::store::PaymentStore;
+use payments::stripe::StripeProvider;
 
 /// The function's entry point, here and in the one deployed binary (functions/bootstrap).
 #[tokio::main]
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let store = PaymentStore::from_env(false).await?;
-    let provider = SandboxProvider;
+    let sdk = shared::aws::sdk_config().await?;
+    let store = PaymentStore::from_sdk(&sdk, false)?;
+    let provider = StripeProvider::from_env(&sdk).await?;
     shared::step::run(|input| payments::apply(&store, &provider, PaymentMove::Void, input)).await
 }
