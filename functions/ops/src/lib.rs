@@ -90,6 +90,11 @@ pub enum Command {
         /// still on their way through the stream).
         #[arg(long, default_value_t = 60)]
         older_than_seconds: u64,
+        /// Publish items older than the consumers' dedupe window (24 hours) too: consumers
+        /// that handled one before no longer remember it and act again (a customer is
+        /// notified twice). Without it they are counted and left.
+        #[arg(long)]
+        force: bool,
         /// Only count them.
         #[arg(long)]
         dry_run: bool,
@@ -194,6 +199,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Republish {
             tables,
             older_than_seconds,
+            force,
             dry_run,
         } => {
             let ddb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -209,20 +215,27 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     &marks,
                     &table,
                     Duration::from_secs(older_than_seconds),
+                    force,
                     dry_run,
                 )
                 .await?;
                 println!(
-                    "republish {table}: {} unpublished, {} published now, {} refused, {} unpublishable",
+                    "republish {table}: {} unpublished, {} published now, {} refused, {} unpublishable, {} older than the consumers' 24 h memory left{}",
                     r.unpublished,
                     r.published,
                     r.refused,
-                    r.unpublishable.len()
+                    r.unpublishable.len(),
+                    r.too_old,
+                    if r.too_old > 0 {
+                        " (--force publishes them; consumers act on them again)"
+                    } else {
+                        ""
+                    }
                 );
                 for (key, reason) in &r.unpublishable {
                     println!("  unpublishable {key}: {reason}");
                 }
-                problems += r.refused + r.unpublishable.len();
+                problems += r.refused + r.unpublishable.len() + r.too_old;
             }
             if problems > 0 {
                 return Err(fail(format!("{problems} outbox item(s) still unpublished")));

@@ -272,6 +272,20 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    #[test]
+    fn republish_leaves_what_consumers_no_longer_remember_unless_forced() {
+        let now = shared::time::now();
+        let young_until = now - chrono::Duration::seconds(60);
+        let remembered_from = Some(now - chrono::Duration::hours(24));
+        let at = |hours: i64| now - chrono::Duration::hours(hours);
+        assert_eq!(age_of(now, young_until, remembered_from), Age::Young);
+        assert_eq!(age_of(at(1), young_until, remembered_from), Age::Due);
+        assert_eq!(age_of(at(23), young_until, remembered_from), Age::Due);
+        assert_eq!(age_of(at(25), young_until, remembered_from), Age::TooOld);
+        assert_eq!(age_of(at(25), young_until, None), Age::Due, "forced");
+        assert_eq!(CONSUMER_MEMORY.as_secs(), 24 * 3600);
+    }
+
     /// A bus in memory that refuses the entries whose event ids it is told to, `times`
     /// times each (`u32::MAX`: always).
     #[derive(Default)]
@@ -516,12 +530,50 @@ pub struct RepublishReport {
     pub unpublishable: Vec<(String, String)>,
     /// Items the bus refused again (publish later).
     pub refused: usize,
+    /// Items older than the consumers' dedupe window, left unpublished (without `force`):
+    /// a consumer that handled one before would no longer know it and act again.
+    pub too_old: usize,
 }
+
+/// What [`republish`] does with an unpublished item that happened at `time`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    /// Younger than the cut-off: most likely still on its way through the stream.
+    Young,
+    /// To publish.
+    Due,
+    /// Older than the consumers' dedupe window: published only when forced.
+    TooOld,
+}
+
+/// The decision for an item of `time`, with the cut-off `young_until` and the oldest time a
+/// consumer still remembers, `remembered_from` (`None`: forced, any age).
+pub fn age_of(
+    time: shared::time::Timestamp,
+    young_until: shared::time::Timestamp,
+    remembered_from: Option<shared::time::Timestamp>,
+) -> Age {
+    if time > young_until {
+        Age::Young
+    } else if remembered_from.is_some_and(|from| time < from) {
+        Age::TooOld
+    } else {
+        Age::Due
+    }
+}
+
+/// How long a consumer remembers an event it handled: its dedupe record's retention
+/// ([`shared::idempotency::RETENTION_SECS`], 24 hours). An event published again later
+/// is new to it.
+pub const CONSUMER_MEMORY: std::time::Duration =
+    std::time::Duration::from_secs(shared::idempotency::RETENTION_SECS.unsigned_abs());
 
 /// Publishes, oldest first, the outbox items of `table` that were never marked published
 /// and are older than `older_than` (younger ones are most likely on their way through
 /// the stream), and marks those the bus accepted. Consumers dedupe by event id, so an
-/// item the relay published but could not mark is harmless to publish again.
+/// item the relay published but could not mark is harmless to publish again, within the
+/// consumers' memory ([`CONSUMER_MEMORY`]): older items are left and counted (`too_old`)
+/// unless `force`, since a customer would be notified again.
 ///
 /// It scans the table (filtered server-side to unpublished outbox items): an operator's
 /// tool for after an incident, not a hot path.
@@ -531,10 +583,16 @@ pub async fn republish(
     marks: &impl OutboxMarks,
     table: &str,
     older_than: std::time::Duration,
+    force: bool,
     dry_run: bool,
 ) -> Result<RepublishReport, Box<dyn std::error::Error + Send + Sync>> {
-    let cutoff = shared::time::now()
-        - chrono::Duration::from_std(older_than).unwrap_or_else(|_| chrono::Duration::zero());
+    let now = shared::time::now();
+    let cutoff =
+        now - chrono::Duration::from_std(older_than).unwrap_or_else(|_| chrono::Duration::zero());
+    let remembered_from = (!force).then(|| {
+        now - chrono::Duration::from_std(CONSUMER_MEMORY)
+            .unwrap_or_else(|_| chrono::Duration::zero())
+    });
     let mut report = RepublishReport {
         table: table.to_owned(),
         ..Default::default()
@@ -575,14 +633,18 @@ pub async fn republish(
             .map_err(|e| e.to_string())
             .and_then(BusEntry::of);
         match parsed {
-            Ok(entry) if entry.time <= cutoff && !key.is_empty() => found.push((
-                entry,
-                ItemRef {
-                    table: table.to_owned(),
-                    key,
-                },
-            )),
-            Ok(_) => {}
+            Ok(_) if key.is_empty() => {}
+            Ok(entry) => match age_of(entry.time, cutoff, remembered_from) {
+                Age::Young => {}
+                Age::TooOld => report.too_old += 1,
+                Age::Due => found.push((
+                    entry,
+                    ItemRef {
+                        table: table.to_owned(),
+                        key,
+                    },
+                )),
+            },
             Err(reason) => report.unpublishable.push((key_text, reason)),
         }
     }
