@@ -463,23 +463,26 @@ pub async fn apply(
     input: PaymentStepInput,
 ) -> Result<PaymentOutcome, StepError> {
     let trace = input.trace();
-    let seal = match (&input.user_id, input.total) {
-        (Some(user_id), Some(total)) => {
-            let now = shared::time::now();
-            Some(Payment {
-                order_id: input.order_id.clone(),
+    // A seal needs the order's customer and total: only place-order's compensations pass
+    // them. It is written only when the plan is to seal.
+    let seal = input
+        .user_id
+        .clone()
+        .zip(input.total)
+        .map(|(user_id, total)| {
+            let (order_id, now) = (input.order_id.clone(), shared::time::now());
+            move || Payment {
+                order_id,
                 payment_id: ulid::Ulid::new().to_string(),
-                user_id: user_id.clone(),
+                user_id,
                 status: PaymentStatus::Voided,
                 amount: total,
                 provider_reference: None,
                 decline_reason: None,
                 created_at: now,
                 updated_at: now,
-            })
-        }
-        _ => None,
-    };
+            }
+        });
     let can_seal = seal.is_some();
     let moved = shared::step::apply(
         store,
@@ -491,7 +494,7 @@ pub async fn apply(
                 if step == PaymentMove::Seal {
                     return Ok(Settled {
                         status: PaymentStatus::Voided,
-                        seal,
+                        seal: seal.map(|payment| payment()),
                     });
                 }
                 // Every other plan that moves has read a payment.

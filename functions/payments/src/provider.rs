@@ -234,9 +234,8 @@ impl PaymentProvider for SandboxProvider {
         &self,
         order_id: &str,
         token: &str,
-        amount: &Money,
+        _amount: &Money,
     ) -> Result<Intent, ProviderError> {
-        let _ = amount;
         self.call(order_id, "intent", |s| {
             let intent = Intent {
                 id: format!("pi_sandbox_{}", s.intents.len() + 1),

@@ -306,6 +306,7 @@ impl StripeProvider {
         }
     }
 
+    /// A call that answers an intent: a POST under `key`, or a read (no key).
     async fn intent(
         &self,
         path: &str,
@@ -321,6 +322,22 @@ impl StripeProvider {
         serde_json::from_slice::<IntentBody>(&body)
             .map(Intent::from)
             .map_err(|e| ProviderError::Rejected(format!("an intent we cannot read: {e}")))
+    }
+}
+
+impl StripeProvider {
+    /// `POST /v1/payment_intents/{intent_id}/{action}` (no parameters) under the key of
+    /// the flow's `operation`.
+    async fn act(
+        &self,
+        order_id: &str,
+        intent_id: &str,
+        action: &str,
+        operation: &str,
+    ) -> Result<Intent, ProviderError> {
+        let path = format!("/v1/payment_intents/{intent_id}/{action}");
+        self.intent(&path, &[], Some(idempotency_key(order_id, operation)))
+            .await
     }
 }
 
@@ -379,21 +396,15 @@ impl PaymentProvider for StripeProvider {
     }
 
     async fn confirm(&self, order_id: &str, intent_id: &str) -> Result<Intent, ProviderError> {
-        let path = format!("/v1/payment_intents/{intent_id}/confirm");
-        self.intent(&path, &[], Some(idempotency_key(order_id, "authorize")))
-            .await
+        self.act(order_id, intent_id, "confirm", "authorize").await
     }
 
     async fn capture(&self, order_id: &str, intent_id: &str) -> Result<Intent, ProviderError> {
-        let path = format!("/v1/payment_intents/{intent_id}/capture");
-        self.intent(&path, &[], Some(idempotency_key(order_id, "capture")))
-            .await
+        self.act(order_id, intent_id, "capture", "capture").await
     }
 
     async fn cancel(&self, order_id: &str, intent_id: &str) -> Result<Intent, ProviderError> {
-        let path = format!("/v1/payment_intents/{intent_id}/cancel");
-        self.intent(&path, &[], Some(idempotency_key(order_id, "void")))
-            .await
+        self.act(order_id, intent_id, "cancel", "void").await
     }
 
     async fn refund(
