@@ -57,6 +57,9 @@ What the patches do (see ARCHITECTURE.md, "Local stack"); each restores an AWS b
       interval (threads waiting on sockets get the lock back sooner).
   13. A mapping may name a DynamoDB stream that the stack's second emulator process serves.
   14. DynamoDB stream records kept compressed (the largest share of growth under load).
+  15. An event the bus cannot deliver to a rule's SQS target goes to the target's
+      DeadLetterConfig queue with EventBridge's attributes, and PutEvents still succeeds
+      (moto failed the whole PutEvents call).
 SIGUSR1 logs a memory census (objects by type, the sizes of moto's state); SIGUSR2 every
 thread's stack.
 
@@ -1432,6 +1435,62 @@ def take_the_bus_away_on_demand() -> None:
     EventsHandler.put_events = put_events
 
 
+# ---------------------------------------------------------------------------------------
+# Patch: a rule target that cannot be delivered to goes to its dead-letter queue.
+# ---------------------------------------------------------------------------------------
+def dead_letter_undeliverable_events() -> None:
+    """EventBridge delivers to a rule's targets after PutEvents has answered; an event it
+    cannot deliver is retried within the target's RetryPolicy and then sent to the target's
+    DeadLetterConfig queue (dropped if it has none), the event as the target would have had it
+    as the body, with RULE_ARN, TARGET_ARN, ERROR_CODE and ERROR_MESSAGE attributes. An error
+    no retry can mend (the target gone, permission refused) goes there at once (AWS,
+    "Event retry policy and using dead-letter queues"). moto sends to an SQS target inside
+    PutEvents (moto/events/models.py Rule._send_to_sqs_queue) and a missing queue fails the
+    whole PutEvents call, which the publisher would retry for ever, and the rule's later
+    targets are skipped.
+
+    Here a failed SQS delivery goes to the target's dead-letter queue with those attributes
+    and PutEvents succeeds. The only failures moto's SQS gives are of the kind AWS does not
+    retry (queue missing, message refused), so nothing is retried; RETRY_ATTEMPTS is 0.
+    ERROR_CODE is NO_RESOURCE for a missing queue, SDK_CLIENT_ERROR otherwise (what the bus
+    reports is the service's to choose; `commerce-ops redeliver` only reports it)."""
+    from moto.events import models as events_models
+    from moto.sqs import sqs_backends
+    from moto.sqs.exceptions import QueueDoesNotExist
+
+    Rule = events_models.Rule
+    original = Rule._send_to_sqs_queue
+
+    def _send_to_sqs_queue(self, resource_id, event, group_id=None):
+        try:
+            original(self, resource_id, event, group_id)
+        except Exception as e:  # noqa: BLE001 - every delivery failure is the target's, not PutEvents'
+            target = next((t for t in self.targets if t["Arn"].rsplit(":", 1)[-1] == resource_id), {})
+            dlq_arn = (target.get("DeadLetterConfig") or {}).get("Arn")
+            code = "NO_RESOURCE" if isinstance(e, QueueDoesNotExist) else "SDK_CLIENT_ERROR"
+            message = getattr(e, "message", None) or str(e)
+            if not dlq_arn:
+                LOG.warning("rule %s: event %s dropped, target %s failed (%s) and has no dead-letter queue",
+                            self.name, event.get("id"), target.get("Arn"), message)
+                return
+            attributes = {
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in (
+                    ("RULE_ARN", self.arn), ("TARGET_ARN", target["Arn"]), ("ERROR_CODE", code),
+                    ("ERROR_MESSAGE", message), ("RETRY_ATTEMPTS", "0"),
+                )
+            }
+            try:
+                sqs_backends[self.account_id][self.region_name].send_message(
+                    queue_name=dlq_arn.rsplit(":", 1)[-1], message_body=json.dumps(event), message_attributes=attributes,
+                )
+                LOG.info("rule %s: event %s to the dead-letter queue (%s: %s)", self.name, event.get("id"), code, message)
+            except Exception as dlq_error:  # noqa: BLE001 - AWS: InvocationsFailedToBeSentToDlq, the event is gone
+                LOG.warning("rule %s: event %s dropped, its dead-letter queue failed too (%s)", self.name, event.get("id"), dlq_error)
+
+    Rule._send_to_sqs_queue = _send_to_sqs_queue
+
+
 def apply_patches(cargo_lambda_url: str, invoke_timeout: float, init_seconds: float = 10.0) -> None:
     enable_step_functions_execution()
     patch_lambda_invoke(cargo_lambda_url, invoke_timeout, init_seconds)
@@ -1448,6 +1507,7 @@ def apply_patches(cargo_lambda_url: str, invoke_timeout: float, init_seconds: fl
     bound_step_functions_leftovers()
     route_requests_without_listing_moto()
     take_the_bus_away_on_demand()
+    dead_letter_undeliverable_events()
     share_step_functions_clients()
     parse_each_json_path_once()
     index_kinesis_shards()

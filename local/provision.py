@@ -156,7 +156,9 @@ def ensure_bus(events, decl: dict) -> str:
     return arn
 
 
-def ensure_rule(events, bus: str, name: str, spec: dict, queue_arn: str) -> None:
+def ensure_rule(events, bus: str, name: str, spec: dict, queue_arn: str, decl: dict, queue_arns: dict) -> None:
+    """A rule and its queue target, which retries and then dead-letters as the declaration's
+    `bus` says (Terraform's aws_cloudwatch_event_target gets the same)."""
     rule = f"{bus}-{name}"
     events.put_rule(
         Name=rule,
@@ -165,7 +167,16 @@ def ensure_rule(events, bus: str, name: str, spec: dict, queue_arn: str) -> None
         Description=spec.get("description", ""),
         State="ENABLED",
     )
-    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    retry = decl["bus"]["target_retry"]
+    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{
+        "Id": "queue",
+        "Arn": queue_arn,
+        "RetryPolicy": {
+            "MaximumEventAgeInSeconds": retry["maximum_event_age_s"],
+            "MaximumRetryAttempts": retry["maximum_retry_attempts"],
+        },
+        "DeadLetterConfig": {"Arn": queue_arns[decl["bus"]["dead_letter_queue"]]},
+    }])
 
 
 def ensure_mapping(lam, function: str, source_arn: str, spec: dict, queue_arns: dict) -> bool:
@@ -255,7 +266,7 @@ def provision(endpoint: str, decl: dict | None = None, env_file: Path | None = N
     if decl.get("bus"):
         ensure_bus(events, decl)
         for rule, spec in decl.get("rules", {}).items():
-            ensure_rule(events, declaration.bus_name(), rule, spec, queue_arns[spec["queue"]])
+            ensure_rule(events, declaration.bus_name(), rule, spec, queue_arns[spec["queue"]], decl, queue_arns)
     for fn, spec in decl["functions"].items():
         for source in spec.get("event_sources", []):
             if "table_stream" in source:

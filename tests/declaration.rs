@@ -218,6 +218,27 @@ fn queues_rules_and_event_sources_reference_declared_parts() {
         .and_then(Value::as_object)
         .unwrap_or(&no_streams);
     let mut queues_used = BTreeSet::new();
+    // What the bus cannot deliver to a rule's queue goes to its dead-letter queue after
+    // bounded retries (EventBridge allows at most 24 hours and 185 attempts).
+    let bus = &decl["bus"];
+    let bus_dlq = bus["dead_letter_queue"]
+        .as_str()
+        .expect("the bus has no dead_letter_queue for what it cannot deliver");
+    assert!(
+        queues
+            .get(bus_dlq)
+            .is_some_and(|q| q.get("dlq").and_then(Value::as_bool) == Some(false)),
+        "the bus's dead-letter queue {bus_dlq} is not a declared queue without a DLQ of its own"
+    );
+    queues_used.insert(bus_dlq.to_owned());
+    let age = bus["target_retry"]["maximum_event_age_s"].as_i64();
+    let attempts = bus["target_retry"]["maximum_retry_attempts"].as_i64();
+    assert!(
+        age.is_some_and(|s| (60..=86_400).contains(&s))
+            && attempts.is_some_and(|n| (0..=185).contains(&n)),
+        "the bus's target_retry is not within what EventBridge accepts: {:?}",
+        bus["target_retry"]
+    );
     for (name, rule) in decl["rules"].as_object().unwrap() {
         let q = rule["queue"].as_str().unwrap();
         assert!(

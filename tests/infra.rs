@@ -14,7 +14,8 @@
 //!   (DynamoDB or Kinesis) does not bisect, bound its retries and record age, and send what
 //!   it gives up on to a queue;
 //! - a table lacks point-in-time recovery, or a replica (with it) in every other region;
-//! - the bus has no archive;
+//! - the bus has no archive, or a rule's target does not retry within the declared bounds
+//!   and then dead-letter to the bus's dead-letter queue;
 //! - a state machine references a function or template variable that is not declared.
 //!
 //! Each check is a function from the parsed infra to a list of violations, so the negative
@@ -2552,6 +2553,102 @@ fn check_bus_archive(infra: &Infra) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Check: what the bus cannot deliver.
+// ---------------------------------------------------------------------------------------
+
+/// Every declared rule has a target, and every rule target retries within the declared
+/// bounds (`bus.target_retry`) and then dead-letters to the declared queue
+/// (`bus.dead_letter_queue`), which has a queue policy (EventBridge needs one to write to it).
+fn check_bus_targets(infra: &Infra) -> Vec<String> {
+    let mut v = Vec::new();
+    let regional = match infra.regional() {
+        Ok(r) => r,
+        Err(e) => return vec![format!("regional module: {e}")],
+    };
+    let bus = &infra.declaration["bus"];
+    let dlq = bus["dead_letter_queue"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let retry = &bus["target_retry"];
+    let mut targeted = BTreeSet::new();
+    for (_, file, name, block) in infra.resources("aws_cloudwatch_event_target") {
+        let instances = match regional.instances(block) {
+            Ok(Some(list)) => list,
+            Ok(None) => vec![(String::new(), Scope::new())],
+            Err(e) => {
+                v.push(format!(
+                    "aws_cloudwatch_event_target.{name} (infra/{file}): {e}"
+                ));
+                continue;
+            }
+        };
+        for (key, scope) in instances {
+            let at = format!("aws_cloudwatch_event_target.{name}[{key}]");
+            let body = match regional.body(&block.body, &scope) {
+                Ok(b) => b,
+                Err(e) => {
+                    v.push(format!("{at}: {e}"));
+                    continue;
+                }
+            };
+            if let Some(rule) = body.get("rule").and_then(Value::as_str) {
+                targeted.insert(rule.to_owned());
+            }
+            let first = |k: &str| body.get(k).and_then(|b| b.get(0)).cloned();
+            let dead_letter = first("dead_letter_config")
+                .and_then(|d| d.get("arn").and_then(Value::as_str).map(classify));
+            if dead_letter != Some(Reach::Queue(dlq.clone())) {
+                v.push(format!(
+                    "{at}: no dead_letter_config to the bus's dead-letter queue {dlq} ({dead_letter:?}): an event it cannot deliver is dropped"
+                ));
+            }
+            let policy = first("retry_policy").unwrap_or(Value::Null);
+            for (tf, declared) in [
+                ("maximum_event_age_in_seconds", "maximum_event_age_s"),
+                ("maximum_retry_attempts", "maximum_retry_attempts"),
+            ] {
+                let got = policy.get(tf).and_then(Value::as_f64);
+                let want = retry[declared].as_f64();
+                if got.is_none() || got != want {
+                    v.push(format!(
+                        "{at}: retry_policy {tf} {got:?}, the declaration says {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    for rule in infra.declaration["rules"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(r, _)| r)
+    {
+        let symbol = format!("aws_cloudwatch_event_rule.this[{rule}].name");
+        if !targeted.contains(&symbol) {
+            v.push(format!(
+                "rule {rule} has no aws_cloudwatch_event_target ({symbol})"
+            ));
+        }
+    }
+    let mut policed = false;
+    for (_, _, _, block) in infra.resources("aws_sqs_queue_policy") {
+        if let Ok(None) = regional.instances(block)
+            && let Some(Ok(Value::String(url))) =
+                attr(&block.body, "queue_url").map(|e| regional.eval(e, &Scope::new()))
+        {
+            policed |= url == format!("aws_sqs_queue.this[{dlq}].id");
+        }
+    }
+    if !policed {
+        v.push(format!(
+            "the bus's dead-letter queue {dlq} has no aws_sqs_queue_policy: EventBridge cannot write to it"
+        ));
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------
 // Check: state machines.
 // ---------------------------------------------------------------------------------------
 
@@ -2728,6 +2825,7 @@ fn violations_with(sources: &Sources, binaries: &BTreeSet<String>) -> Vec<String
     v.extend(check_mappings(&infra));
     v.extend(check_tables(&infra));
     v.extend(check_bus_archive(&infra));
+    v.extend(check_bus_targets(&infra));
     v.extend(check_state_machines(&infra));
     v
 }
@@ -3201,6 +3299,43 @@ fn a_bus_without_archive_is_reported() {
             "aws_cloudwatch_event_bus.commerce.arn",
             "no aws_cloudwatch_event_archive",
         ],
+    );
+}
+
+#[test]
+fn a_rule_target_without_dead_letter_queue_or_retry_bounds_is_reported() {
+    let no_dlq = Sources::load().edit(
+        EVENTS_TF,
+        "arn = aws_sqs_queue.this[local.bus_dlq].arn",
+        "arn = aws_sqs_queue.this[\"notifications\"].arn",
+    );
+    assert_reported(
+        &violations(&no_dlq),
+        &[
+            "aws_cloudwatch_event_target.this[notifications]",
+            "no dead_letter_config",
+        ],
+    );
+    let unbounded = Sources::load().edit(
+        EVENTS_TF,
+        "maximum_retry_attempts       = var.declaration.bus.target_retry.maximum_retry_attempts",
+        "maximum_retry_attempts       = 3",
+    );
+    assert_reported(
+        &violations(&unbounded),
+        &[
+            "aws_cloudwatch_event_target.this[order-placed]",
+            "maximum_retry_attempts",
+        ],
+    );
+    let unpoliced = Sources::load().edit(
+        EVENTS_TF,
+        "queue_url = aws_sqs_queue.this[local.bus_dlq].id",
+        "queue_url = aws_sqs_queue.this[\"order-placed\"].id",
+    );
+    assert_reported(
+        &violations(&unpoliced),
+        &["bus-dlq", "no aws_sqs_queue_policy"],
     );
 }
 

@@ -2,7 +2,8 @@
 //! fed by the bus, `commerce-ops replay` rebuilding the read model from the archive
 //! without telling any customer twice, windows and rule filters limiting a replay (on the
 //! emulator whose replay honours them, as AWS's does), and a poison message going to its
-//! dead-letter queue and back with `commerce-ops redrive`.
+//! dead-letter queue and back with `commerce-ops redrive`, and an event the bus could not
+//! deliver kept in the bus's dead-letter queue until `commerce-ops redeliver` sends it on.
 //!
 //! The tests of this binary share the sales table (one of them empties it) and the
 //! archive, so they run one at a time.
@@ -530,4 +531,247 @@ async fn a_poison_message_is_dead_lettered_then_redriven_and_its_batch_handled_o
         "{out}"
     );
     assert_eq!(notifications_for(&ours).await, told, "still told once");
+}
+
+/// The bus's rules as the local stack provisions them: each target retries within the
+/// declared bounds and then dead-letters to the bus's dead-letter queue, as Terraform's.
+#[tokio::test]
+async fn every_rule_target_dead_letters_what_the_bus_cannot_deliver() {
+    let events = aws_sdk_eventbridge::Client::new(&aws().await);
+    let sqs = sqs().await;
+    let decl = declaration();
+    let dlq_arn = queue_arn(&sqs, decl["bus"]["dead_letter_queue"].as_str().unwrap()).await;
+    let retry = &decl["bus"]["target_retry"];
+    for rule in decl["rules"].as_object().unwrap().keys() {
+        let targets = events
+            .list_targets_by_rule()
+            .rule(format!("commerce-{rule}"))
+            .event_bus_name("commerce")
+            .send()
+            .await
+            .unwrap();
+        let [target] = targets.targets() else {
+            panic!(
+                "rule {rule}: one target expected, got {:?}",
+                targets.targets()
+            );
+        };
+        assert_eq!(
+            target.dead_letter_config().and_then(|d| d.arn()),
+            Some(dlq_arn.as_str()),
+            "rule {rule}"
+        );
+        let policy = target.retry_policy().expect("a retry policy");
+        assert_eq!(
+            policy.maximum_event_age_in_seconds().map(i64::from),
+            retry["maximum_event_age_s"].as_i64(),
+            "rule {rule}"
+        );
+        assert_eq!(
+            policy.maximum_retry_attempts().map(i64::from),
+            retry["maximum_retry_attempts"].as_i64(),
+            "rule {rule}"
+        );
+    }
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(queue_url(sqs, name).await)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone()
+}
+
+/// An event the bus cannot deliver (its rule's queue is gone) is not lost: PutEvents still
+/// succeeds, the event waits in the bus's dead-letter queue with the rule, target and error,
+/// `commerce-ops redeliver` leaves it there while the queue is missing, and once the queue
+/// is back sends it there unchanged (same event id), emptying the dead-letter queue of it.
+#[tokio::test]
+async fn an_undeliverable_event_waits_in_the_bus_dlq_until_redelivered() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sdk = aws().await;
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = sqs().await;
+    let tag = ulid::Ulid::new().to_string().to_lowercase();
+    let (rule, queue_name) = (
+        format!("commerce-undelivered-{tag}"),
+        queue(&format!("undelivered-{tag}")),
+    );
+    let bus_dlq = queue_arn(&sqs, "bus-dlq").await;
+    // The queue the rule targets does not exist (yet): an ARN in this account and region.
+    let target_arn = format!("{}:{queue_name}", bus_dlq.rsplit_once(':').unwrap().0);
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name("commerce")
+        .event_pattern(
+            json!({"source": ["commerce.test"], "detail-type": [format!("Undelivered-{tag}")]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name("commerce")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(&target_arn)
+                .dead_letter_config(
+                    aws_sdk_eventbridge::types::DeadLetterConfig::builder()
+                        .arn(&bus_dlq)
+                        .build(),
+                )
+                .retry_policy(
+                    aws_sdk_eventbridge::types::RetryPolicy::builder()
+                        .maximum_event_age_in_seconds(3600)
+                        .maximum_retry_attempts(3)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let put = events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name("commerce")
+                .source("commerce.test")
+                .detail_type(format!("Undelivered-{tag}"))
+                .detail(json!({"tag": tag}).to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.failed_entry_count(),
+        0,
+        "PutEvents succeeds: delivery is the bus's business"
+    );
+    let event_id = put.entries()[0].event_id().unwrap().to_owned();
+
+    // It waits in the bus's dead-letter queue, with what an operator needs to find the cause.
+    let dlq_url = queue_url(&sqs, "bus-dlq").await;
+    let started = Instant::now();
+    let (body, attributes) = loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let ours = out.messages().iter().find(|m| {
+            serde_json::from_str::<Value>(m.body().unwrap_or("null"))
+                .is_ok_and(|e| e["id"] == event_id.as_str())
+        });
+        if let Some(m) = ours {
+            let attributes: BTreeMap<String, String> = m
+                .message_attributes()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_owned()))
+                .collect();
+            break (
+                serde_json::from_str::<Value>(m.body().unwrap()).unwrap(),
+                attributes,
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the event never reached the bus's dead-letter queue"
+        );
+    };
+    assert_eq!(body["detail"]["tag"], tag.as_str());
+    assert_eq!(attributes["TARGET_ARN"], target_arn);
+    assert!(
+        attributes["RULE_ARN"].ends_with(&format!("rule/commerce/{rule}")),
+        "{attributes:?}"
+    );
+    assert!(
+        !attributes["ERROR_CODE"].is_empty() && !attributes["ERROR_MESSAGE"].is_empty(),
+        "{attributes:?}"
+    );
+
+    // While the queue is missing, redeliver sends nothing, says why, and keeps the event.
+    let (ok, out) = commerce_ops(&["redeliver"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("queue {queue_name}")) && out.contains("not sent (1)"),
+        "{out}"
+    );
+    assert!(
+        depth(&sqs, "bus-dlq").await >= 1,
+        "the event stays in the dead-letter queue"
+    );
+
+    // Mended (the queue is back): it is sent there, unchanged, and leaves the DLQ.
+    let url = sqs
+        .create_queue()
+        .queue_name(&queue_name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let (ok, out) = commerce_ops(&["redeliver"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("{queue_name}: 1")) && out.contains("0 failed"),
+        "{out}"
+    );
+    let got = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    let delivered: Vec<Value> = got
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        delivered,
+        vec![body],
+        "the event as the queue would have had it, once"
+    );
+    assert_eq!(
+        depth(&sqs, "bus-dlq").await,
+        0,
+        "nothing left in the bus's dead-letter queue"
+    );
+
+    events
+        .remove_targets()
+        .rule(&rule)
+        .event_bus_name("commerce")
+        .ids("queue")
+        .send()
+        .await
+        .unwrap();
+    events
+        .delete_rule()
+        .name(&rule)
+        .event_bus_name("commerce")
+        .send()
+        .await
+        .unwrap();
+    sqs.delete_queue().queue_url(&url).send().await.unwrap();
 }

@@ -433,6 +433,8 @@ def on_quitting(environment, **_kw) -> None:
         problems.append(f"{len(slow)} orders settled after {SETTLE:.0f} s")
     if not LEDGER.settled:
         problems.append("no order settled")
+    summary["problems"] = problems
+    OUT.write_text(json.dumps({"summary": summary, "series": RECORDER.rows}, indent=1))
     print(f"[soak] summary: {json.dumps({k: v for k, v in summary.items() if k not in ('orders_not_settled', 'orders_settled_late')})}", flush=True)
     if problems:
         print("[soak] FAILED: " + "; ".join(problems), flush=True)

@@ -212,6 +212,14 @@ def main(argv: list[str]) -> int:
         code = code or 1
     if args.mode != "smoke":
         plot(out, out.with_suffix(".png"))
+    # Locust prints its tables after the run's own verdict: say it again last, with the
+    # orders concerned, so the end of a CI log tells why the run failed.
+    summary = doc["summary"]
+    for problem in summary.get("problems") or []:
+        print(f"[load] FAILED: {problem}", flush=True)
+    for key in ("orders_not_settled", "orders_settled_late"):
+        if summary.get(key):
+            print(f"[load] {key}: {summary[key][:20]}", flush=True)
     if args.mode == "soak":
         problems = memory_verdict(out)
         for p in problems:

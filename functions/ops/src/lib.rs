@@ -6,6 +6,8 @@
 //!   that overlaps another replay of the same archive to the same rules, unless told
 //!   (`--unbounded`, `--allow-overlap`).
 //! - `redrive`: moves a consumer's dead-letter messages back to its queue, with counts.
+//! - `redeliver`: sends the events the bus could not deliver (its dead-letter queue,
+//!   `<prefix>-bus-dlq`) to the queue each was meant for, with counts.
 //! - `empty-read-model`: empties a read model (today: `sales`) before it is rebuilt by a
 //!   replay.
 //!
@@ -62,6 +64,13 @@ pub enum Command {
         #[arg(long)]
         queue: String,
         /// Move at most this many messages.
+        #[arg(long)]
+        max: Option<usize>,
+    },
+    /// Send the events the bus could not deliver to a rule's queue (they wait in the bus's
+    /// dead-letter queue) to the queue each was meant for, once the cause is mended.
+    Redeliver {
+        /// Send at most this many events.
         #[arg(long)]
         max: Option<usize>,
     },
@@ -169,6 +178,18 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             );
             if r.failed > 0 {
                 return Err(fail(format!("{} message(s) could not be moved", r.failed)));
+            }
+            Ok(())
+        }
+        Command::Redeliver { max } => {
+            let r = redeliver(&Sqs::new(&sdk), &cli.prefix, max).await?;
+            println!("{}", r.render());
+            if !r.failed.is_empty() {
+                return Err(fail(format!(
+                    "{} event(s) could not be sent on; they stay in {}",
+                    r.failed.values().sum::<usize>(),
+                    r.dlq
+                )));
             }
             Ok(())
         }
@@ -952,6 +973,209 @@ pub async fn redrive(
 }
 
 // ------------------------------------------------------------------------------------
+// Redelivering what the bus could not deliver
+// ------------------------------------------------------------------------------------
+
+/// The bus's dead-letter queue as the declaration names it (`bus.dead_letter_queue`).
+pub const BUS_DLQ: &str = "bus-dlq";
+
+/// What a redelivery did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redelivery {
+    /// The bus's dead-letter queue (physical name).
+    pub dlq: String,
+    /// Events sent on, per queue.
+    pub delivered: BTreeMap<String, usize>,
+    /// Why the bus had failed them, per `ERROR_CODE`, for the events seen.
+    pub causes: BTreeMap<String, usize>,
+    /// Events that could not be sent on, per reason (they stay in the dead-letter queue).
+    pub failed: BTreeMap<String, usize>,
+    /// Approximate messages left in the dead-letter queue afterwards.
+    pub left: usize,
+}
+
+impl Redelivery {
+    /// The report an operator reads.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let list = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = format!(
+            "redeliver: sent {} event(s) on ({}); {} failed; about {} left in {}",
+            self.delivered.values().sum::<usize>(),
+            list(&self.delivered),
+            self.failed.values().sum::<usize>(),
+            self.left,
+            self.dlq
+        );
+        if !self.causes.is_empty() {
+            let _ = write!(
+                out,
+                "\n  the bus had failed them with: {}",
+                list(&self.causes)
+            );
+        }
+        for (why, n) in &self.failed {
+            let _ = write!(out, "\n  not sent ({n}): {why}");
+        }
+        out
+    }
+}
+
+/// The queue an undelivered event was meant for: the last part of its `TARGET_ARN`
+/// attribute, if it is one of this deployment's queues (`<prefix>-...`).
+fn redelivery_queue(prefix: &str, target_arn: Option<&str>) -> Result<String, String> {
+    let arn = target_arn.ok_or("no TARGET_ARN attribute: not put there by the bus")?;
+    let name = match arn.split(':').collect::<Vec<_>>()[..] {
+        ["arn", _, "sqs", _, _, name] => name,
+        _ => return Err(format!("target {arn} is not an SQS queue")),
+    };
+    if name.starts_with(&format!("{prefix}-")) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "target {arn} is not a queue of deployment {prefix}"
+        ))
+    }
+}
+
+/// Sends up to `max` events of `<prefix>-bus-dlq` to the queue each was meant for (its
+/// `TARGET_ARN`), unchanged: the body is the event as the rule's queue would have had it,
+/// with its `id`, so a consumer that somehow saw it already drops it as a duplicate. Each
+/// is deleted from the dead-letter queue only once its queue has it; one that cannot be sent
+/// (the queue still missing) is made visible again at once and counted.
+pub async fn redeliver(sqs: &Sqs, prefix: &str, max: Option<usize>) -> Result<Redelivery, Error> {
+    let dlq = format!("{prefix}-{BUS_DLQ}");
+    let dlq_url = sqs
+        .get_queue_url()
+        .queue_name(&dlq)
+        .send()
+        .await
+        .map_err(|e| fail(format!("no queue {dlq}: {e}")))?
+        .queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| fail("no URL"))?;
+    let mut report = Redelivery {
+        dlq,
+        ..Redelivery::default()
+    };
+    let mut urls: BTreeMap<String, Result<String, String>> = BTreeMap::new();
+    let mut held_back = Vec::new();
+    let (mut seen, mut empty_polls) = (0, 0);
+    while empty_polls < 2 && max.is_none_or(|m| seen < m) {
+        let want = max.map_or(10, |m| (m - seen).min(10));
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq_url)
+            .max_number_of_messages(i32::try_from(want).unwrap_or(10))
+            .wait_time_seconds(1)
+            .visibility_timeout(60)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        if out.messages().is_empty() {
+            empty_polls += 1;
+            continue;
+        }
+        empty_polls = 0;
+        for m in out.messages() {
+            seen += 1;
+            let attribute = |name: &str| {
+                m.message_attributes()
+                    .and_then(|a| a.get(name))
+                    .and_then(|v| v.string_value())
+            };
+            *report
+                .causes
+                .entry(attribute("ERROR_CODE").unwrap_or("unknown").to_owned())
+                .or_default() += 1;
+            let Some(handle) = m.receipt_handle() else {
+                continue;
+            };
+            let queue = match redelivery_queue(prefix, attribute("TARGET_ARN")) {
+                Ok(q) => q,
+                Err(why) => {
+                    *report.failed.entry(why).or_default() += 1;
+                    held_back.push(handle.to_owned());
+                    continue;
+                }
+            };
+            if !urls.contains_key(&queue) {
+                let url = sqs
+                    .get_queue_url()
+                    .queue_name(&queue)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "queue {queue}: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(e)
+                        )
+                    })
+                    .and_then(|o| {
+                        o.queue_url()
+                            .map(str::to_owned)
+                            .ok_or_else(|| format!("queue {queue}: no URL"))
+                    });
+                urls.insert(queue.clone(), url);
+            }
+            let sent = match &urls[&queue] {
+                Ok(url) => sqs
+                    .send_message()
+                    .queue_url(url)
+                    .message_body(m.body().unwrap_or_default())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        format!(
+                            "queue {queue}: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(e)
+                        )
+                    }),
+                Err(why) => Err(why.clone()),
+            };
+            match sent {
+                Ok(()) => {
+                    sqs.delete_message()
+                        .queue_url(&dlq_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
+                    *report.delivered.entry(queue).or_default() += 1;
+                }
+                Err(why) => {
+                    *report.failed.entry(why).or_default() += 1;
+                    held_back.push(handle.to_owned());
+                }
+            }
+        }
+    }
+    // What could not be sent is visible again now, for the next try once it is mended.
+    for handle in held_back {
+        sqs.change_message_visibility()
+            .queue_url(&dlq_url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await?;
+    }
+    report.left = queue_attribute(
+        sqs,
+        &dlq_url,
+        QueueAttributeName::ApproximateNumberOfMessages,
+    )
+    .await?
+    .parse()
+    .unwrap_or(0);
+    Ok(report)
+}
+
+// ------------------------------------------------------------------------------------
 // Republishing the outbox
 // ------------------------------------------------------------------------------------
 
@@ -1180,6 +1404,59 @@ pub async fn compensate(
 #[cfg(test)]
 mod compensate_tests {
     use super::*;
+
+    #[test]
+    fn the_bus_dead_letter_queue_is_the_declared_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/declaration.json");
+        let decl: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(decl["bus"]["dead_letter_queue"], BUS_DLQ);
+    }
+
+    #[test]
+    fn an_undelivered_event_goes_back_to_a_queue_of_this_deployment_only() {
+        let arn = "arn:aws:sqs:eu-west-1:123456789012:commerce-notifications";
+        assert_eq!(
+            redelivery_queue("commerce", Some(arn)),
+            Ok("commerce-notifications".to_owned())
+        );
+        assert!(
+            redelivery_queue("shop", Some(arn))
+                .unwrap_err()
+                .contains("not a queue of deployment shop")
+        );
+        assert!(
+            redelivery_queue("commerce", None)
+                .unwrap_err()
+                .contains("no TARGET_ARN")
+        );
+        assert!(
+            redelivery_queue(
+                "commerce",
+                Some("arn:aws:lambda:eu-west-1:1:function:commerce-x")
+            )
+            .unwrap_err()
+            .contains("not an SQS queue")
+        );
+    }
+
+    #[test]
+    fn the_redelivery_report_says_what_stayed_and_why() {
+        let r = Redelivery {
+            dlq: "commerce-bus-dlq".into(),
+            delivered: [("commerce-notifications".to_owned(), 2)].into(),
+            causes: [("NO_RESOURCE".to_owned(), 3)].into(),
+            failed: [("queue commerce-x: gone".to_owned(), 1)].into(),
+            left: 1,
+        };
+        let text = r.render();
+        assert!(text.starts_with("redeliver: sent 2 event(s) on (commerce-notifications: 2); 1 failed; about 1 left in commerce-bus-dlq"), "{text}");
+        assert!(
+            text.contains("NO_RESOURCE: 3")
+                && text.contains("not sent (1): queue commerce-x: gone"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_outbox_tables_are_the_streams_the_relay_reads() {

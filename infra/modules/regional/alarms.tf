@@ -1,5 +1,6 @@
 # Alarms of this region, all to one encrypted topic (subscribe on-call to it):
-#   - a message in any dead-letter queue, or in a stream mapping's on-failure queue
+#   - a message in any dead-letter queue (the bus's included), or in a stream mapping's
+#     on-failure queue
 #   - any function error
 #   - iterator age of every stream mapping (table streams, Kinesis): the consumer is behind
 #   - any failed state machine execution
@@ -57,6 +58,42 @@ resource "aws_cloudwatch_metric_alarm" "failure_queue_depth" {
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.this[each.key].name }
   statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "bus_dlq_depth" {
+  alarm_name          = "${var.name_prefix}-bus-undelivered"
+  alarm_description   = "Events the bus could not deliver to a rule's queue are waiting in ${aws_sqs_queue.this[local.bus_dlq].name}: mend the cause (ERROR_CODE, TARGET_ARN), then commerce-ops redeliver"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.this[local.bus_dlq].name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# An event that could not go to the dead-letter queue either (its key or policy broken too)
+# is gone: the only trace is this metric.
+resource "aws_cloudwatch_metric_alarm" "bus_events_lost" {
+  for_each = aws_cloudwatch_event_rule.this
+
+  alarm_name          = "${var.name_prefix}-${each.key}-events-lost"
+  alarm_description   = "The bus dropped events of rule ${each.value.name}: neither its queue nor the bus's dead-letter queue took them. Find them in the archive and replay to this rule"
+  namespace           = "AWS/Events"
+  metric_name         = "InvocationsFailedToBeSentToDlq"
+  dimensions          = { EventBusName = aws_cloudwatch_event_bus.commerce.name, RuleName = each.value.name }
+  statistic           = "Sum"
   period              = 60
   evaluation_periods  = 1
   threshold           = 0

@@ -10,6 +10,8 @@
 locals {
   bus_name = var.name_prefix
   queues   = try(var.declaration.queues, {})
+  # Where the bus puts an event it could not deliver to a rule's queue (declaration: bus).
+  bus_dlq = var.declaration.bus.dead_letter_queue
   dlq_queues = {
     for name, spec in local.queues : name => spec if try(spec.dlq, true)
   }
@@ -77,6 +79,19 @@ resource "aws_cloudwatch_event_target" "this" {
   event_bus_name = aws_cloudwatch_event_bus.commerce.name
   target_id      = "queue"
   arn            = aws_sqs_queue.this[each.value.queue].arn
+
+  # A delivery that keeps failing (the queue's key disabled, the queue policy broken) is
+  # retried with backoff within these bounds, then kept in the bus's dead-letter queue
+  # rather than dropped: its outbox item is already marked published, so nothing else
+  # would send it again. `commerce-ops redeliver` sends it on once the cause is mended.
+  retry_policy {
+    maximum_event_age_in_seconds = var.declaration.bus.target_retry.maximum_event_age_s
+    maximum_retry_attempts       = var.declaration.bus.target_retry.maximum_retry_attempts
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.this[local.bus_dlq].arn
+  }
 }
 
 # Each rule's queue accepts messages from that rule only.
@@ -96,6 +111,28 @@ data "aws_iam_policy_document" "queue_from_rules" {
       values   = [for name, r in try(var.declaration.rules, {}) : aws_cloudwatch_event_rule.this[name].arn if r.queue == each.key]
     }
   }
+}
+
+# The bus's dead-letter queue accepts messages from the bus's rules only.
+data "aws_iam_policy_document" "bus_dlq_from_rules" {
+  statement {
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.this[local.bus_dlq].arn]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [for name, r in try(var.declaration.rules, {}) : aws_cloudwatch_event_rule.this[name].arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "bus_dlq_from_rules" {
+  queue_url = aws_sqs_queue.this[local.bus_dlq].id
+  policy    = data.aws_iam_policy_document.bus_dlq_from_rules.json
 }
 
 resource "aws_sqs_queue_policy" "from_rules" {
