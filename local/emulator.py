@@ -1456,7 +1456,7 @@ def dead_letter_undeliverable_events() -> None:
     reports is the service's to choose; `commerce-ops redeliver` only reports it)."""
     from moto.events import models as events_models
     from moto.sqs import sqs_backends
-    from moto.sqs.exceptions import QueueDoesNotExist
+    from moto.sqs.exceptions import QueueDoesNotExist, SQSException
 
     Rule = events_models.Rule
     original = Rule._send_to_sqs_queue
@@ -1464,7 +1464,7 @@ def dead_letter_undeliverable_events() -> None:
     def _send_to_sqs_queue(self, resource_id, event, group_id=None):
         try:
             original(self, resource_id, event, group_id)
-        except Exception as e:  # noqa: BLE001 - every delivery failure is the target's, not PutEvents'
+        except SQSException as e:  # what SQS refused; a fault of the emulator's own stays loud
             target = next((t for t in self.targets if t["Arn"].rsplit(":", 1)[-1] == resource_id), {})
             dlq_arn = (target.get("DeadLetterConfig") or {}).get("Arn")
             code = "NO_RESOURCE" if isinstance(e, QueueDoesNotExist) else "SDK_CLIENT_ERROR"

@@ -2631,19 +2631,67 @@ fn check_bus_targets(infra: &Infra) -> Vec<String> {
             ));
         }
     }
-    let mut policed = false;
-    for (_, _, _, block) in infra.resources("aws_sqs_queue_policy") {
-        if let Ok(None) = regional.instances(block)
-            && let Some(Ok(Value::String(url))) =
-                attr(&block.body, "queue_url").map(|e| regional.eval(e, &Scope::new()))
+    // The queue's policy lets EventBridge send from every rule (aws:SourceArn), no more.
+    let rules: BTreeSet<String> = infra.declaration["rules"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(r, _)| format!("aws_cloudwatch_event_rule.this[{r}].arn"))
+        .collect();
+    let mut allowed = None;
+    for (_, _, name, block) in infra.resources("aws_sqs_queue_policy") {
+        let scope = Scope::new();
+        let eval = |k: &str| attr(&block.body, k).map(|e| regional.eval(e, &scope));
+        if !matches!(regional.instances(block), Ok(None))
+            || !matches!(eval("queue_url"), Some(Ok(Value::String(ref u))) if *u == format!("aws_sqs_queue.this[{dlq}].id"))
         {
-            policed |= url == format!("aws_sqs_queue.this[{dlq}].id");
+            continue;
         }
+        let document = match eval("policy") {
+            Some(Ok(Value::String(p))) => p
+                .strip_prefix("data.aws_iam_policy_document.")
+                .and_then(|p| p.strip_suffix(".json"))
+                .and_then(|d| regional.module.find("data", "aws_iam_policy_document", d))
+                .map(|d| regional.body(&d.body, &scope)),
+            _ => None,
+        };
+        let Some(Ok(document)) = document else {
+            v.push(format!(
+                "aws_sqs_queue_policy.{name}: its policy is not an aws_iam_policy_document of the module"
+            ));
+            continue;
+        };
+        let mut sources = BTreeSet::new();
+        for st in document
+            .get("statement")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let events = st["principals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| strings(Some(&p["identifiers"])).contains("events.amazonaws.com"));
+            if !events || !strings(Some(&st["actions"])).contains("sqs:SendMessage") {
+                continue;
+            }
+            for c in st["condition"].as_array().into_iter().flatten() {
+                if c["variable"] == "aws:SourceArn" {
+                    sources.extend(strings(Some(&c["values"])));
+                }
+            }
+        }
+        allowed = Some(sources);
     }
-    if !policed {
-        v.push(format!(
+    match allowed {
+        None => v.push(format!(
             "the bus's dead-letter queue {dlq} has no aws_sqs_queue_policy: EventBridge cannot write to it"
-        ));
+        )),
+        Some(sources) if sources != rules => v.push(format!(
+            "the bus's dead-letter queue {dlq} lets EventBridge send from {sources:?}, the rules are {rules:?}"
+        )),
+        Some(_) => {}
     }
     v
 }
@@ -3336,6 +3384,15 @@ fn a_rule_target_without_dead_letter_queue_or_retry_bounds_is_reported() {
     assert_reported(
         &violations(&unpoliced),
         &["bus-dlq", "no aws_sqs_queue_policy"],
+    );
+    let one_rule_only = Sources::load().edit(
+        EVENTS_TF,
+        ": aws_cloudwatch_event_rule.this[name].arn]\n",
+        ": aws_cloudwatch_event_rule.this[name].arn if name == \"notifications\"]\n",
+    );
+    assert_reported(
+        &violations(&one_rule_only),
+        &["bus-dlq", "lets EventBridge send from", "order-placed"],
     );
 }
 

@@ -73,6 +73,11 @@ pub enum Command {
         /// Send at most this many events.
         #[arg(long)]
         max: Option<usize>,
+        /// Send events older than the consumers' dedupe window (24 hours) too: a consumer
+        /// that had one (the bus may have delivered it before reporting a failure) no longer
+        /// remembers it and acts again. Without it they are counted and left.
+        #[arg(long)]
+        force: bool,
     },
     /// Finish an order whose saga execution failed (README: Failed executions): give back
     /// whatever money and stock it holds and reject it unless it is confirmed; an order
@@ -181,13 +186,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Redeliver { max } => {
-            let r = redeliver(&Sqs::new(&sdk), &cli.prefix, max).await?;
+        Command::Redeliver { max, force } => {
+            let r = redeliver(&Sqs::new(&sdk), &cli.prefix, max, force).await?;
             println!("{}", r.render());
-            if !r.failed.is_empty() {
+            if r.unfinished() > 0 {
                 return Err(fail(format!(
-                    "{} event(s) could not be sent on; they stay in {}",
-                    r.failed.values().sum::<usize>(),
+                    "{} event(s) or problem(s) left; what was not sent stays in {}",
+                    r.unfinished(),
                     r.dlq
                 )));
             }
@@ -990,11 +995,25 @@ pub struct Redelivery {
     pub causes: BTreeMap<String, usize>,
     /// Events that could not be sent on, per reason (they stay in the dead-letter queue).
     pub failed: BTreeMap<String, usize>,
+    /// Events older than the consumers' dedupe memory, left (`--force` sends them).
+    pub too_old: usize,
+    /// What went wrong around the events (a receive, a delete, a visibility reset).
+    pub problems: Vec<String>,
     /// Approximate messages left in the dead-letter queue afterwards.
     pub left: usize,
 }
 
 impl Redelivery {
+    fn problem(&mut self, what: String) {
+        self.problems.push(what);
+    }
+
+    /// Events not sent on, and problems: the command fails while there are any.
+    #[must_use]
+    pub fn unfinished(&self) -> usize {
+        self.failed.values().sum::<usize>() + self.too_old + self.problems.len()
+    }
+
     /// The report an operator reads.
     #[must_use]
     pub fn render(&self) -> String {
@@ -1005,13 +1024,17 @@ impl Redelivery {
                 .join(", ")
         };
         let mut out = format!(
-            "redeliver: sent {} event(s) on ({}); {} failed; about {} left in {}",
+            "redeliver: sent {} event(s) on ({}); {} failed; {} older than the consumers' 24 h memory left; about {} left in {}",
             self.delivered.values().sum::<usize>(),
             list(&self.delivered),
             self.failed.values().sum::<usize>(),
+            self.too_old,
             self.left,
             self.dlq
         );
+        if self.too_old > 0 {
+            out.push_str(" (--force sends the old ones; a consumer that had one acts again)");
+        }
         if !self.causes.is_empty() {
             let _ = write!(
                 out,
@@ -1021,6 +1044,9 @@ impl Redelivery {
         }
         for (why, n) in &self.failed {
             let _ = write!(out, "\n  not sent ({n}): {why}");
+        }
+        for p in &self.problems {
+            let _ = write!(out, "\n  problem: {p}");
         }
         out
     }
@@ -1043,12 +1069,27 @@ fn redelivery_queue(prefix: &str, target_arn: Option<&str>) -> Result<String, St
     }
 }
 
+/// How long an event that cannot be sent on stays out of sight while a redelivery runs:
+/// longer than any run, so a run never meets it twice.
+const HOLD_BACK_SECONDS: i32 = 900;
+
 /// Sends up to `max` events of `<prefix>-bus-dlq` to the queue each was meant for (its
-/// `TARGET_ARN`), unchanged: the body is the event as the rule's queue would have had it,
-/// with its `id`, so a consumer that somehow saw it already drops it as a duplicate. Each
-/// is deleted from the dead-letter queue only once its queue has it; one that cannot be sent
-/// (the queue still missing) is made visible again at once and counted.
-pub async fn redeliver(sqs: &Sqs, prefix: &str, max: Option<usize>) -> Result<Redelivery, Error> {
+/// `TARGET_ARN`), unchanged: the body is the event as the rule's queue would have had it.
+/// Each is deleted from the dead-letter queue only once its queue has it. An event older than
+/// the consumers' dedupe memory ([`outbox::CONSUMER_MEMORY`], by its `time`) is left and
+/// counted unless `force`: had the bus in fact delivered it before reporting a failure, a
+/// consumer would no longer know it and act twice (as `republish`). Events that stay (queue
+/// still missing, too old) are made visible again when the run ends, for the next one.
+///
+/// A run looks at each message once: at most the messages there when it starts (or `max`),
+/// and it stops at a batch of messages it has already seen. An error after an event was
+/// sent is counted in the report, never a reason to stop without one.
+pub async fn redeliver(
+    sqs: &Sqs,
+    prefix: &str,
+    max: Option<usize>,
+    force: bool,
+) -> Result<Redelivery, Error> {
     let dlq = format!("{prefix}-{BUS_DLQ}");
     let dlq_url = sqs
         .get_queue_url()
@@ -1059,31 +1100,65 @@ pub async fn redeliver(sqs: &Sqs, prefix: &str, max: Option<usize>) -> Result<Re
         .queue_url()
         .map(str::to_owned)
         .ok_or_else(|| fail("no URL"))?;
+    let there: usize = queue_attribute(
+        sqs,
+        &dlq_url,
+        QueueAttributeName::ApproximateNumberOfMessages,
+    )
+    .await?
+    .parse()
+    .unwrap_or(0);
+    let budget = max.map_or(there, |m| m.min(there));
+    let remembered_from = Utc::now()
+        - chrono::Duration::from_std(outbox::CONSUMER_MEMORY)
+            .unwrap_or_else(|_| chrono::Duration::days(1));
     let mut report = Redelivery {
         dlq,
         ..Redelivery::default()
     };
     let mut urls: BTreeMap<String, Result<String, String>> = BTreeMap::new();
-    let mut held_back = Vec::new();
-    let (mut seen, mut empty_polls) = (0, 0);
-    while empty_polls < 2 && max.is_none_or(|m| seen < m) {
-        let want = max.map_or(10, |m| (m - seen).min(10));
-        let out = sqs
+    // Message id -> its latest receipt handle, for the events that stay.
+    let mut held_back: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut empty_polls = 0;
+    while empty_polls < 2 && seen.len() < budget {
+        let want = (budget - seen.len()).min(10);
+        let out = match sqs
             .receive_message()
             .queue_url(&dlq_url)
             .max_number_of_messages(i32::try_from(want).unwrap_or(10))
             .wait_time_seconds(1)
-            .visibility_timeout(60)
+            .visibility_timeout(HOLD_BACK_SECONDS)
             .message_attribute_names("All")
             .send()
-            .await?;
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                report.problem(format!(
+                    "receive stopped: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                ));
+                break;
+            }
+        };
         if out.messages().is_empty() {
             empty_polls += 1;
             continue;
         }
         empty_polls = 0;
+        let mut new = 0;
         for m in out.messages() {
-            seen += 1;
+            let (Some(id), Some(handle)) = (m.message_id(), m.receipt_handle()) else {
+                continue;
+            };
+            if !seen.insert(id.to_owned()) {
+                if let Some(h) = held_back.get_mut(id) {
+                    handle.clone_into(h);
+                }
+                continue;
+            }
+            new += 1;
             let attribute = |name: &str| {
                 m.message_attributes()
                     .and_then(|a| a.get(name))
@@ -1093,14 +1168,24 @@ pub async fn redeliver(sqs: &Sqs, prefix: &str, max: Option<usize>) -> Result<Re
                 .causes
                 .entry(attribute("ERROR_CODE").unwrap_or("unknown").to_owned())
                 .or_default() += 1;
-            let Some(handle) = m.receipt_handle() else {
+            let body = m.body().unwrap_or_default();
+            let time = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|e| {
+                    e["time"]
+                        .as_str()
+                        .and_then(|t| ChronoTime::parse_from_rfc3339(t).ok())
+                });
+            if !force && time.is_some_and(|t| t < remembered_from) {
+                report.too_old += 1;
+                held_back.insert(id.to_owned(), handle.to_owned());
                 continue;
-            };
+            }
             let queue = match redelivery_queue(prefix, attribute("TARGET_ARN")) {
                 Ok(q) => q,
                 Err(why) => {
                     *report.failed.entry(why).or_default() += 1;
-                    held_back.push(handle.to_owned());
+                    held_back.insert(id.to_owned(), handle.to_owned());
                     continue;
                 }
             };
@@ -1127,7 +1212,7 @@ pub async fn redeliver(sqs: &Sqs, prefix: &str, max: Option<usize>) -> Result<Re
                 Ok(url) => sqs
                     .send_message()
                     .queue_url(url)
-                    .message_body(m.body().unwrap_or_default())
+                    .message_body(body)
                     .send()
                     .await
                     .map(|_| ())
@@ -1141,36 +1226,54 @@ pub async fn redeliver(sqs: &Sqs, prefix: &str, max: Option<usize>) -> Result<Re
             };
             match sent {
                 Ok(()) => {
-                    sqs.delete_message()
+                    *report.delivered.entry(queue).or_default() += 1;
+                    if let Err(e) = sqs
+                        .delete_message()
                         .queue_url(&dlq_url)
                         .receipt_handle(handle)
                         .send()
-                        .await?;
-                    *report.delivered.entry(queue).or_default() += 1;
+                        .await
+                    {
+                        report.problem(format!(
+                            "sent, but not deleted from the dead-letter queue (the next run sends it again): {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(e)
+                        ));
+                    }
                 }
                 Err(why) => {
                     *report.failed.entry(why).or_default() += 1;
-                    held_back.push(handle.to_owned());
+                    held_back.insert(id.to_owned(), handle.to_owned());
                 }
             }
         }
+        if new == 0 {
+            break; // everything in sight was seen already
+        }
     }
-    // What could not be sent is visible again now, for the next try once it is mended.
-    for handle in held_back {
-        sqs.change_message_visibility()
+    // What stays is visible again now, for the next run once it is mended.
+    for (id, handle) in &held_back {
+        if let Err(e) = sqs
+            .change_message_visibility()
             .queue_url(&dlq_url)
             .receipt_handle(handle)
             .visibility_timeout(0)
             .send()
-            .await?;
+            .await
+        {
+            report.problem(format!(
+                "message {id} stays out of sight for up to {HOLD_BACK_SECONDS} s: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            ));
+        }
     }
     report.left = queue_attribute(
         sqs,
         &dlq_url,
         QueueAttributeName::ApproximateNumberOfMessages,
     )
-    .await?
-    .parse()
+    .await
+    .ok()
+    .and_then(|n| n.parse().ok())
     .unwrap_or(0);
     Ok(report)
 }
@@ -1447,15 +1550,25 @@ mod compensate_tests {
             delivered: [("commerce-notifications".to_owned(), 2)].into(),
             causes: [("NO_RESOURCE".to_owned(), 3)].into(),
             failed: [("queue commerce-x: gone".to_owned(), 1)].into(),
-            left: 1,
+            too_old: 1,
+            problems: vec!["sent, but not deleted".into()],
+            left: 2,
         };
         let text = r.render();
-        assert!(text.starts_with("redeliver: sent 2 event(s) on (commerce-notifications: 2); 1 failed; about 1 left in commerce-bus-dlq"), "{text}");
         assert!(
-            text.contains("NO_RESOURCE: 3")
-                && text.contains("not sent (1): queue commerce-x: gone"),
+            text.starts_with(
+                "redeliver: sent 2 event(s) on (commerce-notifications: 2); 1 failed; 1 older than the consumers' 24 h memory left; about 2 left in commerce-bus-dlq (--force"
+            ),
             "{text}"
         );
+        assert!(
+            text.contains("NO_RESOURCE: 3")
+                && text.contains("not sent (1): queue commerce-x: gone")
+                && text.contains("problem: sent, but not deleted"),
+            "{text}"
+        );
+        assert_eq!(r.unfinished(), 3);
+        assert_eq!(Redelivery::default().unfinished(), 0);
     }
 
     #[test]
