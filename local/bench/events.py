@@ -7,9 +7,14 @@ is judged.
   path: a read finds nothing (404), an admin route refuses (403), a registration succeeds.
 - A queue or stream consumer gets an empty batch (`{"Records": []}`): its runtime, its
   deserialization and its batch-answer path, and no AWS call.
-- A saga step gets `{}`, which it refuses before any AWS call (its input names no order); its
-  error counts as the answer to the invocation (coldstart.measure, accept_errors). A step's
-  figures are therefore its init, memory and the cost of a refusal, not of a step.
+- A saga step gets the input its state machine gives it: the Task state's `Payload` (from the
+  definitions in infra/state-machines/, rendered as Terraform does) evaluated against a
+  place-order execution's input for one order, with a task token and retry count where the
+  state passes them. Against the stub that is a step's ordinary path as far as the stub
+  lets it go: a step that writes finds nothing to conflict with and writes; one that needs an
+  earlier step's record (the payment to capture, the order to pay) finds none and answers
+  its business error, which counts as the answer (coldstart.measure, accept_errors). The
+  payment provider is never reached: the harness points PAYMENT_PROVIDER_URL at loopback.
 """
 
 from __future__ import annotations
@@ -38,6 +43,17 @@ BODIES = {
     "POST /orders/{order_id}/review": {"decision": "approve"},
 }
 QUERIES = {"GET /analytics/sales": "from=2026-01-01&to=2026-01-31"}
+# A place-order execution's input (orders/src/workflow.rs) for one order of BENCH-1, with the
+# reason a rejection carries, and the context object's fields the definitions read.
+EXECUTION = {
+    "order_id": ORDER_ID,
+    "user_id": BENCH_USER,
+    "items": [{"sku": "BENCH-1", "quantity": 1, "unit_price": {"amount": "12.50", "currency": "EUR"}}],
+    "total": {"amount": "12.50", "currency": "EUR"},
+    "correlation_id": "bench-correlation",
+    "reason": "OUT_OF_STOCK",
+}
+CONTEXT = {"Task": {"Token": "bench-task-token"}, "State": {"RetryCount": 0}}
 
 
 def kind(spec: dict) -> str:
@@ -73,11 +89,56 @@ def http_event(route: str, public: bool) -> dict:
     return event
 
 
-def event_for(spec: dict) -> tuple[dict, bool]:
+def _path(doc: dict, path: str):
+    """A JSONPath of the simple kind the definitions use (`$.a.b`, `$$.Task.Token`)."""
+    node = CONTEXT if path.startswith("$$.") else doc
+    for part in path.lstrip("$").lstrip(".").split("."):
+        node = node[part]
+    return node
+
+
+def _render(template, doc: dict):
+    """A Task's Parameters as Step Functions fills them: `key.$` takes the path's value."""
+    if isinstance(template, dict):
+        return {(k[:-2] if k.endswith(".$") else k): (_path(doc, v) if k.endswith(".$") else _render(v, doc))
+                for k, v in template.items()}
+    if isinstance(template, list):
+        return [_render(v, doc) for v in template]
+    return template
+
+
+def _tasks(states: dict):
+    for name, state in states.items():
+        if state.get("Type") == "Task":
+            yield name, state
+        for branch in state.get("Branches", []):
+            yield from _tasks(branch["States"])
+        if "Iterator" in state or "ItemProcessor" in state:
+            yield from _tasks((state.get("ItemProcessor") or state["Iterator"])["States"])
+
+
+def step_event(function: str, decl: dict | None = None) -> dict:
+    """The payload the first Task state that invokes `function` gives it, for EXECUTION."""
+    from declaration import function_arn, load, render_state_machine
+
+    decl = decl or load()
+    arn = function_arn(function)
+    for machine in decl.get("state_machines", {}):
+        definition = json.loads(render_state_machine(decl, machine, "local"))
+        for _, state in _tasks(definition["States"]):
+            params = state.get("Parameters") or {}
+            if params.get("FunctionName") == arn or state.get("Resource") == arn:
+                return _render(params.get("Payload", params), EXECUTION)
+    raise KeyError(f"no state machine invokes {function}")
+
+
+def event_for(spec: dict, name: str | None = None) -> tuple[dict, bool]:
     """(event, accept_errors) for a declared function."""
     k = kind(spec)
     if k == "route":
         return http_event(spec["route"], spec.get("auth") == "none"), False
     if k == "consumer":
         return {"Records": []}, False
-    return {}, True
+    if name is None:
+        raise ValueError("a saga step's event needs the function's name")
+    return step_event(name), True

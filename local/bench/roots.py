@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     decl = load()
     binary = run.binary(run.TARGET, run.deployed(decl))
     hello = run.binary(run.HELLO_TARGET, "hello-world")
-    event, accept = events.event_for(decl["functions"][args.function])
+    event, accept = events.event_for(decl["functions"][args.function], args.function)
     variants = {
         "built-in AWS roots (the default)": {},
         "system roots (COMMERCE_TLS_ROOTS=system: bundle and directory)": {"COMMERCE_TLS_ROOTS": "system"},

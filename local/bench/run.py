@@ -144,12 +144,21 @@ def answer_of(response: str | None) -> str | None:
     return "response"
 
 
+def bench_env(decl: dict, function: str) -> dict[str, str]:
+    """The function's deployed environment, but for the payment provider's URL: loopback,
+    where nothing listens (as the harness's AWS_ENDPOINT_URL), so nothing leaves the machine."""
+    env = deployed_env(decl, function)
+    if "PAYMENT_PROVIDER_URL" in env:
+        env["PAYMENT_PROVIDER_URL"] = coldstart.DEFAULT_ENDPOINT_URL
+    return env
+
+
 def cold_starts(decl: dict, hello: Path, rounds: int, stub_url: str, logs: Path) -> dict:
     """Alternating hello world / function runs, `rounds` each, summarised per function."""
     subjects = []
     for f, spec in decl["functions"].items():
-        event, accept_errors = events.event_for(spec)
-        subjects.append(coldstart.Subject(f, binary(TARGET, deployed(decl)), event, deployed_env(decl, f), accept_errors))
+        event, accept_errors = events.event_for(spec, f)
+        subjects.append(coldstart.Subject(f, binary(TARGET, deployed(decl)), event, bench_env(decl, f), accept_errors))
     result = coldstart.compare(subjects, coldstart.Subject("hello-world", hello, {"hello": "world"}, {}),
                                rounds, endpoint_url=stub_url, log_dir=logs)
     out = result["functions"]
@@ -163,8 +172,8 @@ def peak_memory(decl: dict, hello: Path, warm: int, stub_url: str, logs: Path) -
     out = {"hello-world": coldstart.measure(hello, {"hello": "world"}, {}, warm=warm, name="hello-world",
                                             endpoint_url=stub_url, log_dir=logs).peak_rss_kb}
     for f, spec in decl["functions"].items():
-        event, accept_errors = events.event_for(spec)
-        run = coldstart.measure(binary(TARGET, deployed(decl)), event, deployed_env(decl, f), warm=warm, name=f,
+        event, accept_errors = events.event_for(spec, f)
+        run = coldstart.measure(binary(TARGET, deployed(decl)), event, bench_env(decl, f), warm=warm, name=f,
                                 endpoint_url=stub_url, log_dir=logs, accept_errors=accept_errors)
         out[f] = run.peak_rss_kb if run.ok else None
     return out
@@ -238,8 +247,11 @@ def render(results: dict) -> str:
         "What the harness is and is not: a Lambda Runtime API on loopback (no microVM, warm page "
         "cache), so absolute milliseconds are lower than Lambda's and only the ratios carry over. "
         "A route gets a signed-in customer's request against a stub AWS that has no items (so its "
-        "answer is often 404 or 403); a consumer an empty batch; a saga step `{}`, which it refuses "
-        "(see local/bench/events.py).",
+        "answer is often 404 or 403); a consumer an empty batch; a saga step the payload its Task "
+        "state gives it for one order, which goes as far as a store with no items lets it (a step "
+        "that needs an earlier step's record answers its business error); the payment provider "
+        "is never reached (see local/bench/events.py). The stub answers without Nagle's delay, so "
+        "a first invoke's AWS calls cost what a connection on loopback costs.",
         "",
         "| function | kind | answer | init median (ms) | init / hello | first invoke median (ms) | peak RSS (MB) |",
         "|---|---|---|---:|---:|---:|---:|",

@@ -26,7 +26,7 @@ DECL = load()
 class Events(unittest.TestCase):
     def test_every_declared_function_gets_an_event_of_its_kind(self):
         for name, spec in DECL["functions"].items():
-            event, accept_errors = events.event_for(spec)
+            event, accept_errors = events.event_for(spec, name)
             kind = events.kind(spec)
             with self.subTest(function=name, kind=kind):
                 if kind == "route":
@@ -37,14 +37,28 @@ class Events(unittest.TestCase):
                 elif kind == "consumer":
                     self.assertEqual(event, {"Records": []})
                 else:
+                    # What its Task state gives it: the order, and what else the state passes.
+                    self.assertEqual(event["order_id"], events.ORDER_ID)
+                    self.assertEqual(event["correlation_id"], "bench-correlation")
                     self.assertTrue(accept_errors)
 
     def test_only_a_public_route_comes_without_identity(self):
         for name, spec in DECL["functions"].items():
             if events.kind(spec) == "route":
-                event, _ = events.event_for(spec)
+                event, _ = events.event_for(spec, name)
                 with self.subTest(function=name):
                     self.assertEqual("authorizer" in event["requestContext"], spec.get("auth") != "none")
+
+    def test_a_step_gets_its_task_states_payload(self):
+        self.assertEqual(events.step_event("inventory-reserve", DECL), {
+            "order_id": events.ORDER_ID, "items": events.EXECUTION["items"], "correlation_id": "bench-correlation"})
+        fraud = events.step_event("payments-request-fraud-check", DECL)
+        self.assertEqual((fraud["task_token"], fraud["user_id"], fraud["total"]),
+                         ("bench-task-token", events.BENCH_USER, events.EXECUTION["total"]))
+        self.assertEqual(events.step_event("orders-hold-for-review", DECL)["attempt"], 0)
+        self.assertEqual(events.step_event("orders-reject", DECL)["reason"], "OUT_OF_STOCK")
+        with self.assertRaises(KeyError):
+            events.step_event("users-get", DECL)
 
     def test_bodies_are_json_for_the_routes_that_take_one(self):
         event = events.http_event("POST /orders", public=False)
