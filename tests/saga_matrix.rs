@@ -39,6 +39,10 @@ const MATRIX_WAIT: Duration = Duration::from_secs(420);
 /// be rejected `TIMED_OUT` for a reason that is not its fault.
 const CELLS_AT_ONCE: usize = 12;
 
+/// Orders a cancel-path cell may place before it gives up: CELLS_AT_ONCE keeps the fraud
+/// check inside its timeout on an idle machine, not on every busy one.
+const PLACEMENTS: u32 = 3;
+
 /// The matrix and the race do not share the stack's capacity.
 static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -228,6 +232,9 @@ struct Outcome {
     stock: Value,
     execution: String,
     cancel_requests: u32,
+    /// Orders placed for the cell (more than one when the first was rejected before it
+    /// could be cancelled).
+    placements: u32,
     seconds: u64,
     violations: Vec<String>,
 }
@@ -304,7 +311,8 @@ async fn run_cell(state: &State, sku: String, correlation: String) -> Outcome {
     } else {
         correlation.clone()
     };
-    let order_id = post_order(&user, &sku, &place_correlation).await;
+    let mut order_id = post_order(&user, &sku, &place_correlation).await;
+    let mut placements = 1;
     let mut cancel_requests = 0;
     let finals: &[&str] = if state.path == Path::Cancel {
         &["CANCELLED", "REJECTED"]
@@ -312,19 +320,41 @@ async fn run_cell(state: &State, sku: String, correlation: String) -> Outcome {
         &["CONFIRMED", "REJECTED"]
     };
     let mut last_cancel = Instant::now() - Duration::from_secs(3600);
-    let (machine, execution_prefix) = if state.machine == "cancel-order" {
-        ("cancel-order", format!("cancel-{order_id}"))
-    } else {
-        ("place-order", order_id.clone())
+    let machine = state.machine;
+    let execution_prefix = |order_id: &str| {
+        if machine == "cancel-order" {
+            format!("cancel-{order_id}")
+        } else {
+            order_id.to_owned()
+        }
     };
     let (status, reason) = loop {
         let o = order(&user, &order_id).await;
         let status = o["status"].as_str().unwrap().to_owned();
         let reason = o["status_reason"].as_str().map(str::to_owned);
+        // The cancel path needs a confirmed order to cancel. Its placing carries no fault,
+        // but on a busy machine the fraud check can outlast its timeout and the saga rejects
+        // the order (TIMED_OUT) before any cancel was asked: the cell has not run yet, so
+        // place another (the rejection gave the units back; the fault rule waits on the
+        // cancellation's correlation id).
+        if state.path == Path::Cancel
+            && cancel_requests == 0
+            && status == "REJECTED"
+            && placements < PLACEMENTS
+            && execution_status("place-order", &order_id).await != "RUNNING"
+        {
+            eprintln!(
+                "{correlation}: order {order_id} was {status} {} before it could be cancelled; placing another",
+                reason.as_deref().unwrap_or("")
+            );
+            order_id = post_order(&user, &sku, &place_correlation).await;
+            placements += 1;
+            continue;
+        }
         // Final, and its saga done (past the capture an order is rejected before its
         // money and units are given back).
         if finals.contains(&status.as_str())
-            && execution_status(machine, &execution_prefix).await != "RUNNING"
+            && execution_status(machine, &execution_prefix(&order_id)).await != "RUNNING"
         {
             break (status, reason);
         }
@@ -407,7 +437,7 @@ async fn run_cell(state: &State, sku: String, correlation: String) -> Outcome {
     if let Some(why) = provider_disagrees(&status, provider_intent_of(&order_id).await.as_ref()) {
         violations.push(why);
     }
-    let execution = execution_status(machine, &execution_prefix).await;
+    let execution = execution_status(machine, &execution_prefix(&order_id)).await;
     Outcome {
         status,
         reason,
@@ -415,6 +445,7 @@ async fn run_cell(state: &State, sku: String, correlation: String) -> Outcome {
         stock,
         execution,
         cancel_requests,
+        placements,
         seconds: started.elapsed().as_secs(),
         violations,
     }
@@ -534,6 +565,9 @@ async fn every_task_state_under_every_fault_ends_consistent() {
             );
             if o.cancel_requests > 1 {
                 cell.push_str(&format!(", cancel asked {}x", o.cancel_requests));
+            }
+            if o.placements > 1 {
+                cell.push_str(&format!(", placed {}x", o.placements));
             }
             let expected = expected_status(state, kind);
             let mut problems = o.violations.clone();
