@@ -69,7 +69,7 @@ impl TrustRoots {
     }
 }
 
-/// The HTTPS client (rustls with aws-lc, hyper) every SDK client of the process shares:
+/// The HTTPS client (rustls with ring, hyper) every SDK client of the process shares:
 /// one connection pool, and one trust store, [`TrustRoots`]. Plain-HTTP endpoints (the
 /// local stack's emulator) go through it too.
 pub fn http_client() -> Result<aws_sdk_dynamodb::config::SharedHttpClient, ConfigError> {
@@ -87,7 +87,7 @@ pub fn http_client() -> Result<aws_sdk_dynamodb::config::SharedHttpClient, Confi
             reason: format!("the TLS context does not build: {e}"),
         })?;
     Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(tls_context)
         .build_https())
 }

@@ -67,6 +67,9 @@ pub fn fresh_admin_id() -> String {
 
 /// An HTTP client for the local API.
 pub fn http() -> reqwest::Client {
+    // reqwest is built without a crypto provider of its own (the workspace's TLS is rustls
+    // on ring, given to each client): the tests' client takes ring as the process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(600))
         .build()
@@ -79,9 +82,10 @@ pub async fn aws() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the tests through `make test` (local/stack.py exec)"
     );
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
+    // The functions' own loader, with the one HTTPS client (the SDK crates carry none).
+    shared::aws::sdk_config()
         .await
+        .expect("the SDK configuration")
 }
 
 /// Physical table name as the local stack provisions it.
