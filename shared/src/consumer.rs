@@ -132,11 +132,21 @@ pub enum ConsumerError {
     /// Worth trying again (a store error, a lost race).
     #[error("transient failure: {0}")]
     Transient(String),
+    /// Worth trying again: DynamoDB throttled. Told apart from a fault in the log (and
+    /// counted in the batch's `DynamoDbThrottled` metric), because it calls for capacity,
+    /// not a fix.
+    #[error("throttled: {0}")]
+    Throttled(String),
 }
 
 impl From<StoreError> for ConsumerError {
     fn from(e: StoreError) -> Self {
-        Self::Transient(crate::problem::error_chain(&e))
+        let chain = crate::problem::error_chain(&e);
+        if e.is_throttled() {
+            Self::Throttled(chain)
+        } else {
+            Self::Transient(chain)
+        }
     }
 }
 
@@ -279,8 +289,11 @@ pub async fn run<H: Handler>(dedupe: Dedupe, handler: H) -> Result<(), lambda_ru
             let response = crate::metrics::measure_task(
                 &event.context.request_id,
                 records.len(),
-                process(dedupe, handler, records).instrument(span),
-                |r: &SqsBatchResponse| r.batch_item_failures.len(),
+                // Boxed, as a step's: the nesting of a consumer's future otherwise overflows
+                // rustc's query depth when `main`'s future is laid out.
+                Box::pin(process(dedupe, handler, records, &event.context.request_id))
+                    .instrument(span),
+                |r: &SqsBatchResponse| crate::metrics::Report::batch(r.batch_item_failures.len()),
             )
             .await;
             Ok::<SqsBatchResponse, std::convert::Infallible>(response)
@@ -291,10 +304,15 @@ pub async fn run<H: Handler>(dedupe: Dedupe, handler: H) -> Result<(), lambda_ru
 
 /// Handles an SQS batch of bus events with `handler`, each at most once; answers the
 /// messages that failed, so only they are redelivered.
+///
+/// Each event is handled in its own span ([`crate::telemetry::record_span`]) carrying its
+/// event id and correlation id, so every line an event causes is found by the id of the
+/// request that started it.
 pub async fn process<H: Handler>(
     dedupe: &Dedupe,
     handler: &H,
     messages: &[SqsMessage],
+    request_id: &str,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let (mut handled, mut duplicates, mut failed) = (0_u32, 0_u32, 0_u32);
@@ -302,19 +320,27 @@ pub async fn process<H: Handler>(
         let message_id = message.message_id.clone().unwrap_or_default();
         let result = match Delivery::parse(message.body.as_deref().unwrap_or_default()) {
             Ok(delivery) => {
+                let span = crate::telemetry::record_span(
+                    request_id,
+                    &delivery.metadata.event_id,
+                    &delivery.metadata.correlation_id,
+                );
                 let outcome = dedupe
                     .handle_once(handler, &delivery, crate::time::now())
+                    .instrument(span.clone())
                     .await;
                 if let Ok(o) = &outcome {
-                    tracing::info!(
-                        consumer = handler.name(),
-                        event = %delivery.name,
-                        event_id = %delivery.metadata.event_id,
-                        correlation_id = %delivery.metadata.correlation_id,
-                        replay = delivery.replay.as_deref().unwrap_or(""),
-                        outcome = ?o,
-                        "event"
-                    );
+                    span.in_scope(|| {
+                        tracing::info!(
+                            consumer = handler.name(),
+                            event = %delivery.name,
+                            event_id = %delivery.metadata.event_id,
+                            correlation_id = %delivery.metadata.correlation_id,
+                            replay = delivery.replay.as_deref().unwrap_or(""),
+                            outcome = ?o,
+                            "event"
+                        )
+                    });
                 }
                 outcome
             }
@@ -331,6 +357,9 @@ pub async fn process<H: Handler>(
                     }
                     ConsumerError::Transient(_) => {
                         tracing::warn!(consumer = handler.name(), %message_id, error = %e, "message failed; the queue redelivers it");
+                    }
+                    ConsumerError::Throttled(_) => {
+                        tracing::warn!(consumer = handler.name(), %message_id, error = %e, throttled = true, "message throttled; the queue redelivers it");
                     }
                 }
                 let mut failure = BatchItemFailure::default();

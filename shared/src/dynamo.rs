@@ -18,25 +18,90 @@ pub enum StoreError {
     #[error("item conversion failed")]
     Codec(#[from] serde_dynamo::Error),
     /// DynamoDB refused or could not be reached.
-    #[error("DynamoDB {operation} failed")]
+    #[error("DynamoDB {operation} failed{}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Request {
         /// The API operation, for the log.
         operation: &'static str,
+        /// DynamoDB's error code when it answered (`ThrottlingException`,
+        /// `ConditionalCheckFailedException`, ...); none when it was not reached.
+        code: Option<String>,
         /// The SDK error with its cause chain.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A batch request still had unprocessed keys or writes after its retries: DynamoDB's
+    /// way of throttling a batch.
+    #[error("DynamoDB {operation} left items unprocessed after its retries")]
+    Unprocessed {
+        /// The API operation, for the log.
+        operation: &'static str,
+    },
+    /// A request could not be built, or its answer did not say what DynamoDB promises:
+    /// a defect of ours, not of the store.
+    #[error("{what}")]
+    Local {
+        /// What failed.
+        what: &'static str,
+        /// Why.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
+/// The error codes with which DynamoDB says it is throttling the caller.
+const THROTTLING_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+];
+
 impl StoreError {
-    /// Wraps an SDK error of `operation`.
-    pub fn request(
-        operation: &'static str,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
+    /// Wraps the SDK error of `operation`, keeping DynamoDB's error code (and counting a
+    /// throttled answer into the invocation's `DynamoDbThrottled` metric).
+    pub fn request<E>(operation: &'static str, source: E) -> Self
+    where
+        E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    {
+        let code = source.code().map(str::to_owned);
+        if code
+            .as_deref()
+            .is_some_and(|c| THROTTLING_CODES.contains(&c))
+        {
+            crate::metrics::note_dynamodb_throttled();
+        }
         Self::Request {
             operation,
+            code,
             source: Box::new(source),
+        }
+    }
+
+    /// A batch `operation` whose items stayed unprocessed after its retries.
+    pub fn unprocessed(operation: &'static str) -> Self {
+        crate::metrics::note_dynamodb_throttled();
+        Self::Unprocessed { operation }
+    }
+
+    /// A failure before a request was sent or in reading its answer (`what` says which).
+    pub fn local(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Local {
+            what,
+            source: Box::new(source),
+        }
+    }
+
+    /// DynamoDB said it is throttling: the same request later, not a different one, is
+    /// the remedy, and an alarm on this is about capacity, not a fault.
+    pub fn is_throttled(&self) -> bool {
+        match self {
+            Self::Request { code, .. } => code
+                .as_deref()
+                .is_some_and(|c| THROTTLING_CODES.contains(&c)),
+            Self::Unprocessed { .. } => true,
+            Self::Codec(_) | Self::Local { .. } => false,
         }
     }
 }
@@ -133,22 +198,13 @@ pub async fn transact(
         if !outcome.only_conflicts() || attempt >= CONFLICT_ATTEMPTS {
             return Ok(outcome);
         }
-        tokio::time::sleep(conflict_backoff(attempt)).await;
+        crate::retry::CONFLICT.wait(attempt).await;
         attempt += 1;
     }
 }
 
 /// How many times [`transact`] sends a transaction that only met conflicts.
 pub const CONFLICT_ATTEMPTS: u32 = 8;
-
-/// "Full jitter" (a random pause up to 25 ms doubled per attempt, at most 1 s): concurrent
-/// writers that met on one item spread out instead of meeting again. Also the pause of an
-/// optimistic-concurrency loop that lost a race on an item's version.
-pub fn conflict_backoff(attempt: u32) -> std::time::Duration {
-    let cap_ms = (25_u64 << attempt.min(6)).min(1000);
-    let random = u64::try_from(ulid::Ulid::new().random() & u128::from(u64::MAX)).unwrap_or(0);
-    std::time::Duration::from_millis(random % (cap_ms + 1))
-}
 
 async fn transact_once(
     client: &aws_sdk_dynamodb::Client,
@@ -356,8 +412,6 @@ mod token_tests {
         assert!(!Transaction::Cancelled(vec![failed, conflict]).only_conflicts());
         assert!(!Transaction::Cancelled(vec![None, None]).only_conflicts());
         assert!(!Transaction::Committed.only_conflicts());
-        assert!(conflict_backoff(1) <= std::time::Duration::from_millis(50));
-        assert!(conflict_backoff(20) <= std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -85,7 +85,7 @@ where
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let started = Instant::now();
-    let dynamodb_before = metrics::dynamodb_requests_so_far();
+    let counters = metrics::Counters::now();
     let meta = RequestMeta::from_request(&req);
     let route = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(c)) => c.route_key.clone().unwrap_or_default(),
@@ -121,9 +121,15 @@ where
     set_header(&mut response, CORRELATION_ID_HEADER, &meta.correlation_id);
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let dynamodb_requests = metrics::dynamodb_requests_so_far().saturating_sub(dynamodb_before);
+    let (dynamodb_requests, dynamodb_throttled) = counters.since();
     span.in_scope(|| {
-        tracing::info!(status, latency_ms, dynamodb_requests, "request completed");
+        tracing::info!(
+            status,
+            latency_ms,
+            dynamodb_requests,
+            dynamodb_throttled,
+            "request completed"
+        );
     });
     metrics::emit(&InvocationMetrics {
         function: config::function_name(),
@@ -131,6 +137,7 @@ where
         status,
         latency_ms,
         dynamodb_requests,
+        dynamodb_throttled,
     });
     response
 }

@@ -250,7 +250,7 @@ impl Idempotency {
             aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e.item,
             _ => None,
         }
-            .ok_or_else(|| StoreError::request("PutItem", std::io::Error::other("condition failed without the existing item")))?;
+            .ok_or_else(|| StoreError::local("PutItem answered a failed condition without the existing item", std::io::Error::other("no item in the answer")))?;
         let existing: Record = from_item(existing)?;
         Ok(if existing.fingerprint != fingerprint {
             Claim::Mismatch
@@ -294,7 +294,7 @@ impl Idempotency {
                 AttributeValue::N((now.timestamp() + RETENTION_SECS).to_string()),
             )
             .build()
-            .map_err(|e| StoreError::request("build completion", e))
+            .map_err(|e| StoreError::local("build completion", e))
     }
 
     /// The transaction item that completes `claimed` with `response`: put it in the
@@ -343,8 +343,7 @@ impl Idempotency {
                 Err(e) => {
                     tracing::warn!(error = %e, id = %claimed.id, attempt, "completing idempotency claim failed; retrying");
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * 4_u64.pow(attempt)))
-                        .await;
+                    crate::retry::CLAIM_COMPLETION.wait(attempt).await;
                 }
             }
         }

@@ -24,7 +24,9 @@ pub mod money;
 pub mod outbox;
 pub mod pagination;
 pub mod problem;
+pub mod retry;
 pub mod step;
+pub mod stream;
 pub mod telemetry;
 pub mod time;
 

@@ -23,6 +23,47 @@ pub fn dynamodb_requests_so_far() -> u64 {
     PROCESS_DYNAMODB_REQUESTS.load(Ordering::Relaxed)
 }
 
+/// DynamoDB requests that failed throttled after the SDK's own retries, process-wide
+/// (counted where the answer becomes a [`crate::dynamo::StoreError`]); the difference
+/// across an invocation is its `DynamoDbThrottled` metric.
+static PROCESS_DYNAMODB_THROTTLED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one DynamoDB request that failed throttled.
+pub fn note_dynamodb_throttled() {
+    PROCESS_DYNAMODB_THROTTLED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The process-wide count of throttled DynamoDB failures so far.
+pub fn dynamodb_throttled_so_far() -> u64 {
+    PROCESS_DYNAMODB_THROTTLED.load(Ordering::Relaxed)
+}
+
+/// The process-wide counters at the start of an invocation; what changed by its end is
+/// the invocation's.
+#[derive(Debug, Clone, Copy)]
+pub struct Counters {
+    requests: u64,
+    throttled: u64,
+}
+
+impl Counters {
+    /// The counters now.
+    pub fn now() -> Self {
+        Self {
+            requests: dynamodb_requests_so_far(),
+            throttled: dynamodb_throttled_so_far(),
+        }
+    }
+
+    /// DynamoDB requests sent and throttled failures since `self`.
+    pub fn since(self) -> (u64, u64) {
+        (
+            dynamodb_requests_so_far().saturating_sub(self.requests),
+            dynamodb_throttled_so_far().saturating_sub(self.throttled),
+        )
+    }
+}
+
 /// An SDK interceptor that counts each DynamoDB request attempt, into the process-wide
 /// count and into its own counter (which tests read to prove an operation's round trips).
 #[derive(Debug, Clone, Default)]
@@ -67,6 +108,8 @@ pub struct InvocationMetrics<'a> {
     pub latency_ms: f64,
     /// DynamoDB requests made while handling it.
     pub dynamodb_requests: u64,
+    /// DynamoDB requests that failed throttled after the SDK's retries.
+    pub dynamodb_throttled: u64,
 }
 
 /// Renders one EMF line (namespace `Commerce`, dimension `Function`).
@@ -80,6 +123,7 @@ pub fn emf_line(m: &InvocationMetrics<'_>, timestamp_ms: i64) -> String {
                 "Metrics": [
                     {"Name": "Latency", "Unit": "Milliseconds"},
                     {"Name": "DynamoDbRequests", "Unit": "Count"},
+                    {"Name": "DynamoDbThrottled", "Unit": "Count"},
                     {"Name": "ClientErrors", "Unit": "Count"},
                     {"Name": "ServerErrors", "Unit": "Count"}
                 ]
@@ -90,6 +134,7 @@ pub fn emf_line(m: &InvocationMetrics<'_>, timestamp_ms: i64) -> String {
         "status": m.status,
         "Latency": m.latency_ms,
         "DynamoDbRequests": m.dynamodb_requests,
+        "DynamoDbThrottled": m.dynamodb_throttled,
         "ClientErrors": u8::from((400..500).contains(&m.status)),
         "ServerErrors": u8::from(m.status >= 500),
     })
@@ -137,12 +182,37 @@ pub struct TaskMetrics<'a> {
     pub records: u64,
     /// Records that failed: a step's error, a batch's item failures.
     pub failed: u64,
+    /// DynamoDB requests that failed throttled after the SDK's retries.
+    pub dynamodb_throttled: u64,
+    /// A saga step's outcome: `ok`, or the error type it answered (`OutOfStock`,
+    /// `TransientError`, ...), so a dashboard tells business outcomes from faults. None for
+    /// a batch.
+    pub outcome: Option<&'a str>,
+}
+
+/// What an invocation's output says for its metrics line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report<'a> {
+    /// Records that failed.
+    pub failed: usize,
+    /// A saga step's outcome (see [`TaskMetrics::outcome`]).
+    pub outcome: Option<&'a str>,
+}
+
+impl Report<'_> {
+    /// A batch's report: its failed records.
+    pub fn batch(failed: usize) -> Self {
+        Self {
+            failed,
+            outcome: None,
+        }
+    }
 }
 
 /// Renders one EMF line for a step or batch invocation (namespace `Commerce`, dimension
 /// `Function`).
 pub fn task_emf_line(m: &TaskMetrics<'_>, timestamp_ms: i64) -> String {
-    json!({
+    let mut line = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
@@ -151,6 +221,7 @@ pub fn task_emf_line(m: &TaskMetrics<'_>, timestamp_ms: i64) -> String {
                 "Metrics": [
                     {"Name": "Latency", "Unit": "Milliseconds"},
                     {"Name": "DynamoDbRequests", "Unit": "Count"},
+                    {"Name": "DynamoDbThrottled", "Unit": "Count"},
                     {"Name": "Records", "Unit": "Count"},
                     {"Name": "FailedRecords", "Unit": "Count"},
                 ],
@@ -160,31 +231,39 @@ pub fn task_emf_line(m: &TaskMetrics<'_>, timestamp_ms: i64) -> String {
         "request_id": m.request_id,
         "Latency": m.latency_ms,
         "DynamoDbRequests": m.dynamodb_requests,
+        "DynamoDbThrottled": m.dynamodb_throttled,
         "Records": m.records,
         "FailedRecords": m.failed,
-    })
-    .to_string()
+    });
+    if let Some(outcome) = m.outcome {
+        line["Outcome"] = json!(outcome);
+    }
+    line.to_string()
 }
 
 /// Runs one step or batch invocation, `work`, and writes its EMF line: how long it took,
-/// the DynamoDB requests it made, its `records`, and how many of them `failed` says the
-/// output failed.
+/// the DynamoDB requests it made and how many failed throttled, its `records`, and what
+/// `report` says of the output (how many failed, a step's outcome).
 pub async fn measure_task<T>(
     request_id: &str,
     records: usize,
     work: impl Future<Output = T>,
-    failed: impl FnOnce(&T) -> usize,
+    report: impl for<'o> FnOnce(&'o T) -> Report<'o>,
 ) -> T {
     let started = std::time::Instant::now();
-    let before = dynamodb_requests_so_far();
+    let before = Counters::now();
     let output = work.await;
+    let (dynamodb_requests, dynamodb_throttled) = before.since();
+    let said = report(&output);
     let m = TaskMetrics {
         function: crate::config::function_name(),
         request_id,
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        dynamodb_requests: dynamodb_requests_so_far().saturating_sub(before),
+        dynamodb_requests,
         records: records as u64,
-        failed: failed(&output) as u64,
+        failed: said.failed as u64,
+        dynamodb_throttled,
+        outcome: said.outcome,
     };
     println!(
         "{}",
@@ -220,14 +299,38 @@ mod tests {
                 dynamodb_requests: 4,
                 records: 2,
                 failed: 1,
+                dynamodb_throttled: 1,
+                outcome: None,
             },
             1_700_000_000_000,
         );
         let v = declared_metrics_present(&line);
+        assert_eq!(v["DynamoDbThrottled"], 1);
+        assert!(v.get("Outcome").is_none(), "a batch has no outcome: {v}");
         assert_eq!(v["Records"], 2);
         assert_eq!(v["FailedRecords"], 1);
         assert_eq!(v["DynamoDbRequests"], 4);
         assert_eq!(v["Function"], "notifications-send");
+    }
+
+    #[test]
+    fn a_step_line_says_its_outcome() {
+        let line = task_emf_line(
+            &TaskMetrics {
+                function: "inventory-reserve",
+                request_id: "r3",
+                latency_ms: 2.0,
+                dynamodb_requests: 2,
+                records: 1,
+                failed: 1,
+                dynamodb_throttled: 0,
+                outcome: Some("OutOfStock"),
+            },
+            1_700_000_000_000,
+        );
+        let v = declared_metrics_present(&line);
+        assert_eq!(v["Outcome"], "OutOfStock");
+        assert_eq!(v["FailedRecords"], 1);
     }
 
     #[test]
@@ -239,6 +342,7 @@ mod tests {
                 status: 404,
                 latency_ms: 3.5,
                 dynamodb_requests: 1,
+                dynamodb_throttled: 0,
             },
             1_700_000_000_000,
         );

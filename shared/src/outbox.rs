@@ -49,8 +49,8 @@ pub struct OutboxRecord {
 impl OutboxRecord {
     /// The record of an event.
     pub fn of<T: DomainEvent>(envelope: &Envelope<T>) -> Result<Self, StoreError> {
-        let detail = serde_json::to_string(envelope)
-            .map_err(|e| StoreError::request("serialize event", e))?;
+        let detail =
+            serde_json::to_string(envelope).map_err(|e| StoreError::local("serialize event", e))?;
         Ok(Self {
             record_type: OUTBOX_RECORD_TYPE.to_owned(),
             event_id: envelope.metadata.event_id.clone(),
@@ -76,7 +76,7 @@ pub fn mark_published(
 ) -> Result<TransactWriteItem, StoreError> {
     use aws_sdk_dynamodb::types::{AttributeValue, Update};
     let key_name = key.keys().next().cloned().ok_or_else(|| {
-        StoreError::request(
+        StoreError::local(
             "mark published",
             std::io::Error::other("an item key without attributes"),
         )
@@ -100,7 +100,7 @@ pub fn mark_published(
         )
         .expression_attribute_values(":outbox", AttributeValue::S(OUTBOX_RECORD_TYPE.into()))
         .build()
-        .map_err(|e| StoreError::request("build outbox mark", e))?;
+        .map_err(|e| StoreError::local("build outbox mark", e))?;
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
@@ -142,7 +142,7 @@ impl Outbox {
             .condition_expression("attribute_not_exists(#k)")
             .expression_attribute_names("#k", self.key_attribute)
             .build()
-            .map_err(|e| StoreError::request("build outbox put", e))?;
+            .map_err(|e| StoreError::local("build outbox put", e))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 }

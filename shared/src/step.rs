@@ -25,6 +25,10 @@ use tracing::Instrument;
 /// The `errorType` of faults worth retrying (a store or provider that did not answer).
 pub const TRANSIENT: &str = "TransientError";
 
+/// The `errorType` of a state input that is not the step's input type: a defect of the
+/// definition, never retried by name (only a compensation's `States.ALL` retries it).
+pub const INVALID_INPUT: &str = "InvalidStepInput";
+
 /// A step's failure, named for the state machine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error_type}: {message}")]
@@ -33,6 +37,10 @@ pub struct StepError {
     pub error_type: &'static str,
     /// What happened, for the execution history and the logs.
     pub message: String,
+    /// A transient failure because DynamoDB throttled: retried like any other, but told
+    /// apart in the log line and the metrics (`Outcome` `Throttled`), where it means
+    /// capacity, not a fault.
+    pub throttled: bool,
 }
 
 impl StepError {
@@ -41,6 +49,7 @@ impl StepError {
         Self {
             error_type,
             message: message.into(),
+            throttled: false,
         }
     }
 
@@ -49,13 +58,26 @@ impl StepError {
         Self {
             error_type: TRANSIENT,
             message: err.to_string(),
+            throttled: false,
+        }
+    }
+
+    /// The outcome named in the step's metrics line: the error type, or `Throttled`.
+    pub fn outcome(&self) -> &'static str {
+        if self.throttled {
+            "Throttled"
+        } else {
+            self.error_type
         }
     }
 }
 
 impl From<crate::dynamo::StoreError> for StepError {
     fn from(err: crate::dynamo::StoreError) -> Self {
-        Self::transient(crate::problem::error_chain(&err))
+        Self {
+            throttled: err.is_throttled(),
+            ..Self::transient(crate::problem::error_chain(&err))
+        }
     }
 }
 
@@ -69,8 +91,10 @@ impl From<StepError> for Diagnostic {
 }
 
 /// Runs a step Lambda: parses the state's input, runs `handler` in a span with the
-/// function name and request id, logs a failure, writes the invocation's metrics line
-/// ([`crate::metrics::measure_task`]), and answers its output or its error.
+/// function name, request id, and the order id and correlation id the state passes, logs
+/// its outcome, writes the invocation's metrics line ([`crate::metrics::measure_task`],
+/// with the step's outcome: `ok`, its error type, or `Throttled`), and answers its output
+/// or its error.
 pub async fn run<I, O, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     I: DeserializeOwned + Send,
@@ -79,25 +103,51 @@ where
     Fut: Future<Output = Result<O, StepError>> + Send,
 {
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<I>| async move {
-        let span = crate::telemetry::event_span(&event.context, 1);
-        // Boxed: a step's future (the kernel's, with a provider's inside) nests deep
-        // enough that computing the layout of `main`'s future overflows rustc's query
-        // depth on a clean build; a box ends the nesting here.
-        let result = crate::metrics::measure_task(
-            &event.context.request_id,
-            1,
-            Box::pin(handler(event.payload)).instrument(span.clone()),
-            |r: &Result<O, StepError>| usize::from(r.is_err()),
-        )
-        .await;
-        if let Err(e) = &result {
-            span.in_scope(
-                || tracing::warn!(error_type = e.error_type, message = %e.message, "step failed"),
-            );
-        }
-        result
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let text = |name: &str| {
+                event
+                    .payload
+                    .get(name)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            };
+            let order_id = text("order_id").unwrap_or_default();
+            let correlation_id = text("correlation_id").unwrap_or_else(|| order_id.clone());
+            let span = crate::telemetry::step_span(&event.context, &order_id, &correlation_id);
+            let input = serde_json::from_value::<I>(event.payload)
+                .map_err(|e| StepError::business(INVALID_INPUT, format!("the state's input: {e}")));
+            // Boxed: a step's future (the kernel's, with a provider's inside) nests deep
+            // enough that computing the layout of `main`'s future overflows rustc's query
+            // depth on a clean build; a box ends the nesting here.
+            let work = async move {
+                match input {
+                    Ok(input) => handler(input).await,
+                    Err(e) => Err(e),
+                }
+            };
+            let result = crate::metrics::measure_task(
+                &event.context.request_id,
+                1,
+                Box::pin(work).instrument(span.clone()),
+                |r: &Result<O, StepError>| crate::metrics::Report {
+                    failed: usize::from(r.is_err()),
+                    outcome: Some(r.as_ref().map_or_else(StepError::outcome, |_| "ok")),
+                },
+            )
+            .await;
+            span.in_scope(|| match &result {
+                Ok(_) => tracing::info!(outcome = "ok", "step completed"),
+                Err(e) => tracing::warn!(
+                    error_type = e.error_type,
+                    throttled = e.throttled,
+                    message = %e.message,
+                    "step failed"
+                ),
+            });
+            result
+        },
+    ))
     .await
 }
 
@@ -409,10 +459,17 @@ mod tests {
             (d.error_type.as_str(), d.error_message.as_str()),
             ("OutOfStock", "MUG-1")
         );
-        let store =
-            crate::dynamo::StoreError::request("GetItem", std::io::Error::other("timed out"));
-        let d: Diagnostic = StepError::from(store).into();
+        let store = crate::dynamo::StoreError::local("GetItem", std::io::Error::other("timed out"));
+        let e = StepError::from(store);
+        assert_eq!((e.throttled, e.outcome()), (false, TRANSIENT));
+        let d: Diagnostic = e.into();
         assert_eq!(d.error_type, TRANSIENT);
         assert!(d.error_message.contains("timed out"), "{}", d.error_message);
+        // Throttling is retried as a transient fault and named as throttling.
+        let e = StepError::from(crate::dynamo::StoreError::unprocessed("BatchGetItem"));
+        assert_eq!(
+            (e.error_type, e.throttled, e.outcome()),
+            (TRANSIENT, true, "Throttled")
+        );
     }
 }

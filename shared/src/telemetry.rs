@@ -1,8 +1,10 @@
 //! JSON logs through `tracing`.
 //!
 //! One line per event, with the fields of the current span (the invocation span that
-//! [`crate::http::serve`] opens carries function name, request id and correlation id),
-//! so every line of an invocation can be found by any of those ids.
+//! [`crate::http::serve`] opens carries function name, request id and correlation id; a
+//! saga step's carries the order's correlation id; a batch's records each have a span with
+//! theirs), so every line of an order's journey can be found by the id of the request that
+//! placed it.
 
 use tracing_subscriber::EnvFilter;
 
@@ -25,6 +27,40 @@ pub fn init() {
         .flatten_event(true)
         .with_target(false)
         .try_init();
+}
+
+/// The span of one saga step's invocation: function name, Lambda request id, and the
+/// order and correlation id its state passes, so that an order's every step can be found
+/// by the id of the request that placed it.
+pub fn step_span(
+    context: &lambda_runtime::Context,
+    order_id: &str,
+    correlation_id: &str,
+) -> tracing::Span {
+    tracing::info_span!(
+        "invocation",
+        function = %crate::config::function_name(),
+        request_id = %context.request_id,
+        order_id = %order_id,
+        correlation_id = %correlation_id,
+    )
+}
+
+/// The span of one record of a batch (a bus event a consumer handles, a transaction the
+/// scorer scores): function name, Lambda request id, and the record's correlation id.
+/// Lines inside it carry these fields instead of the invocation span's.
+pub fn record_span(
+    context_request_id: &str,
+    event_id: &str,
+    correlation_id: &str,
+) -> tracing::Span {
+    tracing::info_span!(
+        "record",
+        function = %crate::config::function_name(),
+        request_id = %context_request_id,
+        event_id = %event_id,
+        correlation_id = %correlation_id,
+    )
 }
 
 /// The span of one event-driven invocation (stream, queue, step): function name,

@@ -276,7 +276,7 @@ impl SalesProjection {
             TransactWriteItem::builder()
                 .put(
                     put.build()
-                        .map_err(|e| StoreError::request("build fact", e))?,
+                        .map_err(|e| StoreError::local("build fact", e))?,
                 )
                 .build(),
         ];
@@ -298,7 +298,7 @@ impl SalesProjection {
                     AttributeValue::N(d.revenue_minor.to_string()),
                 )
                 .build()
-                .map_err(|e| StoreError::request("build figure", e))?;
+                .map_err(|e| StoreError::local("build figure", e))?;
             writes.push(TransactWriteItem::builder().update(update).build());
         }
         Ok(writes)

@@ -148,6 +148,7 @@ async fn answer(
     let delivery = saga.send(&request.task_token, &answer).await?;
     tracing::info!(
         order_id = %assessment.order_id,
+        correlation_id = %request.correlation(),
         score = assessment.score,
         decision = ?assessment.decision,
         reasons = ?assessment.reasons,

@@ -132,14 +132,14 @@ impl FraudStore {
             .keys(key(&bucket.key))
             .consistent_read(true)
             .build()
-            .map_err(|e| StoreError::request("build BatchGetItem", e))?;
+            .map_err(|e| StoreError::local("build BatchGetItem", e))?;
         let mut prior = Prior {
             assessment: None,
             orders_counted: 0,
         };
         for attempt in 0..UNPROCESSED_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                shared::retry::UNPROCESSED.wait(attempt).await;
             }
             let out = self
                 .client
@@ -173,10 +173,7 @@ impl FraudStore {
                 None => return Ok(prior),
             }
         }
-        Err(StoreError::request(
-            "BatchGetItem",
-            std::io::Error::other("keys still unprocessed after retries"),
-        ))
+        Err(StoreError::unprocessed("BatchGetItem"))
     }
 
     /// Writes the assessment (only if the order has none), adds one to the bucket (only if
@@ -197,7 +194,7 @@ impl FraudStore {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(id)")
             .build()
-            .map_err(|e| StoreError::request("build assessment put", e))?;
+            .map_err(|e| StoreError::local("build assessment put", e))?;
 
         let update = Update::builder()
             .table_name(&self.table)
@@ -225,7 +222,7 @@ impl FraudStore {
                 .expression_attribute_values(":counted", AttributeValue::N(counted.to_string()))
         }
         .build()
-        .map_err(|e| StoreError::request("build velocity update", e))?;
+        .map_err(|e| StoreError::local("build velocity update", e))?;
 
         let items = vec![
             TransactWriteItem::builder().put(put).build(),

@@ -168,7 +168,7 @@ pub async fn adjust_stock(
             Ok(StoredResponse {
                 status: StatusCode::OK.as_u16(),
                 body: serde_json::to_string(&ProductView::from(p))
-                    .map_err(|e| shared::dynamo::StoreError::request("serialize the answer", e))?,
+                    .map_err(|e| shared::dynamo::StoreError::local("serialize the answer", e))?,
                 location: None,
                 content_type: None,
             })

@@ -23,7 +23,7 @@ pub use store::DynamoProductStore;
 
 /// How often a write is tried when it keeps losing an optimistic-concurrency race (a hot
 /// sku that orders reserve from while an admin restocks it), with a jittered pause
-/// ([`shared::dynamo::conflict_backoff`]) before each new try.
+/// ([`shared::retry::CONFLICT`]) before each new try.
 const MAX_ATTEMPTS: u32 = 8;
 
 /// The event a product write publishes.
@@ -101,7 +101,7 @@ pub async fn upsert(
 ) -> Result<(Product, bool), InventoryError> {
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
-            tokio::time::sleep(shared::dynamo::conflict_backoff(attempt)).await;
+            shared::retry::CONFLICT.wait(attempt).await;
         }
         let current = store.get(&sku).await?;
         let created = current.is_none();
@@ -169,7 +169,7 @@ pub async fn adjust_stock_with(
 ) -> Result<Product, InventoryError> {
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
-            tokio::time::sleep(shared::dynamo::conflict_backoff(attempt)).await;
+            shared::retry::CONFLICT.wait(attempt).await;
         }
         let current = store
             .get(&sku)

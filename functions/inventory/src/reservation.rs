@@ -209,7 +209,7 @@ impl Reservations {
         };
         let update = update
             .build()
-            .map_err(|e| StoreError::request("build product update", e))?;
+            .map_err(|e| StoreError::local("build product update", e))?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -246,7 +246,7 @@ impl Reservations {
             .set_item(Some(to_item(&reservation)?))
             .condition_expression("attribute_not_exists(sku)")
             .build()
-            .map_err(|e| StoreError::request("build reservation put", e))?;
+            .map_err(|e| StoreError::local("build reservation put", e))?;
         items.push(TransactWriteItem::builder().put(put).build());
         items.push(self.outbox.put(envelope)?);
         match transact(&self.client, items, Some(&format!("{order_id}-reserve"))).await? {
@@ -311,7 +311,7 @@ impl Reservations {
             .set_item(Some(to_item(&sealed)?))
             .condition_expression("attribute_not_exists(sku)")
             .build()
-            .map_err(|e| StoreError::request("build reservation seal", e))?;
+            .map_err(|e| StoreError::local("build reservation seal", e))?;
         let items = vec![TransactWriteItem::builder().put(put).build()];
         Ok(
             transact(&self.client, items, Some(&format!("{order_id}-seal")))
@@ -349,7 +349,7 @@ impl Reservations {
                 AttributeValue::S(now.to_rfc3339_opts(shared::time::SecondsFormat::Millis, true)),
             )
             .build()
-            .map_err(|e| StoreError::request("build reservation update", e))?;
+            .map_err(|e| StoreError::local("build reservation update", e))?;
         items.push(TransactWriteItem::builder().update(state_update).build());
         let (o, lines) = (order_id.to_owned(), reservation.lines.clone());
         let record = match step {

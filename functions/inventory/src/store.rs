@@ -83,7 +83,7 @@ impl ProductStore for DynamoProductStore {
                 .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
         }
         .build()
-        .map_err(|e| StoreError::request("build product put", e))?;
+        .map_err(|e| StoreError::local("build product put", e))?;
         let (outbox, event_id) = match event {
             ProductEvent::Upserted(e) => (self.outbox.put(e)?, &e.metadata.event_id),
             ProductEvent::StockAdjusted(e) => (self.outbox.put(e)?, &e.metadata.event_id),

@@ -246,7 +246,7 @@ impl Mailbox for DynamoMailbox {
             .set_item(Some(to_item(notification)?))
             .condition_expression("attribute_not_exists(notification_id)")
             .build()
-            .map_err(|e| StoreError::request("build notification", e))?;
+            .map_err(|e| StoreError::local("build notification", e))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 }

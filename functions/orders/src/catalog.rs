@@ -12,8 +12,9 @@ use shared::config::{self, ConfigError};
 use shared::dynamo::{StoreError, from_item};
 use std::collections::HashMap;
 
-/// Unprocessed keys are retried this often (DynamoDB returns them under throttling).
-const MAX_BATCH_ROUNDS: usize = 5;
+/// Rounds of `BatchGetItem` for one order's skus: DynamoDB returns keys unprocessed under
+/// throttling, and they are asked again after [`shared::retry::UNPROCESSED`]'s pause.
+const MAX_BATCH_ROUNDS: u32 = 5;
 
 /// The inventory table, read for prices.
 #[derive(Debug, Clone)]
@@ -49,11 +50,14 @@ impl Catalog for DynamoCatalog {
                 .consistent_read(true)
                 .projection_expression("sku, price, available")
                 .build()
-                .map_err(|e| StoreError::request("build BatchGetItem", e))?,
+                .map_err(|e| StoreError::local("build BatchGetItem", e))?,
         );
         let mut found = HashMap::new();
-        for _ in 0..MAX_BATCH_ROUNDS {
+        for round in 0..MAX_BATCH_ROUNDS {
             let Some(req) = request.take() else { break };
+            if round > 0 {
+                shared::retry::UNPROCESSED.wait(round).await;
+            }
             let out = self
                 .client
                 .batch_get_item()
@@ -72,10 +76,7 @@ impl Catalog for DynamoCatalog {
             request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
         }
         if request.is_some() {
-            return Err(StoreError::request(
-                "BatchGetItem",
-                std::io::Error::other("keys still unprocessed after retries"),
-            ));
+            return Err(StoreError::unprocessed("BatchGetItem"));
         }
         Ok(found)
     }

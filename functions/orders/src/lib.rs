@@ -228,7 +228,7 @@ pub async fn place(
     let response = StoredResponse {
         status: 202,
         body: serde_json::to_string(&OrderView::from(&order))
-            .map_err(|e| StoreError::request("serialize order", e))?,
+            .map_err(|e| StoreError::local("serialize order", e))?,
         location: Some(format!("/orders/{}", order.order_id)),
         content_type: None,
     };

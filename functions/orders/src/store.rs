@@ -121,7 +121,7 @@ impl DynamoOrderStore {
         let update = update
             .update_expression(format!("SET {}", sets.join(", ")))
             .build()
-            .map_err(|e| StoreError::request("build order update", e))?;
+            .map_err(|e| StoreError::local("build order update", e))?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(event);
         let scope = format!("{}-{next:?}", order.order_id);
@@ -151,14 +151,14 @@ impl OrderStore for DynamoOrderStore {
             .set_item(Some(to_item(order)?))
             .condition_expression("attribute_not_exists(order_id)")
             .build()
-            .map_err(|e| StoreError::request("build order put", e))?;
+            .map_err(|e| StoreError::local("build order put", e))?;
         let mut items = vec![
             TransactWriteItem::builder().put(put).build(),
             self.outbox.put(intake.event)?,
         ];
         if let Some((claimed, response)) = intake.claim {
             let idempotency = self.idempotency.as_ref().ok_or_else(|| {
-                StoreError::request(
+                StoreError::local(
                     "complete an idempotency claim",
                     std::io::Error::other("this orders store has no idempotency table"),
                 )

@@ -32,9 +32,9 @@ use std::future::Future;
 pub const MAX_ENTRIES: usize = 10;
 /// PutEvents takes at most 256 KB; we keep a margin for the size formula's details.
 pub const MAX_REQUEST_BYTES: usize = 250 * 1024;
-/// How often refused entries are sent again within one invocation, and the first wait.
+/// How often refused entries are sent again within one invocation
+/// (after [`shared::retry::BUS_RESEND`]'s pauses).
 const RESEND_ATTEMPTS: u32 = 3;
-const RESEND_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One event for the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,9 @@ pub struct BusEntry {
     pub time: chrono::DateTime<chrono::Utc>,
     /// The event id, for the log.
     pub event_id: String,
+    /// The correlation id of the request that caused the event (from the envelope's
+    /// metadata), for the log: an order's events are found by it.
+    pub correlation_id: String,
 }
 
 impl BusEntry {
@@ -58,6 +61,7 @@ impl BusEntry {
             .map_err(|e| format!("occurred_at: {e}"))?
             .to_utc();
         Ok(BusEntry {
+            correlation_id: correlation_of(&record.detail),
             source: record.source,
             detail_type: record.detail_type,
             detail: record.detail,
@@ -70,6 +74,15 @@ impl BusEntry {
     pub fn size(&self) -> usize {
         14 + self.source.len() + self.detail_type.len() + self.detail.len()
     }
+}
+
+/// The envelope's `metadata.correlation_id`, or empty when the detail has none (the relay
+/// publishes what the outbox holds either way).
+fn correlation_of(detail: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(detail)
+        .ok()
+        .and_then(|d| d["metadata"]["correlation_id"].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The bus, as the relay needs it.
@@ -225,7 +238,7 @@ async fn publish_in_order(
         let mut remaining: Vec<usize> = (0..chunk.len()).collect();
         for attempt in 0..=RESEND_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(RESEND_BACKOFF * 4_u32.pow(attempt - 1)).await;
+                shared::retry::BUS_RESEND.wait(attempt).await;
             }
             let entries: Vec<BusEntry> =
                 remaining.iter().map(|&i| chunk[i].entry.clone()).collect();
@@ -236,7 +249,7 @@ async fn publish_in_order(
                         let entry = &chunk[i].entry;
                         match results.get(k) {
                             Some(None) => {
-                                tracing::info!(event_id = %entry.event_id, detail_type = %entry.detail_type, "published");
+                                tracing::info!(event_id = %entry.event_id, detail_type = %entry.detail_type, correlation_id = %entry.correlation_id, "published");
                             }
                             Some(Some(error)) => {
                                 tracing::warn!(event_id = %entry.event_id, %error, attempt, "bus refused entry");

@@ -118,7 +118,7 @@ impl PaymentStore {
             .set_item(Some(to_item(payment)?))
             .condition_expression("attribute_not_exists(order_id)")
             .build()
-            .map_err(|e| StoreError::request("build payment put", e))?;
+            .map_err(|e| StoreError::local("build payment put", e))?;
         self.transact(
             vec![TransactWriteItem::builder().put(put).build(), event],
             &payment.payment_id,
@@ -145,7 +145,7 @@ impl PaymentStore {
             .expression_attribute_values(":reason", to_attribute(&payment.decline_reason)?)
             .expression_attribute_values(":now", now_attribute())
             .build()
-            .map_err(|e| StoreError::request("build payment settle", e))?;
+            .map_err(|e| StoreError::local("build payment settle", e))?;
         self.transact(
             vec![TransactWriteItem::builder().update(update).build(), event],
             &format!("{}-settle-{:?}", payment.order_id, payment.status),
@@ -171,7 +171,7 @@ impl PaymentStore {
             .expression_attribute_values(":from", to_attribute(&from)?)
             .expression_attribute_values(":now", now_attribute())
             .build()
-            .map_err(|e| StoreError::request("build payment update", e))?;
+            .map_err(|e| StoreError::local("build payment update", e))?;
         self.transact(
             vec![TransactWriteItem::builder().update(update).build(), event],
             &format!("{order_id}-{from:?}-{to:?}"),

@@ -244,7 +244,7 @@ impl StripeProvider {
         let mut last = ProviderError::Timeout;
         for attempt in 0..self.settings.attempts.max(1) {
             if attempt > 0 {
-                tokio::time::sleep(shared::dynamo::conflict_backoff(attempt + 3)).await;
+                shared::retry::PROVIDER_REQUEST.wait(attempt).await;
             }
             let (retry, error) = match self.attempt(method.clone(), path, form, key).await {
                 Attempt::Answer(status, _, body) if status.is_success() => return Ok(body),
