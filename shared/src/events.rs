@@ -205,6 +205,9 @@ macro_rules! payment_event {
         pub struct $name {
             /// The order paid for.
             pub order_id: String,
+            /// The customer who pays: consumers that speak to the customer (notifications)
+            /// need not ask the orders service whose order it is.
+            pub user_id: String,
             /// ULID of the payment.
             pub payment_id: String,
             /// The amount concerned.
@@ -241,6 +244,8 @@ payment_event!(
 pub struct PaymentDeclined {
     /// The order.
     pub order_id: String,
+    /// The customer who pays.
+    pub user_id: String,
     /// ULID of the payment record.
     pub payment_id: String,
     /// The amount asked for.

@@ -11,14 +11,12 @@
 //! Events carry ids, not personal data: the notification names the customer by user id,
 //! and the mailer looks the address up when it sends, so an erased customer gets nothing.
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use shared::consumer::{ConsumerError, Delivery, Handler};
 use shared::dynamo::{StoreError, to_item};
 use shared::events::{OrderCancelled, OrderConfirmed, OrderRejected, PaymentRefunded};
 use shared::time::{Timestamp, rfc3339};
-use std::future::Future;
 
 /// What a customer is told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,13 +54,9 @@ pub struct Notification {
     pub created_at: Timestamp,
 }
 
-/// The message for `delivery`, whose order belongs to `owner` (needed only for events
-/// that do not name the customer). `Ok(None)` for a replay.
-pub fn compose(
-    delivery: &Delivery,
-    owner: Option<&str>,
-    now: Timestamp,
-) -> Result<Option<Notification>, ConsumerError> {
+/// The message for `delivery`; `Ok(None)` for a replay. Every event it takes names the
+/// customer, so it reads no other service's table.
+pub fn compose(delivery: &Delivery, now: Timestamp) -> Result<Option<Notification>, ConsumerError> {
     if delivery.is_replay() {
         return Ok(None);
     }
@@ -103,15 +97,9 @@ pub fn compose(
         )
     } else if delivery.is::<PaymentRefunded>() {
         let e = delivery.event::<PaymentRefunded>()?.data;
-        let user_id = owner.ok_or_else(|| {
-            ConsumerError::Transient(format!(
-                "the owner of order {} is not known yet",
-                e.order_id
-            ))
-        })?;
         (
             Kind::PaymentRefunded,
-            user_id.to_owned(),
+            e.user_id,
             e.order_id.clone(),
             format!("Your refund for order {}", e.order_id),
             format!(
@@ -138,15 +126,6 @@ pub fn compose(
     }))
 }
 
-/// Who owns an order (for events that carry only the order id).
-pub trait Orders: Sync {
-    /// The order's user id, `None` if there is no such order.
-    fn owner(
-        &self,
-        order_id: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-}
-
 /// Where notifications go: the port in front of the email provider.
 pub trait Mailbox: Sync {
     /// The write that hands `notification` over, to commit with the event's dedupe record.
@@ -155,26 +134,18 @@ pub trait Mailbox: Sync {
 
 /// The consumer: composes and delivers.
 #[derive(Debug, Clone)]
-pub struct Notifier<O, M> {
-    /// Order owners.
-    pub orders: O,
+pub struct Notifier<M> {
     /// The mailbox.
     pub mailbox: M,
 }
 
-impl<O: Orders, M: Mailbox> Handler for Notifier<O, M> {
+impl<M: Mailbox> Handler for Notifier<M> {
     fn name(&self) -> &str {
         "notifications"
     }
 
     async fn handle(&self, delivery: &Delivery) -> Result<Vec<TransactWriteItem>, ConsumerError> {
-        let owner = if delivery.is::<PaymentRefunded>() && !delivery.is_replay() {
-            let order_id = delivery.event::<PaymentRefunded>()?.data.order_id;
-            self.orders.owner(&order_id).await?
-        } else {
-            None
-        };
-        match compose(delivery, owner.as_deref(), shared::time::now())? {
+        match compose(delivery, shared::time::now())? {
             Some(n) => {
                 tracing::info!(notification_id = %n.notification_id, kind = ?n.kind, order_id = %n.order_id, "notify");
                 Ok(vec![self.mailbox.deliver(&n)?])
@@ -184,46 +155,12 @@ impl<O: Orders, M: Mailbox> Handler for Notifier<O, M> {
     }
 }
 
-/// The consumer on the function's DynamoDB client ([`shared::aws::dynamodb`]), with
-/// `ORDERS_TABLE` and `NOTIFICATIONS_TABLE`.
-pub fn from_env(
-    client: Client,
-) -> Result<Notifier<DynamoOrders, DynamoMailbox>, shared::config::ConfigError> {
+/// The consumer with `NOTIFICATIONS_TABLE` (its writes go through the consumer's
+/// transaction, on the function's DynamoDB client).
+pub fn from_env() -> Result<Notifier<DynamoMailbox>, shared::config::ConfigError> {
     Ok(Notifier {
-        orders: DynamoOrders::new(client, shared::config::required("ORDERS_TABLE")?),
         mailbox: DynamoMailbox::new(shared::config::required("NOTIFICATIONS_TABLE")?),
     })
-}
-
-/// Order owners from the orders table.
-#[derive(Debug, Clone)]
-pub struct DynamoOrders {
-    client: Client,
-    table: String,
-}
-
-impl DynamoOrders {
-    /// On `table`.
-    pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
-    }
-}
-
-impl Orders for DynamoOrders {
-    async fn owner(&self, order_id: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("order_id", AttributeValue::S(order_id.to_owned()))
-            .projection_expression("user_id")
-            .send()
-            .await
-            .map_err(|e| StoreError::request("GetItem", e))?;
-        Ok(out
-            .item
-            .and_then(|i| i.get("user_id").and_then(|v| v.as_s().ok()).cloned()))
-    }
 }
 
 /// The `notifications` table as the mailbox.
@@ -284,13 +221,6 @@ mod tests {
         )
     }
 
-    struct Owners;
-    impl Orders for Owners {
-        async fn owner(&self, order_id: &str) -> Result<Option<String>, StoreError> {
-            Ok((order_id == "o1").then(|| "u1".to_owned()))
-        }
-    }
-
     #[derive(Default)]
     struct Memory(Mutex<Vec<Notification>>);
     impl Mailbox for Memory {
@@ -303,7 +233,7 @@ mod tests {
     #[test]
     fn each_event_tells_its_customer() {
         let now = shared::time::now();
-        let n = compose(&confirmed(false), None, now).unwrap().unwrap();
+        let n = compose(&confirmed(false), now).unwrap().unwrap();
         assert_eq!(
             (n.kind, n.user_id.as_str(), n.order_id.as_str()),
             (Kind::OrderConfirmed, "u1", "o1")
@@ -321,7 +251,7 @@ mod tests {
             json!({"order_id": "o1", "user_id": "u1", "total": money(), "reason": "PAYMENT_DECLINED"}),
             false,
         );
-        let n = compose(&rejected, None, now).unwrap().unwrap();
+        let n = compose(&rejected, now).unwrap().unwrap();
         assert_eq!(n.kind, Kind::OrderRejected);
         assert!(n.body.contains("PAYMENT_DECLINED"));
 
@@ -332,29 +262,36 @@ mod tests {
             false,
         );
         assert_eq!(
-            compose(&cancelled, None, now).unwrap().unwrap().kind,
+            compose(&cancelled, now).unwrap().unwrap().kind,
             Kind::OrderCancelled
         );
 
         let refunded = delivery(
             "PaymentRefunded",
             "commerce.payments",
+            json!({"order_id": "o1", "user_id": "u1", "payment_id": "p1", "amount": money()}),
+            false,
+        );
+        let n = compose(&refunded, now).unwrap().unwrap();
+        assert_eq!((n.kind, n.user_id.as_str()), (Kind::PaymentRefunded, "u1"));
+        // A live refund event without its customer (published before payment events named
+        // one) can never be told: it is refused, to the dead-letter queue.
+        let anonymous = delivery(
+            "PaymentRefunded",
+            "commerce.payments",
             json!({"order_id": "o1", "payment_id": "p1", "amount": money()}),
             false,
         );
-        let n = compose(&refunded, Some("u1"), now).unwrap().unwrap();
-        assert_eq!((n.kind, n.user_id.as_str()), (Kind::PaymentRefunded, "u1"));
-        // Without the owner (the order is not readable yet) it is tried again later.
         assert!(matches!(
-            compose(&refunded, None, now),
-            Err(ConsumerError::Transient(_))
+            compose(&anonymous, now),
+            Err(ConsumerError::Poison(_))
         ));
     }
 
     #[test]
     fn a_replay_tells_no_one() {
         assert_eq!(
-            compose(&confirmed(true), None, shared::time::now()).unwrap(),
+            compose(&confirmed(true), shared::time::now()).unwrap(),
             None
         );
     }
@@ -363,12 +300,12 @@ mod tests {
     fn other_events_are_refused() {
         let placed = delivery("OrderPlaced", "commerce.orders", json!({}), false);
         assert!(matches!(
-            compose(&placed, None, shared::time::now()),
+            compose(&placed, shared::time::now()),
             Err(ConsumerError::Poison(_))
         ));
         let forged = delivery("OrderConfirmed", "commerce.payments", json!({}), false);
         assert!(matches!(
-            compose(&forged, None, shared::time::now()),
+            compose(&forged, shared::time::now()),
             Err(ConsumerError::Poison(_))
         ));
     }
@@ -376,7 +313,6 @@ mod tests {
     #[tokio::test]
     async fn the_handler_delivers_one_write_per_live_event_and_none_for_a_replay() {
         let notifier = Notifier {
-            orders: Owners,
             mailbox: Memory::default(),
         };
         assert_eq!(notifier.handle(&confirmed(false)).await.unwrap().len(), 1);
@@ -384,7 +320,7 @@ mod tests {
         let refunded = delivery(
             "PaymentRefunded",
             "commerce.payments",
-            json!({"order_id": "o1", "payment_id": "p1", "amount": money()}),
+            json!({"order_id": "o1", "user_id": "u1", "payment_id": "p1", "amount": money()}),
             false,
         );
         assert_eq!(notifier.handle(&refunded).await.unwrap().len(), 1);

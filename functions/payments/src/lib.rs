@@ -220,11 +220,13 @@ async fn confirm(
     let event = match payment.status {
         PaymentStatus::Authorized => trace.record(PaymentAuthorized {
             order_id: payment.order_id.clone(),
+            user_id: payment.user_id.clone(),
             payment_id: payment.payment_id.clone(),
             amount: payment.amount,
         })?,
         _ => trace.record(PaymentDeclined {
             order_id: payment.order_id.clone(),
+            user_id: payment.user_id.clone(),
             payment_id: payment.payment_id.clone(),
             amount: payment.amount,
             reason: payment.decline_reason.clone().unwrap_or_default(),
@@ -358,24 +360,28 @@ pub fn move_event(
     status: PaymentStatus,
     trace: &shared::step::Trace,
 ) -> Result<Option<shared::outbox::OutboxRecord>, shared::dynamo::StoreError> {
-    let (order_id, payment_id, amount) = (
+    let (order_id, user_id, payment_id, amount) = (
         payment.order_id.clone(),
+        payment.user_id.clone(),
         payment.payment_id.clone(),
         payment.amount,
     );
     Ok(Some(match status {
         PaymentStatus::Captured => trace.record(PaymentCaptured {
             order_id,
+            user_id,
             payment_id,
             amount,
         })?,
         PaymentStatus::Voided => trace.record(PaymentVoided {
             order_id,
+            user_id,
             payment_id,
             amount,
         })?,
         PaymentStatus::Refunded => trace.record(PaymentRefunded {
             order_id,
+            user_id,
             payment_id,
             amount,
         })?,

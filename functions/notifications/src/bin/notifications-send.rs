@@ -8,6 +8,6 @@ pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await?;
     let dynamodb = shared::aws::dynamodb(&sdk);
-    let dedupe = shared::consumer::Dedupe::from_env(dynamodb.clone())?;
-    shared::consumer::run(dedupe, notifications::from_env(dynamodb)?).await
+    let dedupe = shared::consumer::Dedupe::from_env(dynamodb)?;
+    shared::consumer::run(dedupe, notifications::from_env()?).await
 }
