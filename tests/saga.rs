@@ -412,3 +412,151 @@ async fn a_hold_whose_every_answer_was_lost_is_released_when_the_order_is_reject
     );
     assert_invariants(&p, &o).await;
 }
+
+/// Every function an order passes through, from `POST /orders` to the last consumer of its
+/// confirmation.
+const ON_THE_WAY: [&str; 12] = [
+    "orders-create",
+    "outbox-relay",
+    "orders-start-saga",
+    "inventory-reserve",
+    "payments-authorize",
+    "payments-request-fraud-check",
+    "fraud-score",
+    "payments-capture",
+    "inventory-commit",
+    "orders-confirm",
+    "notifications-send",
+    "analytics-project-sales",
+];
+
+/// The JSON lines the local stack's functions wrote (cargo lambda watch keeps their stdout
+/// and stderr in one log) that contain `needle`.
+fn function_log_lines(needle: &str) -> Vec<Value> {
+    let path = root().join(".local/logs/cargo-lambda.log");
+    std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains(needle))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The correlation id a client sends with `POST /orders` is on every event the order's saga
+/// publishes and on log lines of every function on its way, down to the consumers of its
+/// confirmation; and each kind of runner (a saga step, a bus consumer, the relay, the
+/// scorer) wrote its metrics line for the invocations that carried it.
+#[tokio::test]
+async fn an_orders_correlation_id_is_on_every_event_and_on_every_functions_log_lines() {
+    listen_to_bus("e2e-saga-events").await;
+    let correlation = format!("corr-{}", ulid::Ulid::new());
+    let sku = fresh_sku("CORR");
+    create_product(&sku, "12.00", "EUR", 3).await;
+    let user = fresh_user_id();
+    let res = http()
+        .post(format!("{}/orders", api_url()))
+        .bearer_auth(e2e::token(&user, false))
+        .header("idempotency-key", ulid::Ulid::new().to_string())
+        .header("x-correlation-id", &correlation)
+        .json(&order_body(&[(&sku, 1)], "tok_visa"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let order_id = res.json::<Value>().await.unwrap()["order_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let o = wait_for(&user, &order_id, &["CONFIRMED", "REJECTED"]).await;
+    assert_eq!(o["status"], "CONFIRMED", "{o}");
+
+    // The events.
+    let id = order_id.clone();
+    let events = events_on_queue(
+        "e2e-saga-events",
+        7,
+        std::time::Duration::from_secs(60),
+        move |e| e["detail"]["data"]["order_id"] == id.as_str(),
+    )
+    .await;
+    let kinds: std::collections::BTreeSet<&str> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 7, "{kinds:?}");
+    for e in &events {
+        assert_eq!(
+            e["detail"]["metadata"]["correlation_id"], correlation,
+            "{} lost the request's correlation id: {e}",
+            e["detail-type"]
+        );
+    }
+
+    // The log lines: the consumers of OrderConfirmed run after the order reads CONFIRMED.
+    let carries = |line: &Value| {
+        line["correlation_id"] == correlation.as_str()
+            || line["span"]["correlation_id"] == correlation.as_str()
+    };
+    let started = std::time::Instant::now();
+    let (lines, missing) = loop {
+        let lines: Vec<Value> = function_log_lines(&correlation)
+            .into_iter()
+            .filter(carries)
+            .collect();
+        let seen: std::collections::BTreeSet<&str> = lines
+            .iter()
+            .filter_map(|l| l["span"]["function"].as_str())
+            .collect();
+        let missing: Vec<&str> = ON_THE_WAY
+            .iter()
+            .copied()
+            .filter(|f| !seen.contains(f))
+            .collect();
+        if missing.is_empty() || started.elapsed() > std::time::Duration::from_secs(120) {
+            break (lines, missing);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    assert!(
+        missing.is_empty(),
+        "no log line with correlation id {correlation} from {missing:?}"
+    );
+    println!("{} log lines carry {correlation}", lines.len());
+
+    // The metrics lines of the invocations that carried it, one per kind of runner.
+    let all = function_log_lines("\"_aws\"");
+    for function in [
+        "inventory-reserve",
+        "notifications-send",
+        "outbox-relay",
+        "fraud-score",
+    ] {
+        let requests: std::collections::BTreeSet<&str> = lines
+            .iter()
+            .filter(|l| l["span"]["function"] == function)
+            .filter_map(|l| l["span"]["request_id"].as_str())
+            .collect();
+        let emf = all
+            .iter()
+            .find(|l| {
+                l.get("_aws").is_some()
+                    && l["Function"] == function
+                    && l["request_id"]
+                        .as_str()
+                        .is_some_and(|r| requests.contains(r))
+            })
+            .unwrap_or_else(|| panic!("no metrics line of {function} for {requests:?}"));
+        for metric in [
+            "Latency",
+            "DynamoDbRequests",
+            "DynamoDbThrottled",
+            "Records",
+        ] {
+            assert!(
+                emf.get(metric).is_some(),
+                "{function}: {metric} missing: {emf}"
+            );
+        }
+        println!("{function}: {emf}");
+    }
+}
