@@ -50,6 +50,7 @@ EXECUTION = {
     "user_id": BENCH_USER,
     "items": [{"sku": "BENCH-1", "quantity": 1, "unit_price": {"amount": "12.50", "currency": "EUR"}}],
     "total": {"amount": "12.50", "currency": "EUR"},
+    "payment_token": "tok_visa",
     "correlation_id": "bench-correlation",
     "reason": "OUT_OF_STOCK",
 }

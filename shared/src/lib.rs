@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod pagination;
 pub mod problem;
 pub mod retry;
+pub mod saga;
 pub mod step;
 pub mod stream;
 pub mod telemetry;

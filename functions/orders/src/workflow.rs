@@ -115,12 +115,23 @@ impl Workflows {
 /// again is refused (each has retried every step for about a minute).
 pub const MAX_CANCEL_EXECUTIONS: u32 = 20;
 
+/// `orders-start-saga`: the saga's starter, on the orders service's own table.
+#[derive(Debug, Clone)]
+pub struct SagaStarter {
+    /// The state machines.
+    pub workflows: Workflows,
+    /// The orders, read for what the saga needs that is not on the bus (the payment token).
+    pub orders: DynamoOrderStore,
+}
+
 /// `orders-start-saga`: starts one `place-order` execution per `OrderPlaced`, named by
 /// the order id, through [`shared::consumer`] (deduped by event id, failed messages
 /// reported alone, so the queue redelivers only them and, after its max receives, parks
-/// them in its dead-letter queue). Starting a payment saga is an outward side effect: a
-/// replayed `OrderPlaced` starts nothing.
-impl shared::consumer::Handler for Workflows {
+/// them in its dead-letter queue). The execution's input is the typed
+/// [`shared::saga::SagaInput`]: the event's order, and the payment token read from the
+/// order itself (it never travels on the bus). Starting a payment saga is an outward side
+/// effect: a replayed `OrderPlaced` starts nothing.
+impl shared::consumer::Handler for SagaStarter {
     fn name(&self) -> &str {
         "orders-start-saga"
     }
@@ -134,15 +145,34 @@ impl shared::consumer::Handler for Workflows {
             tracing::info!(order_id = %placed.data.order_id, replay = ?delivery.replay, "replayed OrderPlaced: the saga ran when it was live");
             return Ok(Vec::new());
         }
-        let input = json!({
-            "order_id": placed.data.order_id,
-            "user_id": placed.data.user_id,
-            "items": placed.data.items,
-            "total": placed.data.total,
-            "correlation_id": placed.metadata.correlation_id,
-        });
+        // Written in the transaction that wrote the event, so it is there (a consistent read).
+        let order = self
+            .orders
+            .get(&placed.data.order_id)
+            .await?
+            .ok_or_else(|| {
+                ConsumerError::Poison(format!(
+                    "no order {} for its OrderPlaced",
+                    placed.data.order_id
+                ))
+            })?;
+        let input = shared::saga::SagaInput {
+            order_id: placed.data.order_id.clone(),
+            user_id: placed.data.user_id,
+            items: placed.data.items,
+            total: placed.data.total,
+            payment_token: order.payment_token,
+            correlation_id: placed.metadata.correlation_id.clone(),
+        };
+        let input = serde_json::to_value(&input)
+            .map_err(|e| ConsumerError::Poison(format!("the saga's input: {e}")))?;
         let started = self
-            .start(&self.place_order_arn, &placed.data.order_id, input)
+            .workflows
+            .start(
+                &self.workflows.place_order_arn,
+                &placed.data.order_id,
+                input,
+            )
             .await
             .map_err(ConsumerError::Transient)?;
         tracing::info!(order_id = %placed.data.order_id, correlation_id = %placed.metadata.correlation_id, started, "place-order");

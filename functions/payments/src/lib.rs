@@ -60,6 +60,36 @@ pub struct PaymentStepInput {
     pub total: Option<Money>,
 }
 
+/// What `AuthorizePayment` hands `payments-authorize`: the order, and what paying for it
+/// needs, resolved at intake and carried by the saga's input
+/// ([`shared::saga::SagaInput`]), so the payments service reads no orders.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthorizeInput {
+    /// The order.
+    pub order_id: String,
+    /// The customer.
+    pub user_id: String,
+    /// The amount to hold.
+    pub total: Money,
+    /// The customer's payment method at the provider, as given at intake.
+    pub payment_token: String,
+    /// The request's correlation id, carried into the events.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+impl AuthorizeInput {
+    /// The same order as the other payment steps take it.
+    pub fn step(&self) -> PaymentStepInput {
+        PaymentStepInput {
+            order_id: self.order_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            user_id: Some(self.user_id.clone()),
+            total: Some(self.total),
+        }
+    }
+}
+
 /// What a step answers the state machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentOutcome {
@@ -129,15 +159,13 @@ fn answer_for(
 pub async fn authorize(
     store: &PaymentStore,
     provider: &impl PaymentProvider,
-    input: PaymentStepInput,
+    order: AuthorizeInput,
 ) -> Result<PaymentOutcome, StepError> {
+    let input = order.step();
     let order_id = input.order_id.as_str();
     let payment = match store.get(order_id).await? {
         Some(payment) => payment,
         None => {
-            let order = store.order_to_pay(order_id).await?.ok_or_else(|| {
-                StepError::business(INVALID_STATE, format!("no order {order_id}"))
-            })?;
             let intent = provider
                 .create_intent(order_id, &order.payment_token, &order.total)
                 .await

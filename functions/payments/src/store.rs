@@ -1,64 +1,41 @@
-//! The DynamoDB adapter: the `payments` table keyed by `order_id`, with its outbox, and
-//! the read of an order's payment details from the orders table.
+//! The DynamoDB adapter: the `payments` table keyed by `order_id`, with its outbox. The
+//! payments service reads no other table: what authorizing needs of the order (customer,
+//! total, payment token) comes in the saga's input.
 
 use crate::domain::{Payment, PaymentStatus};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use serde::Deserialize;
 use shared::dynamo::{StoreError, from_item, to_attribute, to_item};
-use shared::money::Money;
 use shared::outbox::Outbox;
-
-/// What authorizing needs of an order.
-#[derive(Debug, Clone, Deserialize)]
-pub struct OrderToPay {
-    /// The customer.
-    pub user_id: String,
-    /// The amount to authorize.
-    pub total: Money,
-    /// The provider token the customer gave at intake.
-    pub payment_token: String,
-}
 
 /// Payments in the `payments` table.
 #[derive(Debug, Clone)]
 pub struct PaymentStore {
     client: Client,
     table: String,
-    orders_table: String,
     outbox: Outbox,
 }
 
 impl PaymentStore {
-    /// Payments in `table`; order details read from `orders_table`.
-    pub fn new(client: Client, table: impl Into<String>, orders_table: impl Into<String>) -> Self {
+    /// Payments in `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
         let table = table.into();
         Self {
             client,
             outbox: Outbox::new(table.clone(), "order_id"),
             table,
-            orders_table: orders_table.into(),
         }
     }
 
-    /// The store a Lambda uses: `PAYMENTS_TABLE`, and `ORDERS_TABLE` when it authorizes
-    /// (the only step that reads orders).
-    pub async fn from_env(reads_orders: bool) -> Result<Self, shared::config::ConfigError> {
-        Self::from_sdk(&shared::aws::sdk_config().await?, reads_orders)
+    /// The store a Lambda uses: `PAYMENTS_TABLE`.
+    pub async fn from_env() -> Result<Self, shared::config::ConfigError> {
+        Self::from_sdk(&shared::aws::sdk_config().await?)
     }
 
     /// [`PaymentStore::from_env`] with an SDK configuration the function already loaded.
-    pub fn from_sdk(
-        sdk: &shared::aws::SdkConfig,
-        reads_orders: bool,
-    ) -> Result<Self, shared::config::ConfigError> {
+    pub fn from_sdk(sdk: &shared::aws::SdkConfig) -> Result<Self, shared::config::ConfigError> {
         let table = shared::config::required("PAYMENTS_TABLE")?;
-        let orders = if reads_orders {
-            shared::config::required("ORDERS_TABLE")?
-        } else {
-            String::new()
-        };
-        Ok(Self::new(shared::aws::dynamodb(sdk), table, orders))
+        Ok(Self::new(shared::aws::dynamodb(sdk), table))
     }
 
     /// The payment of an order.
@@ -69,22 +46,6 @@ impl PaymentStore {
             .table_name(&self.table)
             .key("order_id", AttributeValue::S(order_id.to_owned()))
             .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::request("GetItem", e))?;
-        out.item.map(from_item).transpose()
-    }
-
-    /// The order's customer, total and token (read-only, from the orders table).
-    pub async fn order_to_pay(&self, order_id: &str) -> Result<Option<OrderToPay>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.orders_table)
-            .key("order_id", AttributeValue::S(order_id.to_owned()))
-            .consistent_read(true)
-            .projection_expression("user_id, #total, payment_token")
-            .expression_attribute_names("#total", "total")
             .send()
             .await
             .map_err(|e| StoreError::request("GetItem", e))?;

@@ -11,7 +11,7 @@ use payments::provider::{IntentStatus, PaymentProvider};
 use payments::store::PaymentStore;
 use payments::stripe::StripeProvider;
 use payments::{
-    CAPTURE_FAILED, INVALID_STATE, PAYMENT_DECLINED, PROVIDER_TIMEOUT, PaymentMove,
+    AuthorizeInput, CAPTURE_FAILED, INVALID_STATE, PAYMENT_DECLINED, PROVIDER_TIMEOUT, PaymentMove,
     PaymentStepInput,
 };
 
@@ -24,7 +24,7 @@ async fn setup() -> (PaymentStore, aws_sdk_dynamodb::Client, StripeProvider) {
     let client = shared::aws::dynamodb(&sdk);
     let provider = StripeProvider::from_env(&sdk).await.unwrap();
     (
-        PaymentStore::new(client.clone(), env("PAYMENTS_TABLE"), env("ORDERS_TABLE")),
+        PaymentStore::new(client.clone(), env("PAYMENTS_TABLE")),
         client,
         provider,
     )
@@ -61,26 +61,14 @@ fn e2e_faults(order_id: &str, rules: &serde_json::Value) {
     std::fs::rename(&partial, dir.join(format!("{order_id}.json"))).unwrap();
 }
 
-/// An order as the orders service stores it, paid with `token`.
-async fn order(client: &aws_sdk_dynamodb::Client, token: &str) -> PaymentStepInput {
-    let order_id = ulid::Ulid::new().to_string();
-    let item = shared::dynamo::to_item(&serde_json::json!({
-        "order_id": order_id, "user_id": "payer", "status": "PENDING",
-        "total": {"amount": "42.00", "currency": "EUR"}, "payment_token": token
-    }))
-    .unwrap();
-    client
-        .put_item()
-        .table_name(env("ORDERS_TABLE"))
-        .set_item(Some(item))
-        .send()
-        .await
-        .unwrap();
-    PaymentStepInput {
-        order_id,
+/// An order to pay with `token`, as the saga's input hands it to `payments-authorize`.
+fn order(token: &str) -> AuthorizeInput {
+    AuthorizeInput {
+        order_id: ulid::Ulid::new().to_string(),
+        user_id: "payer".into(),
+        total: shared::money::Money::parse("42.00", "EUR").unwrap(),
+        payment_token: token.into(),
         correlation_id: Some("it".into()),
-        user_id: Some("payer".into()),
-        total: Some(shared::money::Money::parse("42.00", "EUR").unwrap()),
     }
 }
 
@@ -106,7 +94,7 @@ async fn events(client: &aws_sdk_dynamodb::Client, order_id: &str) -> Vec<String
 #[tokio::test]
 async fn a_good_card_is_authorized_captured_and_refunded_each_exactly_once() {
     let (store, client, p) = setup().await;
-    let input = order(&client, "tok_visa").await;
+    let input = order("tok_visa");
     let id = input.order_id.clone();
 
     for (step, status, at_provider) in [
@@ -131,7 +119,7 @@ async fn a_good_card_is_authorized_captured_and_refunded_each_exactly_once() {
                 None => payments::authorize(&store, &p, input.clone())
                     .await
                     .unwrap(),
-                Some(m) => payments::apply(&store, &p, m, input.clone()).await.unwrap(),
+                Some(m) => payments::apply(&store, &p, m, input.step()).await.unwrap(),
             };
             assert_eq!(out.status, status);
             assert_eq!(out.changed, attempt == 0, "{step:?} attempt {attempt}");
@@ -145,7 +133,7 @@ async fn a_good_card_is_authorized_captured_and_refunded_each_exactly_once() {
     assert_eq!(intent_of(&store, &p, &id).await.amount_refunded, 4200);
     // A void after the refund (a compensation meeting a payment already given back)
     // has nothing left to do; a capture of it is refused.
-    let void = payments::apply(&store, &p, PaymentMove::Void, input.clone())
+    let void = payments::apply(&store, &p, PaymentMove::Void, input.step())
         .await
         .unwrap();
     assert_eq!(
@@ -153,7 +141,7 @@ async fn a_good_card_is_authorized_captured_and_refunded_each_exactly_once() {
         (PaymentStatus::Refunded, false),
         "a refunded payment holds nothing to void"
     );
-    let err = payments::apply(&store, &p, PaymentMove::Capture, input.clone())
+    let err = payments::apply(&store, &p, PaymentMove::Capture, input.step())
         .await
         .unwrap_err();
     assert_eq!(
@@ -178,7 +166,7 @@ async fn declines_are_recorded_and_answered_the_same_on_retry() {
         ("tok_declined", "generic_decline"),
         ("tok_insufficient_funds", "insufficient_funds"),
     ] {
-        let input = order(&client, token).await;
+        let input = order(token);
         for _ in 0..2 {
             let err = payments::authorize(&store, &p, input.clone())
                 .await
@@ -198,7 +186,7 @@ async fn declines_are_recorded_and_answered_the_same_on_retry() {
                 .status
                 .holds_money()
         );
-        let void = payments::apply(&store, &p, PaymentMove::Void, input.clone())
+        let void = payments::apply(&store, &p, PaymentMove::Void, input.step())
             .await
             .unwrap();
         assert!(!void.changed, "nothing was authorized, so nothing to void");
@@ -209,7 +197,7 @@ async fn declines_are_recorded_and_answered_the_same_on_retry() {
 #[tokio::test]
 async fn a_timeout_leaves_a_pending_payment_whose_void_cancels_the_intent() {
     let (store, client, p) = setup().await;
-    let input = order(&client, "tok_timeout").await;
+    let input = order("tok_timeout");
     let err = payments::authorize(&store, &p, input.clone())
         .await
         .unwrap_err();
@@ -220,7 +208,7 @@ async fn a_timeout_leaves_a_pending_payment_whose_void_cancels_the_intent() {
         PaymentStatus::Pending,
         "the intent exists: its row names it"
     );
-    let void = payments::apply(&store, &p, PaymentMove::Void, input.clone())
+    let void = payments::apply(&store, &p, PaymentMove::Void, input.step())
         .await
         .unwrap();
     assert_eq!((void.status, void.changed), (PaymentStatus::Voided, true));
@@ -229,18 +217,18 @@ async fn a_timeout_leaves_a_pending_payment_whose_void_cancels_the_intent() {
         IntentStatus::Canceled
     );
 
-    let input = order(&client, "tok_capture_fails").await;
+    let input = order("tok_capture_fails");
     payments::authorize(&store, &p, input.clone())
         .await
         .unwrap();
-    let err = payments::apply(&store, &p, PaymentMove::Capture, input.clone())
+    let err = payments::apply(&store, &p, PaymentMove::Capture, input.step())
         .await
         .unwrap_err();
     assert_eq!(err.error_type, CAPTURE_FAILED);
-    let first = payments::apply(&store, &p, PaymentMove::Void, input.clone())
+    let first = payments::apply(&store, &p, PaymentMove::Void, input.step())
         .await
         .unwrap();
-    let again = payments::apply(&store, &p, PaymentMove::Void, input.clone())
+    let again = payments::apply(&store, &p, PaymentMove::Void, input.step())
         .await
         .unwrap();
     assert!(first.changed && !again.changed);
@@ -258,7 +246,7 @@ async fn a_timeout_leaves_a_pending_payment_whose_void_cancels_the_intent() {
 #[tokio::test]
 async fn a_hold_whose_answer_was_lost_is_released_by_the_void_and_never_by_assumption() {
     let (store, client, p) = setup().await;
-    let input = order(&client, "tok_visa").await;
+    let input = order("tok_visa");
     // The provider places the hold; no answer reaches the function, on any attempt.
     lose_answers(&input.order_id, "authorize", 2);
     let err = payments::authorize(&store, &p, input.clone())
@@ -271,7 +259,7 @@ async fn a_hold_whose_answer_was_lost_is_released_by_the_void_and_never_by_assum
         "the provider holds the money though the payment never heard"
     );
     // The saga gives up and compensates: the void asks the provider and lets it go.
-    let void = payments::apply(&store, &p, PaymentMove::Void, input.clone())
+    let void = payments::apply(&store, &p, PaymentMove::Void, input.step())
         .await
         .unwrap();
     assert_eq!((void.status, void.changed), (PaymentStatus::Voided, true));
@@ -298,8 +286,8 @@ async fn a_hold_whose_answer_was_lost_is_released_by_the_void_and_never_by_assum
 #[tokio::test]
 async fn a_compensation_without_a_payment_seals_the_order_against_a_late_authorize() {
     let (store, client, p) = setup().await;
-    let input = order(&client, "tok_visa").await;
-    let sealed = payments::apply(&store, &p, PaymentMove::Void, input.clone())
+    let input = order("tok_visa");
+    let sealed = payments::apply(&store, &p, PaymentMove::Void, input.step())
         .await
         .unwrap();
     assert_eq!(

@@ -9,5 +9,9 @@ pub async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = shared::aws::sdk_config().await?;
     let dynamodb = shared::aws::dynamodb(&sdk);
     let dedupe = shared::consumer::Dedupe::from_env(dynamodb.clone())?;
-    shared::consumer::run(dedupe, orders::workflow::Workflows::from_env(&sdk)).await
+    let starter = orders::workflow::SagaStarter {
+        workflows: orders::workflow::Workflows::from_env(&sdk),
+        orders: orders::store::DynamoOrderStore::claimless_from_env(&sdk)?,
+    };
+    shared::consumer::run(dedupe, starter).await
 }

@@ -9,7 +9,7 @@ use payments::stripe::StripeProvider;
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await?;
-    let store = PaymentStore::from_sdk(&sdk, true)?;
+    let store = PaymentStore::from_sdk(&sdk)?;
     let provider = StripeProvider::from_env(&sdk).await?;
     shared::step::run(|input| payments::authorize(&store, &provider, input)).await
 }

@@ -6,6 +6,6 @@ use payments::store::PaymentStore;
 #[tokio::main]
 pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let store = PaymentStore::from_env(false).await?;
+    let store = PaymentStore::from_env().await?;
     shared::http::serve(|req| payments::api::get(&store, req)).await
 }
