@@ -5,6 +5,7 @@
 //! with fresh data) and the event in the table's outbox.
 
 pub mod api;
+pub mod catalog;
 pub mod domain;
 pub mod reservation;
 pub mod store;
