@@ -23,15 +23,32 @@ pub struct Workflows {
 }
 
 impl Workflows {
-    /// Built from the function's SDK settings; ARNs from `PLACE_ORDER_STATE_MACHINE_ARN`
-    /// and `CANCEL_ORDER_STATE_MACHINE_ARN` (each function reads the one it uses).
-    pub fn from_env(sdk: &shared::aws::SdkConfig) -> Self {
+    /// The saga starter's: `PLACE_ORDER_STATE_MACHINE_ARN`, required, so a function
+    /// deployed without it fails its cold start with the variable's name, not its requests.
+    pub fn place_order(sdk: &shared::aws::SdkConfig) -> Result<Self, shared::config::ConfigError> {
+        Ok(Self {
+            sfn: Sfn::new(sdk),
+            place_order_arn: shared::config::required("PLACE_ORDER_STATE_MACHINE_ARN")?,
+            cancel_order_arn: String::new(),
+        })
+    }
+
+    /// `orders-cancel`'s: `CANCEL_ORDER_STATE_MACHINE_ARN`, required (as
+    /// [`Workflows::place_order`]).
+    pub fn cancel_order(sdk: &shared::aws::SdkConfig) -> Result<Self, shared::config::ConfigError> {
+        Ok(Self {
+            sfn: Sfn::new(sdk),
+            place_order_arn: String::new(),
+            cancel_order_arn: shared::config::required("CANCEL_ORDER_STATE_MACHINE_ARN")?,
+        })
+    }
+
+    /// `orders-review`'s: it answers task tokens and starts nothing, so it needs no ARN.
+    pub fn answers(sdk: &shared::aws::SdkConfig) -> Self {
         Self {
             sfn: Sfn::new(sdk),
-            place_order_arn: shared::config::optional("PLACE_ORDER_STATE_MACHINE_ARN")
-                .unwrap_or_default(),
-            cancel_order_arn: shared::config::optional("CANCEL_ORDER_STATE_MACHINE_ARN")
-                .unwrap_or_default(),
+            place_order_arn: String::new(),
+            cancel_order_arn: String::new(),
         }
     }
 

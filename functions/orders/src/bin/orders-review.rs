@@ -9,6 +9,6 @@ pub async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await?;
     let orders = DynamoOrderStore::claimless_from_env(&sdk)?;
-    let workflows = Workflows::from_env(&sdk);
+    let workflows = Workflows::answers(&sdk);
     shared::http::serve(|req| review(&orders, &workflows, req)).await
 }

@@ -10,7 +10,7 @@ pub async fn main() -> Result<(), lambda_runtime::Error> {
     let dynamodb = shared::aws::dynamodb(&sdk);
     let dedupe = shared::consumer::Dedupe::from_env(dynamodb.clone())?;
     let starter = orders::workflow::SagaStarter {
-        workflows: orders::workflow::Workflows::from_env(&sdk),
+        workflows: orders::workflow::Workflows::place_order(&sdk)?,
         orders: orders::store::DynamoOrderStore::claimless_from_env(&sdk)?,
     };
     shared::consumer::run(dedupe, starter).await
