@@ -64,6 +64,9 @@ SIGUSR1 logs a memory census (objects by type, the sizes of moto's state); SIGUS
 thread's stack.
 
 moto version this was written against: 5.2.5. Line numbers in comments refer to it.
+The emulator refuses to start on any moto but the one local/requirements.txt pins
+(require_pinned_moto), and MOTO_SOURCES records, per patch, the source of each moto function
+it replaces or relies on, which local/test_emulator.py checks against the installed moto.
 """
 
 from __future__ import annotations
@@ -71,9 +74,12 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import importlib
+import inspect
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -1491,7 +1497,278 @@ def dead_letter_undeliverable_events() -> None:
     Rule._send_to_sqs_queue = _send_to_sqs_queue
 
 
+# ---------------------------------------------------------------------------------------
+# The moto these patches were written against.
+# ---------------------------------------------------------------------------------------
+#: Where the moto pin lives (`moto[...]==X.Y.Z`), the one `make install` installs.
+REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
+
+
+class MotoVersionError(RuntimeError):
+    """The installed moto is not the version local/requirements.txt pins."""
+
+
+def pinned_moto_version(requirements: Path = REQUIREMENTS) -> str:
+    """The version local/requirements.txt pins moto to: its one `moto==X` or `moto[extras]==X` line."""
+    try:
+        text = requirements.read_text(encoding="utf-8")
+    except OSError as err:
+        raise MotoVersionError(f"cannot read the moto pin from {requirements}: {err}") from None
+    pin = re.compile(r"^\s*moto\s*(?:\[[^\]]*\])?\s*==\s*([^\s;#,]+)\s*(?:[;#].*)?$", re.IGNORECASE | re.MULTILINE)
+    pins = pin.findall(text)
+    if len(pins) != 1:
+        raise MotoVersionError(
+            f"{requirements} must pin moto exactly once (a line `moto[...]==X.Y.Z`), found {len(pins)} such lines: "
+            "the emulator's patches are written against one moto version"
+        )
+    return pins[0]
+
+
+def require_pinned_moto(installed: str | None = None, requirements: Path = REQUIREMENTS) -> str:
+    """Refuses (MotoVersionError) any moto but the pinned one: the patches below replace moto
+    internals, and on another version they may silently do nothing or break what they meant to
+    correct. `installed` defaults to moto.__version__. Returns the version."""
+    if installed is None:
+        import moto
+
+        installed = moto.__version__
+    pinned = pinned_moto_version(requirements)
+    if installed != pinned:
+        raise MotoVersionError(
+            f"moto {installed} is installed, but {requirements} pins moto {pinned}, the version the emulator's "
+            f"patches were written against. Install the pinned version ({sys.executable} -m pip install -r "
+            f"{requirements}). To move to moto {installed} instead: change the pin, then run local/test_emulator.py; "
+            "its MotoSourcesTest lists each patched moto function whose source changed, and each patch that relies "
+            "on one needs a look before its hash in MOTO_SOURCES (local/emulator.py) is updated."
+        )
+    return installed
+
+
+#: For each patch (a function apply_patches calls), the moto functions, methods and classes it
+#: replaces, wraps or relies on, by dotted path, with the sha256 of their source
+#: (inspect.getsource) at the pinned moto version. local/test_emulator.py resolves every path in
+#: an unpatched moto and names those whose source is no longer the one here: the patch relying
+#: on it needs a look, and only then its new hash (the test prints it) belongs here. Not
+#: covered, having no source to hash: moto.core.config.default_user_config (patch 1),
+#: moto.dynamodb.models.copy (6), moto.core.model_instances.model_data (9a),
+#: moto.stepfunctions.parser.utils.TMP_THREADS (9b), and the names boto_client_for,
+#: json_path.parse and result_path.parse that modules bound at import (12a, 12b); the
+#: functions reading them are here.
+MOTO_SOURCES: dict[str, dict[str, str]] = {
+    "enable_step_functions_execution": {
+        "moto.stepfunctions.responses.get_backend":
+            "e736380f7d9c98a50540b6b8e86c014eeb8c3beb66eefc05b2fa73796b0d1589",
+        "moto.awslambda.utils.get_backend":
+            "889a2b95548422aebfe9c1ac189daf5d5301d7d27a18cb80fba0bd173ebd91c0",
+    },
+    "patch_lambda_invoke": {
+        "moto.awslambda.models.LambdaFunction._invoke_lambda":
+            "23ce7a8f956e8090eaf8a3a4de498cf938c79db073ab0284b988f1aed8719f5f",
+        "moto.awslambda.models.LambdaFunction.invoke":
+            "dadc324f30aed38bf9dde5a93000c195ed3e5fb5e984f71ebd4c6629fc89aa2e",
+        "moto.awslambda.exceptions.LambdaClientError":
+            "4859347a968427ff750f6edc5cf7617a2dc18f9db62915ec3e35399073a2451c",
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils.exec_lambda_function":
+            "26ae15132de11b87a9be9779355f97c1b9841851d3fdaf568282952bab949158",
+    },
+    "patch_function_error_header": {
+        "moto.awslambda.models.LambdaFunction.invoke":
+            "dadc324f30aed38bf9dde5a93000c195ed3e5fb5e984f71ebd4c6629fc89aa2e",
+    },
+    "disable_event_source_mapping_invocations": {
+        "moto.sqs.models.Queue.add_message":
+            "f27c9231c1f2043382bc1435c4dfbab7b645389df642f050d9dda477f6535c35",
+        "moto.dynamodb.models.table.StreamShard.add":
+            "357dc6da267e5dd7d46e18ee25d14b232a98679677906a2f02e4d454d1f11e03",
+        "moto.kinesis.models.Stream.put_record":
+            "cafda0597b231b646bdce503bbf4bae8946c67a702f95c20bbdbb2bd0701586d",
+        "moto.awslambda.models.LambdaBackend.create_event_source_mapping":
+            "19f8125cabf7d67b294269f6db0c16bc46ebb7e496a9a259894c30546839fe9e",
+    },
+    "patch_step_functions_lambda_service_errors": {
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda.StateTaskLambda._from_error":
+            "1a3cdc6f4b303bfe692e515f02bfdd8cea0cabcc2908ad1f5924096423b81a7f",
+    },
+    "patch_step_functions_execution_names": {
+        "moto.stepfunctions.parser.models.StepFunctionsParserBackend.start_execution":
+            "0f8d9dd57baf0c2803dda23c5250b1c787a4a1a3d05239cafbddff1ef905be3a",
+    },
+    "parse_each_definition_once": {
+        "moto.stepfunctions.parser.backend.execution_worker.ExecutionWorker._get_evaluation_entrypoint":
+            "2b25949ae855da8035b347b28ac72f90d7d6542bf26ef7e1f03a50ce6a981fde",
+        "moto.stepfunctions.parser.asl.parse.asl_parser.AmazonStateLanguageParser.parse":
+            "a59a7d18760fb22efc9fd46d8f0fb3bb6c0293abbce2b9053e1589181c6f0711",
+    },
+    "make_dynamodb_requests_atomic": {
+        "moto.dynamodb.responses.DynamoHandler.call_action":
+            "ce5f57cf83cde3400fa73a201929d18af92aaba2bb301d4d74609a1467b8daaf",
+        "moto.dynamodb.responses.DynamoHandler._get_action":
+            "6430b292c4321773ffc1abc56466e3aadf824fac7c98bef729d22c84abe0fbab",
+        "moto.dynamodbstreams.responses.DynamoDBStreamsHandler.call_action":
+            "26076963fd17fd1a40be642032b5a8d90f159c19d01b80a5f0b0c839770ee0d6",
+        "moto.dynamodb.responses.DynamoHandler.transact_write_items":
+            "61c163fff213f33a39317a17fda194a9c1e800992421575d2080f4500bf45372",
+        "moto.dynamodb.responses.DynamoHandler.put_item":
+            "4c9efb73275195eccc6268d6c3952decc1b240da158661ad59421ccec55a74e0",
+        "moto.dynamodb.responses.DynamoHandler.update_item":
+            "638893af1afd43d274f3788d61ac13b447729de915c6f5ad3bbf008b92dd8e80",
+        "moto.dynamodb.responses.DynamoHandler.delete_item":
+            "677cb014c5c455d9fa3088aa5213b34b514a9773156f62847f114159b9a75d05",
+        "moto.dynamodb.responses.DynamoHandler.transact_get_items":
+            "6275dc506a3f7c6bb1a4820d4fd518a36edd6c2b6536a31b2e1493fa3b303052",
+        "moto.dynamodb.exceptions.TransactionCanceledException":
+            "05625e50da04ee4252301d281f2937fb12a925a8e4fe5a2bcd381d2cfcc4abaf",
+    },
+    "roll_back_only_what_a_transaction_wrote": {
+        "moto.dynamodb.models.DynamoDBBackend.transact_write_items":
+            "81db2cb7d94e39c90b3a2077e1f4bb41a449c558ef9b1b1e2910fdaa39978ad4",
+        "moto.dynamodb.models.table.Table.get_item":
+            "b08e98fe37b7e5836afe03b010d637ef50df5dea6cbecd9cf8816eef326a21cd",
+        "moto.dynamodb.models.table.StreamShard.add":
+            "357dc6da267e5dd7d46e18ee25d14b232a98679677906a2f02e4d454d1f11e03",
+    },
+    "patch_replay_window_and_filter": {
+        "moto.events.models.Replay.replay_events":
+            "9752fdb56ebb87d689c6401795332118f59d276072f62057e3db5ea9ab97b0f3",
+        "moto.events.models.Replay.describe_short":
+            "b0a19dc024f73c1ff353b0d29ab5844ac2f92ff44440dfde8bc6c4e306420fb0",
+        "moto.events.models.Rule.send_to_targets":
+            "472e002e2dab8a599554a7d6c7ea0910625a5b39c7699b9ca4404255efcfc172",
+        "moto.events.utils.EventTemplateParser":
+            "91e77e4ff0b60f200ed37149ae763b4284e7f46482a8f0d6bac72455acbca416",
+    },
+    "expire_stream_shard_iterators": {
+        "moto.dynamodbstreams.models.DynamoDBStreamsBackend.__init__":
+            "074dec7c828aa7e553031ff3e389876a5366a539fdbb77ccdf22af230a98bebd",
+        "moto.dynamodbstreams.models.DynamoDBStreamsBackend.get_shard_iterator":
+            "a0be676df0bfc9ef0fdb546a45df0f1510de564d215dcafffbd144a8f04219ef",
+        "moto.dynamodbstreams.models.DynamoDBStreamsBackend.get_records":
+            "db8c6cb04430c08f76be9e6b3cc9317387643b4fee26f43071c5ac22e25d2b64",
+    },
+    "stop_tracking_every_model_instance": {
+        "moto.core.common_models.BaseModel.__new__":
+            "08cf0ef20e88029a2eb91949492ce3281001a34b98143db186239962ad379eec",
+        "moto.core.base_backend.InstanceTrackerMeta":
+            "b78750695097c7eb878dc0d000f0f19b3fa3d83b6974aad6a675550bd6ce44e1",
+    },
+    "bound_step_functions_leftovers": {
+        "moto.stepfunctions.parser.backend.execution_worker.ExecutionWorker.start":
+            "0b502dd3a4e5fd2b4a39da9a65b15f74350feef9820bfb36147b2abd7825d4cf",
+        "moto.stepfunctions.parser.models.StepFunctionsParserBackend.start_execution":
+            "0f8d9dd57baf0c2803dda23c5250b1c787a4a1a3d05239cafbddff1ef905be3a",
+        "moto.stepfunctions.parser.models.StepFunctionsParserBackend.send_task_failure":
+            "2d5a9597cf1d92f9cb4bc47b3b6ae48a0fe5d3c72e20b3cc57afdeabfcddd5ca",
+        "moto.stepfunctions.parser.models.StepFunctionsParserBackend._get_executions":
+            "99c66bbf9dd987f228bb924b66520497b1969ad9e334431bb69ef5cc552c1ca4",
+        "moto.stepfunctions.parser.backend.execution.Execution.to_history_output":
+            "496e8fa069dd23d2373601eb4d6cbed74ccf1f71fe203ceec1e8649ade979882",
+    },
+    "route_requests_without_listing_moto": {
+        "moto.backends.list_of_moto_modules":
+            "4f741a10b06500e840c3aaa1b4f02706e6f2bfbababc0e8a2a7b9c9d0e8957dc",
+        "moto.moto_server.werkzeug_app.DomainDispatcherApplication.get_backend_for_host":
+            "1f41972c1e4e660fbf4e4ddfeeed2fdff56dc105a8f8e1bf015640f710ef511a",
+    },
+    "take_the_bus_away_on_demand": {
+        "moto.events.responses.EventsHandler.put_events":
+            "df08b985300c967ce44af55d75172625d4dbf9b658eb8a7cca2d3042979422b5",
+    },
+    "dead_letter_undeliverable_events": {
+        "moto.events.models.Rule._send_to_sqs_queue":
+            "026c873dd0091781a534906b49cab5aa18ae4664d6e9382da77c8d8b7649d2be",
+    },
+    "share_step_functions_clients": {
+        "moto.stepfunctions.parser.asl.utils.boto_client.boto_client_for":
+            "1f44dc2ac8aa2179df62365a6e5ea377f1770ea828a0f107440a2554f1b4edb8",
+    },
+    "parse_each_json_path_once": {
+        "moto.events.utils.EventTemplateParser.parse":
+            "40a5a46a321811bb2643aaabb7b45c37f75644fcce9cb95524e729a43f0d97d7",
+        "moto.stepfunctions.parser.asl.utils.json_path.extract_json":
+            "932245247973780c72287b75597e70031472f0cd764f35a199100d8a195987a4",
+        "moto.stepfunctions.parser.asl.component.common.path.result_path.ResultPath._eval_body":
+            "a6d93b4e5a332fadf256032411a32a39e24fdbf8080462c6c037bfe11c195081",
+    },
+    "index_kinesis_shards": {
+        "moto.kinesis.models.Shard.put_record":
+            "e2d15174261bc63e98ffce9cab9a1038f07c7ff5ce9846cb7b3202652f60ae38",
+        "moto.kinesis.models.Shard.get_max_sequence_number":
+            "eff48df162f5a63d31722187966dbf749a73bd39c0aba368169c1a4be19f8491",
+        "moto.kinesis.models.Shard.get_min_sequence_number":
+            "acae970512147e4e42bd2c489c4585b0e635e0b727545f12af39b7b7ddf3a709",
+        "moto.kinesis.models.Shard.get_records":
+            "1188a73a6b3db1f9acd79de3488b0c52f9f6efa21a5755fbf9ec1da3c5ebc28a",
+    },
+    "check_sqs_retention_cheaply": {
+        "moto.sqs.models.SQSBackend.is_message_valid_based_on_retention_period":
+            "cca23b94a5f3af9d9c5af1c09ee5e615017bdf6bd032301cb321c06c7e595d4b",
+    },
+    "map_streams_served_apart": {
+        "moto.awslambda.models.LambdaBackend.create_event_source_mapping":
+            "19f8125cabf7d67b294269f6db0c16bc46ebb7e496a9a259894c30546839fe9e",
+        "moto.awslambda.models.EventSourceMapping.__init__":
+            "6580bc24f819d09e263acefa05382240e4f9609e4aecc93cf77afa3ceaedc699",
+    },
+    "pack_stream_records": {
+        "moto.dynamodb.models.table.StreamRecord":
+            "cf0d90da46216fa246b7e3ea2d7182c90817482652b499acf7ee250fd3c6f7db",
+    },
+}
+
+def resolve_moto(path: str) -> object:
+    """The object a dotted path names: the longest importable module prefix, then attributes
+    (a class's inherited attribute is found as getattr finds it). LookupError when it is gone."""
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name is not None and module_name != err.name and not module_name.startswith(err.name + "."):
+                raise  # a module that does exist failed to import: not this path's absence
+            continue
+        break
+    else:
+        raise LookupError(f"no module of {path} can be imported")
+    for at in range(cut, len(parts)):
+        try:
+            obj = getattr(obj, parts[at])
+        except AttributeError:
+            raise LookupError(f"{'.'.join(parts[:at])} has no attribute {parts[at]!r}") from None
+    return obj
+
+
+def moto_source_sha256(path: str) -> str:
+    """sha256 of inspect.getsource of what `path` names (a property: its getter)."""
+    obj = resolve_moto(path)
+    if isinstance(obj, property):
+        obj = obj.fget
+    return hashlib.sha256(inspect.getsource(obj).encode("utf-8")).hexdigest()
+
+
+def changed_moto_sources(recorded: dict[str, dict[str, str]] | None = None) -> list[dict]:
+    """The recorded moto sources (MOTO_SOURCES) that the installed moto no longer has, one
+    {"patch", "path", "problem", "sha256"} each: problem "changed" (sha256 is the installed
+    source's) or why the path no longer resolves (sha256 None). Only meaningful in a process
+    whose moto is not patched yet: after apply_patches a path names the replacement."""
+    recorded = MOTO_SOURCES if recorded is None else recorded
+    found: dict[str, tuple[str | None, str]] = {}
+    changed = []
+    for patch, sources in recorded.items():
+        for path, expected in sources.items():
+            if path not in found:
+                try:
+                    found[path] = (moto_source_sha256(path), "changed")
+                except (LookupError, ImportError, OSError, TypeError) as err:
+                    found[path] = (None, f"cannot be resolved or read ({type(err).__name__}: {err})")
+            actual, problem = found[path]
+            if actual != expected:
+                changed.append({"patch": patch, "path": path, "problem": problem, "sha256": actual})
+    return changed
+
+
 def apply_patches(cargo_lambda_url: str, invoke_timeout: float, init_seconds: float = 10.0) -> None:
+    require_pinned_moto()  # the patches replace internals of that one version
     enable_step_functions_execution()
     patch_lambda_invoke(cargo_lambda_url, invoke_timeout, init_seconds)
     patch_function_error_header()
@@ -1548,6 +1825,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        require_pinned_moto()
+    except MotoVersionError as refusal:
+        print(f"emulator: refusing to start: {refusal}", file=sys.stderr, flush=True)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -9,6 +9,8 @@ process (CARGO_LAMBDA_PORT points the emulator at it), then drives moto with bot
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import io
 import json
 import os
@@ -23,6 +25,8 @@ import time
 import unittest
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from unittest import mock
 
 import boto3
 from botocore.config import Config
@@ -920,6 +924,124 @@ class ShutdownTest(unittest.TestCase):
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
+
+
+def emulator_module():
+    """local/emulator.py imported into this process: importing it patches nothing (only
+    apply_patches does, and main calls it)."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    import emulator
+
+    return emulator
+
+
+class MotoVersionTest(unittest.TestCase):
+    """The emulator runs only on the moto local/requirements.txt pins."""
+
+    def test_a_moto_other_than_the_pinned_one_is_refused(self):
+        emulator = emulator_module()
+        pinned = emulator.pinned_moto_version()
+        self.assertEqual(emulator.require_pinned_moto(installed=pinned), pinned)
+        other = pinned + ".post1"
+        with self.assertRaises(emulator.MotoVersionError) as ctx:
+            emulator.require_pinned_moto(installed=other)
+        message = str(ctx.exception)
+        for part in (f"moto {other} is installed", f"pins moto {pinned}", "pip install -r", "requirements.txt",
+                     "MOTO_SOURCES"):
+            self.assertIn(part, message)
+
+    def test_the_installed_moto_is_the_pinned_one(self):
+        emulator = emulator_module()
+        emulator.require_pinned_moto()
+
+    def test_the_pin_is_read_from_the_requirements_file(self):
+        emulator = emulator_module()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "requirements.txt")
+
+            def pin(text: str) -> str:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+                return emulator.pinned_moto_version(Path(path))
+
+            pinned = pin("# moto==0.0.1 in a comment\nmotor==2.0\nmoto[server, sqs]==9.8.7\nboto3==1\n")
+            self.assertEqual(pinned, "9.8.7")
+            self.assertEqual(pin('moto == 1.2.3 ; python_version >= "3.9"  # why\n'), "1.2.3")
+            for refused in ("boto3==1.0\n", "moto>=5\n", "moto==1.0\nmoto[sqs]==1.1\n"):
+                with self.assertRaises(emulator.MotoVersionError, msg=refused):
+                    pin(refused)
+            with self.assertRaises(emulator.MotoVersionError) as ctx:
+                emulator.require_pinned_moto(installed="1.0", requirements=Path(tmp, "absent.txt"))
+            self.assertIn("cannot read the moto pin", str(ctx.exception))
+
+    def test_the_emulator_refuses_to_start_on_another_moto(self):
+        emulator = emulator_module()
+        import moto
+
+        stderr = io.StringIO()
+        with mock.patch.object(moto, "__version__", "0.0.1"), contextlib.redirect_stderr(stderr):
+            self.assertEqual(emulator.main(["--port", "0"]), 2)
+        self.assertIn("emulator: refusing to start: moto 0.0.1 is installed", stderr.getvalue())
+        with mock.patch.object(moto, "__version__", "0.0.1"), self.assertRaises(emulator.MotoVersionError):
+            emulator.apply_patches("http://127.0.0.1:9", 1.0)
+
+
+class MotoSourcesTest(unittest.TestCase):
+    """Each moto function a patch replaces or relies on still has the source the patch was
+    written against (MOTO_SOURCES in local/emulator.py), so a moto upgrade fails here, naming
+    the patches that need a look, instead of in the stack."""
+
+    def test_every_patch_lists_the_moto_it_relies_on(self):
+        emulator = emulator_module()
+        with open(EMULATOR, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        apply = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "apply_patches")
+        patches = [n.func.id for n in ast.walk(apply) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+        patches = [name for name in patches if name != "require_pinned_moto"]
+        self.assertEqual(sorted(emulator.MOTO_SOURCES), sorted(patches),
+                         "MOTO_SOURCES must have one entry per patch apply_patches applies")
+        for patch, sources in emulator.MOTO_SOURCES.items():
+            self.assertTrue(sources, f"{patch} lists no moto source")
+            for path, digest in sources.items():
+                self.assertTrue(path.startswith("moto."), path)
+                self.assertRegex(digest, r"^[0-9a-f]{64}$", path)
+
+    def test_every_patched_moto_source_is_the_one_its_patch_was_written_against(self):
+        # A fresh interpreter, in which nothing has patched moto: each path names moto's own.
+        code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import emulator, moto; "
+                "print(json.dumps({'moto': moto.__version__, 'pinned': emulator.pinned_moto_version(), "
+                "'changed': emulator.changed_moto_sources()}))")
+        run = subprocess.run([sys.executable, "-c", code, HERE], capture_output=True, text=True, timeout=300)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        changed = report["changed"]
+        if changed:
+            lines = [
+                f"  {c['patch']} relies on {c['path']}: {c['problem']}"
+                + (f" (its source's sha256 is now {c['sha256']})" if c["sha256"] else "")
+                for c in changed
+            ]
+            self.fail(
+                f"{len(changed)} moto source(s) differ from MOTO_SOURCES in local/emulator.py (moto {report['moto']} "
+                f"installed, {report['pinned']} pinned). Each patch named needs a look: does it "
+                "still replace what it meant to, with moto's behaviour otherwise kept? Then record the new "
+                "sha256, or the path that replaced a gone one.\n" + "\n".join(lines)
+            )
+
+    def test_a_changed_or_missing_source_is_named_with_its_patch(self):
+        emulator = emulator_module()
+        real = emulator.moto_source_sha256("moto.backends.list_of_moto_modules")
+        changed = emulator.changed_moto_sources({
+            "some_patch": {"moto.backends.list_of_moto_modules": real, "moto.backends.no_such_function": "0" * 64},
+            "another_patch": {"moto.backends.list_of_moto_modules": "0" * 64, "moto.no_such_module.f": "0" * 64},
+        })
+        self.assertEqual(
+            [(c["patch"], c["path"], c["problem"].split(" (")[0], c["sha256"]) for c in changed],
+            [("some_patch", "moto.backends.no_such_function", "cannot be resolved or read", None),
+             ("another_patch", "moto.backends.list_of_moto_modules", "changed", real),
+             ("another_patch", "moto.no_such_module.f", "cannot be resolved or read", None)],
+        )
 
 
 if __name__ == "__main__":
