@@ -5,10 +5,11 @@
 
 use crate::events::OrderLine;
 use crate::money::Money;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The input of a `place-order` execution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SagaInput {
     /// ULID of the order; also the execution's name.
@@ -23,5 +24,15 @@ pub struct SagaInput {
     /// execution's input, never on the bus: events carry ids, not means of payment.
     pub payment_token: String,
     /// The correlation id of the request that placed the order, carried into every event.
+    pub correlation_id: String,
+}
+
+/// The input of a `cancel-order` execution (`orders-cancel` starts it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInput {
+    /// ULID of the order.
+    pub order_id: String,
+    /// The correlation id of the request that cancelled it.
     pub correlation_id: String,
 }

@@ -90,12 +90,56 @@ impl From<StepError> for Diagnostic {
     }
 }
 
+/// A saga step's contract: the function a `Task` state names, the input type it takes and
+/// the output type it answers. Each step crate declares one per function (e.g.
+/// `payments::AUTHORIZE`), its function's `main` runs through it ([`run`]), and a test holds
+/// the state machine definitions to them: every `Task`'s `Parameters` against the input
+/// type, every later read of its `ResultPath` against the output type
+/// (functions/bootstrap/tests/saga_contract.rs).
+#[derive(Debug)]
+pub struct Contract<I, O> {
+    /// The function's name, as `infra/declaration.json` names it.
+    pub function: &'static str,
+    types: std::marker::PhantomData<fn(I) -> O>,
+}
+
+impl<I, O> Clone for Contract<I, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I, O> Copy for Contract<I, O> {}
+
+impl<I, O> Contract<I, O> {
+    /// The contract of `function`.
+    pub const fn new(function: &'static str) -> Self {
+        Self {
+            function,
+            types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<I: schemars::JsonSchema, O: schemars::JsonSchema> Contract<I, O> {
+    /// The JSON Schemas of its input and output types.
+    pub fn schemas(&self) -> (serde_json::Value, serde_json::Value) {
+        (
+            schemars::schema_for!(I).to_value(),
+            schemars::schema_for!(O).to_value(),
+        )
+    }
+}
+
 /// Runs a step Lambda: parses the state's input, runs `handler` in a span with the
 /// function name, request id, and the order id and correlation id the state passes, logs
 /// its outcome, writes the invocation's metrics line ([`crate::metrics::measure_task`],
 /// with the step's outcome: `ok`, its error type, or `Throttled`), and answers its output
 /// or its error.
-pub async fn run<I, O, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+pub async fn run<I, O, F, Fut>(
+    _contract: Contract<I, O>,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
 where
     I: DeserializeOwned + Send,
     O: Serialize,

@@ -16,7 +16,7 @@ use std::future::Future;
 pub const FRAUD_DENIED: &str = "FraudDenied";
 
 /// The output of a successful fraud step, as the saga's next states read it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TaskOutput {
     /// `approve` or `review` (a denied order fails the task instead).
     pub decision: FraudDecision,

@@ -27,7 +27,7 @@ pub const OUT_OF_STOCK: &str = "OutOfStock";
 pub const INVALID_STATE: &str = "ReservationStateInvalid";
 
 /// Where an order's units are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationState {
     /// Held for the order.
@@ -124,7 +124,7 @@ pub struct Reservation {
 }
 
 /// What a step answers the state machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct StepOutcome {
     /// The order.
     pub order_id: String,
@@ -133,6 +133,19 @@ pub struct StepOutcome {
     /// False when the step had already happened (a retry or a replay).
     pub changed: bool,
 }
+
+/// `inventory-reserve`'s contract (`ReserveStock`).
+pub const RESERVE: shared::step::Contract<StockStepInput, StepOutcome> =
+    shared::step::Contract::new("inventory-reserve");
+/// `inventory-commit`'s contract (`CommitStock`).
+pub const COMMIT: shared::step::Contract<StockStepInput, StepOutcome> =
+    shared::step::Contract::new("inventory-commit");
+/// `inventory-release`'s contract (`ReleaseStock`).
+pub const RELEASE: shared::step::Contract<StockStepInput, StepOutcome> =
+    shared::step::Contract::new("inventory-release");
+/// `inventory-restock`'s contract (`RestockStock`).
+pub const RESTOCK: shared::step::Contract<StockStepInput, StepOutcome> =
+    shared::step::Contract::new("inventory-restock");
 
 fn reservation_key(order_id: &str) -> String {
     format!("reservation#{order_id}")
@@ -612,7 +625,7 @@ mod tests {
 }
 
 /// What the state machine hands a stock step: the order (extra fields are ignored).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct StockStepInput {
     /// The order.
     pub order_id: String,
@@ -625,7 +638,7 @@ pub struct StockStepInput {
 }
 
 /// One line of the order as the state machine passes it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct StockLineInput {
     /// The product.
     pub sku: Sku,

@@ -8,7 +8,7 @@ use shared::money::Money;
 use shared::time::{Timestamp, rfc3339};
 
 /// Where an order is in its life (API.md "order status").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     /// Accepted, the saga is running.
@@ -26,7 +26,7 @@ pub enum OrderStatus {
 }
 
 /// Why an order was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RejectReason {
     /// Not enough stock to reserve.

@@ -18,7 +18,7 @@ use shared::step::{Plan, StepError, Trace};
 pub const INVALID_TRANSITION: &str = "OrderTransitionInvalid";
 
 /// What the state machine hands an order step (extra fields are ignored).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct OrderStepInput {
     /// The order.
     pub order_id: String,
@@ -39,7 +39,7 @@ pub struct OrderStepInput {
 }
 
 /// What an order step answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct OrderStepOutcome {
     /// The order.
     pub order_id: String,
@@ -48,6 +48,19 @@ pub struct OrderStepOutcome {
     /// False when the transition had already happened.
     pub changed: bool,
 }
+
+/// `orders-hold-for-review`'s contract (`HoldForReview`).
+pub const HOLD_FOR_REVIEW: shared::step::Contract<OrderStepInput, OrderStepOutcome> =
+    shared::step::Contract::new("orders-hold-for-review");
+/// `orders-confirm`'s contract (`ConfirmOrder`).
+pub const CONFIRM: shared::step::Contract<OrderStepInput, OrderStepOutcome> =
+    shared::step::Contract::new("orders-confirm");
+/// `orders-reject`'s contract (`RejectOrder`, `RejectAfterCapture`).
+pub const REJECT: shared::step::Contract<OrderStepInput, OrderStepOutcome> =
+    shared::step::Contract::new("orders-reject");
+/// `orders-finish-cancel`'s contract (`FinishCancel`).
+pub const FINISH_CANCEL: shared::step::Contract<OrderStepInput, OrderStepOutcome> =
+    shared::step::Contract::new("orders-finish-cancel");
 
 /// Which transition a step makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -243,7 +243,14 @@ pub async fn cancel(
         OrderStatus::Cancelling => {
             let correlation = shared::http::meta(&req).correlation_id;
             let execution = workflows
-                .resume_cancel(&id, json!({"order_id": id, "correlation_id": correlation}))
+                .resume_cancel(
+                    &id,
+                    serde_json::to_value(shared::saga::CancelInput {
+                        order_id: id.clone(),
+                        correlation_id: correlation,
+                    })
+                    .map_err(ApiError::internal)?,
+                )
                 .await
                 .map_err(|e| ApiError::internal(std::io::Error::other(e)))?;
             tracing::info!(order_id = %id, execution, "cancel-order");

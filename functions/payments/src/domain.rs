@@ -5,7 +5,7 @@ use shared::money::Money;
 use shared::time::{Timestamp, rfc3339};
 
 /// Where a payment is (API.md "payment").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
     /// The provider's intent exists and is being confirmed: nothing is held yet, or a hold

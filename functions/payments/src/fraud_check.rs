@@ -9,7 +9,7 @@ use shared::money::Money;
 use shared::step::StepError;
 
 /// What the state machine hands the step.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct FraudCheckInput {
     /// The order.
     pub order_id: String,
@@ -23,6 +23,12 @@ pub struct FraudCheckInput {
     #[serde(default)]
     pub correlation_id: Option<String>,
 }
+
+/// `payments-request-fraud-check`'s contract (`RequestFraudDecision`, `.waitForTaskToken`):
+/// its own answer is not the state's output; the scorer's task answer is
+/// (`fraud::answer::TaskOutput`).
+pub const REQUEST: shared::step::Contract<FraudCheckInput, serde_json::Value> =
+    shared::step::Contract::new("payments-request-fraud-check");
 
 /// The record on the stream.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

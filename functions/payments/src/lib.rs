@@ -45,7 +45,7 @@ pub const PAYMENT_UNAVAILABLE: &str = "PaymentUnavailable";
 pub const INVALID_STATE: &str = "PaymentStateInvalid";
 
 /// What the state machine hands a payment step (extra fields are ignored).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct PaymentStepInput {
     /// The order.
     pub order_id: String,
@@ -63,7 +63,7 @@ pub struct PaymentStepInput {
 /// What `AuthorizePayment` hands `payments-authorize`: the order, and what paying for it
 /// needs, resolved at intake and carried by the saga's input
 /// ([`shared::saga::SagaInput`]), so the payments service reads no orders.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct AuthorizeInput {
     /// The order.
     pub order_id: String,
@@ -91,7 +91,7 @@ impl AuthorizeInput {
 }
 
 /// What a step answers the state machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PaymentOutcome {
     /// The order.
     pub order_id: String,
@@ -100,6 +100,19 @@ pub struct PaymentOutcome {
     /// False when the step had already happened.
     pub changed: bool,
 }
+
+/// `payments-authorize`'s contract (`AuthorizePayment`).
+pub const AUTHORIZE: shared::step::Contract<AuthorizeInput, PaymentOutcome> =
+    shared::step::Contract::new("payments-authorize");
+/// `payments-capture`'s contract (`CapturePayment`).
+pub const CAPTURE: shared::step::Contract<PaymentStepInput, PaymentOutcome> =
+    shared::step::Contract::new("payments-capture");
+/// `payments-void`'s contract (`VoidPayment`).
+pub const VOID: shared::step::Contract<PaymentStepInput, PaymentOutcome> =
+    shared::step::Contract::new("payments-void");
+/// `payments-refund`'s contract (`RefundAfterCapture`, `RefundPayment`).
+pub const REFUND: shared::step::Contract<PaymentStepInput, PaymentOutcome> =
+    shared::step::Contract::new("payments-refund");
 
 fn outcome(order_id: &str, status: PaymentStatus, changed: bool) -> PaymentOutcome {
     PaymentOutcome {

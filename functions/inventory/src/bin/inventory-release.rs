@@ -8,5 +8,8 @@ use inventory::reservation::Reservations;
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let store = Reservations::from_env().await?;
-    shared::step::run(|input| inventory::reservation::move_step(&store, Move::Release, input)).await
+    shared::step::run(inventory::reservation::RELEASE, |input| {
+        inventory::reservation::move_step(&store, Move::Release, input)
+    })
+    .await
 }

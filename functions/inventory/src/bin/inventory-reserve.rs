@@ -7,5 +7,8 @@ use inventory::reservation::Reservations;
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let store = Reservations::from_env().await?;
-    shared::step::run(|input| inventory::reservation::reserve_step(&store, input)).await
+    shared::step::run(inventory::reservation::RESERVE, |input| {
+        inventory::reservation::reserve_step(&store, input)
+    })
+    .await
 }

@@ -9,5 +9,8 @@ pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await?;
     let store = DynamoOrderStore::claimless_from_env(&sdk)?;
-    shared::step::run(|input| run_step(&store, OrderStep::Confirm, input)).await
+    shared::step::run(orders::saga::CONFIRM, |input| {
+        run_step(&store, OrderStep::Confirm, input)
+    })
+    .await
 }

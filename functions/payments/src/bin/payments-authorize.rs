@@ -11,5 +11,8 @@ pub async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = shared::aws::sdk_config().await?;
     let store = PaymentStore::from_sdk(&sdk)?;
     let provider = StripeProvider::from_env(&sdk).await?;
-    shared::step::run(|input| payments::authorize(&store, &provider, input)).await
+    shared::step::run(payments::AUTHORIZE, |input| {
+        payments::authorize(&store, &provider, input)
+    })
+    .await
 }

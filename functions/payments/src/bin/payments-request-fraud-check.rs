@@ -8,5 +8,8 @@ use payments::fraud_check::{TransactionStream, request};
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let stream = TransactionStream::from_env().await?;
-    shared::step::run(|input| request(&stream, input)).await
+    shared::step::run(payments::fraud_check::REQUEST, |input| {
+        request(&stream, input)
+    })
+    .await
 }
