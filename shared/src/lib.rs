@@ -30,5 +30,6 @@ pub mod step;
 pub mod stream;
 pub mod telemetry;
 pub mod time;
+pub mod transactions;
 
 pub use problem::{ApiError, FieldError};

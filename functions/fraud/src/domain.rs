@@ -3,66 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 use shared::events::FraudDecision;
-use shared::money::Money;
 use shared::time::{Timestamp, rfc3339};
 
-/// Why a stream record is not a fraud-check request.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// Not JSON of the request's shape (or an invalid amount).
-    #[error("not a fraud-check request: {0}")]
-    Shape(#[from] serde_json::Error),
-    /// A field parsed but cannot be used.
-    #[error("not a fraud-check request: {0}")]
-    Invalid(&'static str),
-}
-
-/// One record of the `transactions` stream: the payment step asks for a decision and
-/// waits on `task_token` for it. Fields beyond these are ignored, so the producer may add
-/// some without breaking the scorer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FraudCheckRequest {
-    /// ULID of the order; the assessment's key, so a redelivery is recognized.
-    pub order_id: String,
-    /// The customer (also the record's partition key, so one user's orders are in order).
-    pub user_id: String,
-    /// The order's total.
-    pub amount: Money,
-    /// The token the execution waits on.
-    pub task_token: String,
-    /// Ties the assessment's event to the client request that placed the order.
-    #[serde(default)]
-    pub correlation_id: Option<String>,
-    /// When the saga asked; picks the hour whose orders count toward velocity, so a
-    /// redelivery later on counts in the same hour.
-    #[serde(with = "rfc3339")]
-    pub requested_at: Timestamp,
-}
-
-impl FraudCheckRequest {
-    /// Parses a record's data (JSON), refusing what cannot be scored or answered.
-    pub fn parse(data: &[u8]) -> Result<Self, RequestError> {
-        let request: Self = serde_json::from_slice(data)?;
-        if ulid::Ulid::from_string(&request.order_id).is_err() {
-            return Err(RequestError::Invalid("order_id is not a ULID"));
-        }
-        if request.user_id.trim().is_empty() {
-            return Err(RequestError::Invalid("user_id is empty"));
-        }
-        if request.task_token.trim().is_empty() {
-            return Err(RequestError::Invalid("task_token is empty"));
-        }
-        Ok(request)
-    }
-
-    /// The correlation id the event carries: the request's, else the order id.
-    pub fn correlation(&self) -> &str {
-        self.correlation_id
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .unwrap_or(&self.order_id)
-    }
-}
+pub use shared::transactions::{RequestError, TransactionRecord as FraudCheckRequest};
 
 /// An order's assessment as stored (item `id = order_id`), written once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +71,10 @@ mod tests {
     #[test]
     fn requests_parse_with_money_and_utc_time_and_ignore_extra_fields() {
         let r = FraudCheckRequest::parse(GOOD.as_bytes()).unwrap();
-        assert_eq!(r.amount, Money::parse("12.5", "EUR").unwrap());
+        assert_eq!(
+            r.amount,
+            shared::money::Money::parse("12.5", "EUR").unwrap()
+        );
         assert_eq!(
             r.requested_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

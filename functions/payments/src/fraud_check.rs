@@ -4,7 +4,7 @@
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::money::Money;
 use shared::step::StepError;
 
@@ -29,23 +29,6 @@ pub struct FraudCheckInput {
 /// (`fraud::answer::TaskOutput`).
 pub const REQUEST: shared::step::Contract<FraudCheckInput, serde_json::Value> =
     shared::step::Contract::new("payments-request-fraud-check");
-
-/// The record on the stream.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TransactionRecord {
-    /// The order.
-    pub order_id: String,
-    /// Its customer.
-    pub user_id: String,
-    /// Its total.
-    pub amount: Money,
-    /// The task token to answer.
-    pub task_token: String,
-    /// The request's correlation id.
-    pub correlation_id: String,
-    /// When the check was asked for (RFC 3339).
-    pub requested_at: String,
-}
 
 /// The stream, as the step uses it.
 #[derive(Debug, Clone)]
@@ -73,17 +56,18 @@ pub async fn request(
     stream: &TransactionStream,
     input: FraudCheckInput,
 ) -> Result<serde_json::Value, StepError> {
-    let record = TransactionRecord {
-        correlation_id: input
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| input.order_id.clone()),
+    let record = shared::transactions::TransactionRecord {
+        correlation_id: Some(
+            input
+                .correlation_id
+                .clone()
+                .unwrap_or_else(|| input.order_id.clone()),
+        ),
         order_id: input.order_id,
         user_id: input.user_id,
         amount: input.total,
         task_token: input.task_token,
-        requested_at: shared::time::now()
-            .to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
+        requested_at: shared::time::now(),
     };
     let data = serde_json::to_vec(&record).map_err(StepError::transient)?;
     stream
