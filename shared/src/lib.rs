@@ -28,6 +28,7 @@ pub mod retry;
 pub mod saga;
 pub mod step;
 pub mod stream;
+pub mod task_token;
 pub mod telemetry;
 pub mod time;
 pub mod transactions;

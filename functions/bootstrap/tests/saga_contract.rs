@@ -169,11 +169,18 @@ fn check(
     problems
 }
 
+/// What the senders of the task answers send: the fraud scorer, an administrator's review.
 fn fraud_answer() -> BTreeMap<&'static str, Value> {
-    BTreeMap::from([(
-        "RequestFraudDecision",
-        schemars::schema_for!(fraud::answer::TaskOutput).to_value(),
-    )])
+    BTreeMap::from([
+        (
+            "RequestFraudDecision",
+            schemars::schema_for!(fraud::answer::TaskOutput).to_value(),
+        ),
+        (
+            "HoldForReview",
+            schemars::schema_for!(orders::workflow::ReviewOutput).to_value(),
+        ),
+    ])
 }
 
 fn saga_input() -> Value {

@@ -6,10 +6,9 @@
 //! Step Functions ([`StepFunctions`]).
 
 use crate::domain::Assessment;
-use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
-use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
 use serde::Serialize;
 use shared::events::FraudDecision;
+use shared::task_token::TaskAnswer;
 use std::future::Future;
 
 /// The error name a denied order fails the waiting task with; the saga catches it.
@@ -27,68 +26,23 @@ pub struct TaskOutput {
 }
 
 /// What the scorer tells the waiting execution.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// `SendTaskSuccess` with this output (approve, review).
-    Success(TaskOutput),
-    /// `SendTaskFailure` (deny).
-    Failure {
-        /// The error name the saga's `Catch` matches.
-        error: &'static str,
-        /// A short reason for the execution history.
-        cause: String,
-    },
-}
+pub type Answer = TaskAnswer<TaskOutput>;
 
-impl Answer {
-    /// The answer an assessment calls for; the same for the first delivery and every
-    /// redelivery, since it is derived from the stored assessment only.
-    pub fn for_assessment(a: &Assessment) -> Self {
-        match a.decision {
-            FraudDecision::Deny => Self::Failure {
-                error: FRAUD_DENIED,
-                cause: format!("score {} ({})", a.score, a.reasons.join(", ")),
-            },
-            decision => Self::Success(TaskOutput {
-                decision,
-                score: a.score,
-                order_id: a.order_id.clone(),
-            }),
-        }
-    }
-}
+pub use shared::task_token::{AnswerError, Delivery};
 
-/// How an answer ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// The waiting task took it.
-    Delivered,
-    /// Nobody waits on the token any more (answered before, timed out, or unknown): named
-    /// by the Step Functions error. Done, not a failure: retrying cannot change it.
-    AlreadyClosed(&'static str),
-}
-
-/// Delivering an answer failed in a way worth retrying (throttled, unreachable).
-#[derive(Debug, thiserror::Error)]
-#[error("Step Functions {operation} failed")]
-pub struct AnswerError {
-    /// The API operation, for the log.
-    pub operation: &'static str,
-    /// The SDK error with its cause chain.
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl AnswerError {
-    /// Wraps an error of `operation`.
-    pub fn new(
-        operation: &'static str,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            operation,
-            source: Box::new(source),
-        }
+/// The answer an assessment calls for; the same for the first delivery and every
+/// redelivery, since it is derived from the stored assessment only.
+pub fn for_assessment(a: &Assessment) -> Answer {
+    match a.decision {
+        FraudDecision::Deny => TaskAnswer::Failure {
+            error: FRAUD_DENIED,
+            cause: format!("score {} ({})", a.score, a.reasons.join(", ")),
+        },
+        decision => TaskAnswer::Success(TaskOutput {
+            decision,
+            score: a.score,
+            order_id: a.order_id.clone(),
+        }),
     }
 }
 
@@ -117,55 +71,7 @@ impl StepFunctions {
 
 impl SagaAnswer for StepFunctions {
     async fn send(&self, task_token: &str, answer: &Answer) -> Result<Delivery, AnswerError> {
-        match answer {
-            Answer::Success(output) => {
-                let output = serde_json::to_string(output)
-                    .map_err(|e| AnswerError::new("serialize task output", e))?;
-                let sent = self
-                    .client
-                    .send_task_success()
-                    .task_token(task_token)
-                    .output(output)
-                    .send()
-                    .await;
-                match sent.map_err(|e| e.into_service_error()) {
-                    Ok(_) => Ok(Delivery::Delivered),
-                    Err(SendTaskSuccessError::TaskTimedOut(_)) => {
-                        Ok(Delivery::AlreadyClosed("TaskTimedOut"))
-                    }
-                    Err(SendTaskSuccessError::InvalidToken(_)) => {
-                        Ok(Delivery::AlreadyClosed("InvalidToken"))
-                    }
-                    Err(SendTaskSuccessError::TaskDoesNotExist(_)) => {
-                        Ok(Delivery::AlreadyClosed("TaskDoesNotExist"))
-                    }
-                    Err(other) => Err(AnswerError::new("SendTaskSuccess", other)),
-                }
-            }
-            Answer::Failure { error, cause } => {
-                let sent = self
-                    .client
-                    .send_task_failure()
-                    .task_token(task_token)
-                    .error(*error)
-                    .cause(cause)
-                    .send()
-                    .await;
-                match sent.map_err(|e| e.into_service_error()) {
-                    Ok(_) => Ok(Delivery::Delivered),
-                    Err(SendTaskFailureError::TaskTimedOut(_)) => {
-                        Ok(Delivery::AlreadyClosed("TaskTimedOut"))
-                    }
-                    Err(SendTaskFailureError::InvalidToken(_)) => {
-                        Ok(Delivery::AlreadyClosed("InvalidToken"))
-                    }
-                    Err(SendTaskFailureError::TaskDoesNotExist(_)) => {
-                        Ok(Delivery::AlreadyClosed("TaskDoesNotExist"))
-                    }
-                    Err(other) => Err(AnswerError::new("SendTaskFailure", other)),
-                }
-            }
-        }
+        shared::task_token::send(&self.client, task_token, answer).await
     }
 }
 
@@ -190,7 +96,7 @@ mod tests {
     fn approve_and_review_succeed_with_decision_score_and_order() {
         for decision in [FraudDecision::Approve, FraudDecision::Review] {
             let Answer::Success(output) =
-                Answer::for_assessment(&assessment(450, decision, &["amount_over_2000"]))
+                for_assessment(&assessment(450, decision, &["amount_over_2000"]))
             else {
                 panic!("{decision:?} must succeed");
             };
@@ -207,7 +113,7 @@ mod tests {
 
     #[test]
     fn deny_fails_the_task_with_fraud_denied_and_the_reasons() {
-        let answer = Answer::for_assessment(&assessment(
+        let answer = for_assessment(&assessment(
             900,
             FraudDecision::Deny,
             &["amount_over_10000", "velocity_6_orders_last_hour"],

@@ -144,7 +144,7 @@ async fn answer(
     assessment: Assessment,
     newly_assessed: bool,
 ) -> Result<Outcome, FraudError> {
-    let answer = Answer::for_assessment(&assessment);
+    let answer = answer::for_assessment(&assessment);
     let delivery = saga.send(&request.task_token, &answer).await?;
     tracing::info!(
         order_id = %assessment.order_id,

@@ -8,11 +8,11 @@ use aws_sdk_sfn::Client as Sfn;
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
-use serde_json::json;
 use shared::ApiError;
 use shared::consumer::ConsumerError;
 use shared::events::OrderPlaced;
 use shared::identity::Caller;
+use shared::task_token::{Delivery, TaskAnswer};
 
 /// The state machines the orders service starts, and its Step Functions client.
 #[derive(Debug, Clone)]
@@ -305,54 +305,33 @@ pub async fn review(
             )));
         }
     };
-    let sent = if approve {
-        answered(
-            workflows
-                .sfn
-                .send_task_success()
-                .task_token(&token)
-                .output(json!({"decision": "approve"}).to_string())
-                .send()
-                .await,
-        )
+    let answer = if approve {
+        TaskAnswer::Success(ReviewOutput {
+            decision: "approve",
+        })
     } else {
-        answered(
-            workflows
-                .sfn
-                .send_task_failure()
-                .task_token(&token)
-                .error("ReviewRejected")
-                .cause("an administrator rejected the order in review")
-                .send()
-                .await,
-        )
+        TaskAnswer::Failure {
+            error: REVIEW_REJECTED,
+            cause: "an administrator rejected the order in review".into(),
+        }
     };
-    match sent {
-        Ok(true) => shared::http::json(StatusCode::ACCEPTED, &OrderView::from(&order)),
-        Ok(false) => Err(ApiError::Conflict(format!(
+    match shared::task_token::send(&workflows.sfn, &token, &answer).await {
+        Ok(Delivery::Delivered) => {
+            shared::http::json(StatusCode::ACCEPTED, &OrderView::from(&order))
+        }
+        Ok(Delivery::AlreadyClosed(_)) => Err(ApiError::Conflict(format!(
             "Order {id} is no longer waiting for a review"
         ))),
-        Err(e) => Err(ApiError::internal(std::io::Error::other(e))),
+        Err(e) => Err(ApiError::internal(e)),
     }
 }
 
-/// How answering a task token went: `Ok(true)` sent, `Ok(false)` the token is no longer
-/// waiting (timed out, closed, or not a token), `Err` a fault.
-fn answered<O, E, R>(result: Result<O, aws_sdk_sfn::error::SdkError<E, R>>) -> Result<bool, String>
-where
-    E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match result {
-        Ok(_) => Ok(true),
-        Err(e)
-            if matches!(
-                e.as_service_error().and_then(|s| s.code()),
-                Some("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(format!("{}", aws_sdk_sfn::error::DisplayErrorContext(e))),
-    }
+/// The error an administrator's rejection fails `HoldForReview` with; the saga catches it.
+pub const REVIEW_REJECTED: &str = "ReviewRejected";
+
+/// What an approval tells `HoldForReview` (its result; the saga goes on to capture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct ReviewOutput {
+    /// `approve`.
+    pub decision: &'static str,
 }
