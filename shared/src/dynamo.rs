@@ -127,6 +127,66 @@ pub fn to_attribute<T: Serialize>(value: &T) -> Result<AttributeValue, StoreErro
     Ok(serde_dynamo::to_attribute_value(value)?)
 }
 
+/// A guarded state change of one item, the write every saga step makes: `field` (the
+/// record's `status` or `state`) moves `from` → `to` only if it still holds `from` (the value
+/// the step read), with `updated_at` and any other `sets`, and an optional extra condition.
+/// Orders, payments and reservations build their transitions with it, so the guard is
+/// written once.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    /// The table.
+    pub table: &'a str,
+    /// The item's key attribute and value.
+    pub key: (&'a str, AttributeValue),
+    /// The attribute that holds the record's state.
+    pub field: &'a str,
+    /// The state read: the write happens only if it is still this.
+    pub from: AttributeValue,
+    /// The new state.
+    pub to: AttributeValue,
+    /// Other attributes set with it.
+    pub sets: Vec<(&'a str, AttributeValue)>,
+    /// A further condition ANDed with the guard, with the values it names.
+    pub also: Option<(&'a str, Vec<(&'a str, AttributeValue)>)>,
+}
+
+impl Transition<'_> {
+    /// The transaction item of this change.
+    pub fn item(self) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+        let mut sets = vec!["#field = :to".to_owned(), "#updated = :now".to_owned()];
+        let mut condition = "#field = :from".to_owned();
+        let now = crate::time::now().to_rfc3339_opts(crate::time::SecondsFormat::Millis, true);
+        let mut update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(self.table)
+            .key(self.key.0, self.key.1)
+            .expression_attribute_names("#field", self.field)
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_values(":to", self.to)
+            .expression_attribute_values(":from", self.from)
+            .expression_attribute_values(":now", AttributeValue::S(now));
+        for (i, (name, value)) in self.sets.into_iter().enumerate() {
+            sets.push(format!("#x{i} = :x{i}"));
+            update = update
+                .expression_attribute_names(format!("#x{i}"), name)
+                .expression_attribute_values(format!(":x{i}"), value);
+        }
+        if let Some((also, values)) = self.also {
+            condition = format!("{condition} AND {also}");
+            for (name, value) in values {
+                update = update.expression_attribute_values(name, value);
+            }
+        }
+        let update = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| StoreError::local("build a transition", e))?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .update(update)
+            .build())
+    }
+}
+
 /// True when a request failed only because its condition expression did not hold:
 /// the signal for "exists already" or "does not exist", never a fault.
 pub fn is_condition_failed<E: ProvideErrorMetadata>(err: &E) -> bool {
@@ -421,5 +481,41 @@ mod token_tests {
         let token = request_token("o1-reserve", std::slice::from_ref(&first));
         assert_ne!(token, request_token("o1-reserve", &[retry]));
         assert_ne!(token, request_token("o1-commit", &[first]));
+    }
+
+    #[test]
+    fn a_transition_is_guarded_by_the_state_read() {
+        let item = Transition {
+            table: "t",
+            key: ("order_id", AttributeValue::S("o1".into())),
+            field: "status",
+            from: AttributeValue::S("PENDING".into()),
+            to: AttributeValue::S("CONFIRMED".into()),
+            sets: vec![("reason", AttributeValue::S("r".into()))],
+            also: Some((
+                "attempt < :attempt",
+                vec![(":attempt", AttributeValue::N("2".into()))],
+            )),
+        }
+        .item()
+        .unwrap();
+        let u = item.update().unwrap();
+        assert_eq!(
+            u.update_expression(),
+            "SET #field = :to, #updated = :now, #x0 = :x0"
+        );
+        assert_eq!(
+            u.condition_expression(),
+            Some("#field = :from AND attempt < :attempt")
+        );
+        let names = u.expression_attribute_names().unwrap();
+        assert_eq!(
+            (names["#field"].as_str(), names["#x0"].as_str()),
+            ("status", "reason")
+        );
+        let values = u.expression_attribute_values().unwrap();
+        assert_eq!(values[":from"], AttributeValue::S("PENDING".into()));
+        assert_eq!(values[":to"], AttributeValue::S("CONFIRMED".into()));
+        assert_eq!(values[":attempt"], AttributeValue::N("2".into()));
     }
 }

@@ -342,28 +342,23 @@ impl Reservations {
         trace: &shared::step::Trace,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let (from, to) = step.states();
-        let now = shared::time::now();
         let order_id = reservation.order_id.as_str();
         let mut items = Vec::with_capacity(reservation.lines.len() + 2);
         for line in &reservation.lines {
             items.push(self.product_update(&line.sku, line.quantity, step.deltas(), false)?);
         }
-        let state_update = Update::builder()
-            .table_name(&self.table)
-            .key("sku", AttributeValue::S(reservation_key(order_id)))
-            .update_expression("SET #state = :to, #updated = :now")
-            .condition_expression("#state = :from")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#updated", "updated_at")
-            .expression_attribute_values(":to", shared::dynamo::to_attribute(&to)?)
-            .expression_attribute_values(":from", shared::dynamo::to_attribute(&from)?)
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::S(now.to_rfc3339_opts(shared::time::SecondsFormat::Millis, true)),
-            )
-            .build()
-            .map_err(|e| StoreError::local("build reservation update", e))?;
-        items.push(TransactWriteItem::builder().update(state_update).build());
+        items.push(
+            shared::dynamo::Transition {
+                table: &self.table,
+                key: ("sku", AttributeValue::S(reservation_key(order_id))),
+                field: "state",
+                from: shared::dynamo::to_attribute(&from)?,
+                to: shared::dynamo::to_attribute(&to)?,
+                sets: Vec::new(),
+                also: None,
+            }
+            .item()?,
+        );
         let (o, lines) = (order_id.to_owned(), reservation.lines.clone());
         let record = match step {
             Move::Release => trace.record(StockReleased { order_id: o, lines })?,

@@ -8,7 +8,7 @@ use crate::domain::Order;
 use crate::domain::OrderStatus;
 use crate::{Intake, OrderStore};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use shared::config::{self, ConfigError};
 use shared::dynamo::{Item, StoreError, from_item, to_attribute, to_item};
 use shared::idempotency::Idempotency;
@@ -82,47 +82,31 @@ impl DynamoOrderStore {
         event: Option<TransactWriteItem>,
         guard: Option<Guard>,
     ) -> Result<bool, StoreError> {
-        let mut sets = vec!["#status = :next".to_owned(), "#updated = :now".to_owned()];
-        let condition = match guard {
-            None => "#status = :current".to_owned(),
+        let also = match guard {
+            None => None,
             // The attempt read is still the stored one, and this attempt is later.
             Some(Guard::AttemptAfter(None, _)) => {
-                "#status = :current AND attribute_not_exists(review_attempt)".to_owned()
+                Some(("attribute_not_exists(review_attempt)", Vec::new()))
             }
-            Some(Guard::AttemptAfter(Some(_), _)) => {
-                "#status = :current AND review_attempt = :read_attempt AND review_attempt < :attempt".to_owned()
-            }
+            Some(Guard::AttemptAfter(Some(read), attempt)) => Some((
+                "review_attempt = :read_attempt AND review_attempt < :attempt",
+                vec![
+                    (":read_attempt", AttributeValue::N(read.to_string())),
+                    (":attempt", AttributeValue::N(attempt.to_string())),
+                ],
+            )),
         };
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("order_id", AttributeValue::S(order.order_id.clone()))
-            .condition_expression(condition)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#updated", "updated_at")
-            .expression_attribute_values(":next", to_attribute(&next)?)
-            .expression_attribute_values(":current", to_attribute(&order.status)?)
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::S(
-                    shared::time::now().to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
-                ),
-            );
-        if let Some(Guard::AttemptAfter(Some(read), attempt)) = guard {
-            update = update
-                .expression_attribute_values(":read_attempt", AttributeValue::N(read.to_string()))
-                .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()));
+        let update = shared::dynamo::Transition {
+            table: &self.table,
+            key: ("order_id", AttributeValue::S(order.order_id.clone())),
+            field: "status",
+            from: to_attribute(&order.status)?,
+            to: to_attribute(&next)?,
+            sets: extra.to_vec(),
+            also,
         }
-        for (i, (name, value)) in extra.iter().enumerate() {
-            sets.push(format!("#x{i} = :x{i}"));
-            update = update
-                .expression_attribute_names(format!("#x{i}"), *name)
-                .expression_attribute_values(format!(":x{i}"), value.clone());
-        }
-        let update = update
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .build()
-            .map_err(|e| StoreError::local("build order update", e))?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        .item()?;
+        let mut items = vec![update];
         items.extend(event);
         let scope = format!("{}-{next:?}", order.order_id);
         Ok(shared::dynamo::transact(&self.client, items, Some(&scope))

@@ -4,7 +4,7 @@
 
 use crate::domain::{Payment, PaymentStatus};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use shared::dynamo::{StoreError, from_item, to_attribute, to_item};
 use shared::outbox::Outbox;
 
@@ -94,21 +94,18 @@ impl PaymentStore {
         payment: &Payment,
         event: TransactWriteItem,
     ) -> Result<bool, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("order_id", AttributeValue::S(payment.order_id.clone()))
-            .update_expression("SET #status = :to, #updated = :now, decline_reason = :reason")
-            .condition_expression("#status = :from")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#updated", "updated_at")
-            .expression_attribute_values(":to", to_attribute(&payment.status)?)
-            .expression_attribute_values(":from", to_attribute(&PaymentStatus::Pending)?)
-            .expression_attribute_values(":reason", to_attribute(&payment.decline_reason)?)
-            .expression_attribute_values(":now", now_attribute())
-            .build()
-            .map_err(|e| StoreError::local("build payment settle", e))?;
+        let update = shared::dynamo::Transition {
+            table: &self.table,
+            key: ("order_id", AttributeValue::S(payment.order_id.clone())),
+            field: "status",
+            from: to_attribute(&PaymentStatus::Pending)?,
+            to: to_attribute(&payment.status)?,
+            sets: vec![("decline_reason", to_attribute(&payment.decline_reason)?)],
+            also: None,
+        }
+        .item()?;
         self.transact(
-            vec![TransactWriteItem::builder().update(update).build(), event],
+            vec![update, event],
             &format!("{}-settle-{:?}", payment.order_id, payment.status),
         )
         .await
@@ -121,23 +118,18 @@ impl PaymentStore {
         (from, to): (PaymentStatus, PaymentStatus),
         event: TransactWriteItem,
     ) -> Result<bool, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("order_id", AttributeValue::S(order_id.to_owned()))
-            .update_expression("SET #status = :to, #updated = :now")
-            .condition_expression("#status = :from")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#updated", "updated_at")
-            .expression_attribute_values(":to", to_attribute(&to)?)
-            .expression_attribute_values(":from", to_attribute(&from)?)
-            .expression_attribute_values(":now", now_attribute())
-            .build()
-            .map_err(|e| StoreError::local("build payment update", e))?;
-        self.transact(
-            vec![TransactWriteItem::builder().update(update).build(), event],
-            &format!("{order_id}-{from:?}-{to:?}"),
-        )
-        .await
+        let update = shared::dynamo::Transition {
+            table: &self.table,
+            key: ("order_id", AttributeValue::S(order_id.to_owned())),
+            field: "status",
+            from: to_attribute(&from)?,
+            to: to_attribute(&to)?,
+            sets: Vec::new(),
+            also: None,
+        }
+        .item()?;
+        self.transact(vec![update, event], &format!("{order_id}-{from:?}-{to:?}"))
+            .await
     }
 
     /// The outbox of the payments table.
@@ -155,12 +147,6 @@ impl PaymentStore {
             .await?
             .committed())
     }
-}
-
-fn now_attribute() -> AttributeValue {
-    AttributeValue::S(
-        shared::time::now().to_rfc3339_opts(shared::time::SecondsFormat::Millis, true),
-    )
 }
 
 impl shared::step::Ledger for PaymentStore {
