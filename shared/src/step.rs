@@ -90,6 +90,19 @@ impl From<StepError> for Diagnostic {
     }
 }
 
+/// What every saga step answers the state machine: the order, where its record (order,
+/// payment, reservation) stands after the step, and whether this run moved it (false for a
+/// retry, a replay, or a compensation with nothing to give back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Outcome<S> {
+    /// The order.
+    pub order_id: String,
+    /// The record's status after the step.
+    pub status: S,
+    /// False when the step had already happened.
+    pub changed: bool,
+}
+
 /// A saga step's contract: the function a `Task` state names, the input type it takes and
 /// the output type it answers. Each step crate declares one per function (e.g.
 /// `payments::AUTHORIZE`), its function's `main` runs through it ([`run`]), and a test holds

@@ -123,16 +123,8 @@ pub struct Reservation {
     pub updated_at: Timestamp,
 }
 
-/// What a step answers the state machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct StepOutcome {
-    /// The order.
-    pub order_id: String,
-    /// The reservation's state after the step.
-    pub state: ReservationState,
-    /// False when the step had already happened (a retry or a replay).
-    pub changed: bool,
-}
+/// What a stock step answers the state machine (`status`: the reservation's state).
+pub type StepOutcome = shared::step::Outcome<ReservationState>;
 
 /// `inventory-reserve`'s contract (`ReserveStock`).
 pub const RESERVE: shared::step::Contract<StockStepInput, StepOutcome> =
@@ -237,7 +229,7 @@ impl Reservations {
         if let Some(existing) = self.get(order_id).await? {
             return Ok(StepOutcome {
                 order_id: order_id.to_owned(),
-                state: existing.state,
+                status: existing.state,
                 changed: false,
             });
         }
@@ -265,7 +257,7 @@ impl Reservations {
         match transact(&self.client, items, Some(&format!("{order_id}-reserve"))).await? {
             Transaction::Committed => Ok(StepOutcome {
                 order_id: order_id.to_owned(),
-                state: ReservationState::Reserved,
+                status: ReservationState::Reserved,
                 changed: true,
             }),
             outcome @ Transaction::Cancelled(_) => {
@@ -278,7 +270,7 @@ impl Reservations {
                         .ok_or_else(|| StepError::transient("reservation vanished"))?;
                     return Ok(StepOutcome {
                         order_id: order_id.to_owned(),
-                        state: existing.state,
+                        status: existing.state,
                         changed: false,
                     });
                 }
@@ -430,7 +422,7 @@ pub async fn apply(
     .await?;
     Ok(StepOutcome {
         order_id: order_id.to_owned(),
-        state: moved.state,
+        status: moved.state,
         changed: moved.changed,
     })
 }
@@ -566,19 +558,19 @@ mod tests {
         let trace = shared::step::Trace::of("o1", None);
         let commit = apply(&m, "o1", Move::Commit, &trace).await.unwrap();
         assert_eq!(
-            (commit.state, commit.changed),
+            (commit.status, commit.changed),
             (ReservationState::Committed, true)
         );
         let again = apply(&m, "o1", Move::Commit, &trace).await.unwrap();
         assert!(!again.changed, "a retried commit changes nothing");
         let release = apply(&m, "o1", Move::Release, &trace).await.unwrap();
         assert_eq!(
-            (release.state, release.changed),
+            (release.status, release.changed),
             (ReservationState::Restocked, true)
         );
         let release = apply(&m, "o1", Move::Release, &trace).await.unwrap();
         assert_eq!(
-            (release.state, release.changed),
+            (release.status, release.changed),
             (ReservationState::Restocked, false)
         );
         assert_eq!(*m.moves.lock().unwrap(), vec![Move::Commit, Move::Restock]);
@@ -588,10 +580,10 @@ mod tests {
         let empty = Memory::default();
         let trace2 = shared::step::Trace::of("o2", None);
         let sealed = apply(&empty, "o2", Move::Release, &trace2).await.unwrap();
-        assert_eq!(sealed.state, ReservationState::Released);
+        assert_eq!(sealed.status, ReservationState::Released);
         let again = apply(&empty, "o2", Move::Release, &trace2).await.unwrap();
         assert_eq!(
-            (again.state, again.changed),
+            (again.status, again.changed),
             (ReservationState::Released, false)
         );
     }

@@ -200,14 +200,14 @@ async fn every_step_changes_nothing_the_second_time() {
             .await
             .unwrap();
     assert!(first.changed && !again.changed);
-    assert_eq!(again.state, ReservationState::Released);
+    assert_eq!(again.status, ReservationState::Released);
     assert_eq!(counts(&env, &sku).await, (10, 0, 10));
     let late = ulid::Ulid::new().to_string();
     let never =
         inventory::reservation::move_step(&env.reservations, Move::Release, input(&late, &[]))
             .await
             .unwrap();
-    assert_eq!(never.state, ReservationState::Released);
+    assert_eq!(never.status, ReservationState::Released);
     // The release sealed the order's key: a reserve arriving after it (an invocation that
     // outlived its timeout) holds nothing.
     let reserved =
@@ -215,7 +215,7 @@ async fn every_step_changes_nothing_the_second_time() {
             .await
             .unwrap();
     assert_eq!(
-        (reserved.state, reserved.changed),
+        (reserved.status, reserved.changed),
         (ReservationState::Released, false)
     );
     assert_eq!(counts(&env, &sku).await, (10, 0, 10));

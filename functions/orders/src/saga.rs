@@ -9,7 +9,7 @@ use crate::OrderStore;
 use crate::domain::{Order, OrderStatus, RejectReason};
 use crate::store::DynamoOrderStore;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::dynamo::{StoreError, to_attribute};
 use shared::events::{OrderCancelled, OrderConfirmed, OrderHeldForReview, OrderRejected};
 use shared::step::{Plan, StepError, Trace};
@@ -39,15 +39,7 @@ pub struct OrderStepInput {
 }
 
 /// What an order step answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct OrderStepOutcome {
-    /// The order.
-    pub order_id: String,
-    /// Its status after the step.
-    pub status: OrderStatus,
-    /// False when the transition had already happened.
-    pub changed: bool,
-}
+pub type OrderStepOutcome = shared::step::Outcome<OrderStatus>;
 
 /// `orders-hold-for-review`'s contract (`HoldForReview`).
 pub const HOLD_FOR_REVIEW: shared::step::Contract<OrderStepInput, OrderStepOutcome> =

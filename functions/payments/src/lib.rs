@@ -24,7 +24,7 @@ pub mod stripe;
 
 use domain::{Payment, PaymentStatus, PaymentView};
 use provider::{IntentStatus, PaymentProvider, ProviderError};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::events::{
     PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided,
 };
@@ -90,16 +90,8 @@ impl AuthorizeInput {
     }
 }
 
-/// What a step answers the state machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct PaymentOutcome {
-    /// The order.
-    pub order_id: String,
-    /// The payment's status after the step.
-    pub status: PaymentStatus,
-    /// False when the step had already happened.
-    pub changed: bool,
-}
+/// What a payment step answers the state machine.
+pub type PaymentOutcome = shared::step::Outcome<PaymentStatus>;
 
 /// `payments-authorize`'s contract (`AuthorizePayment`).
 pub const AUTHORIZE: shared::step::Contract<AuthorizeInput, PaymentOutcome> =
