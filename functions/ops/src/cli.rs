@@ -268,6 +268,17 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
+/// The messages waiting in the queue at `url` (SQS's approximate count; 0 when it does not
+/// say a number).
+pub(crate) async fn queue_depth(sqs: &Sqs, url: &str) -> Result<usize, Error> {
+    Ok(
+        queue_attribute(sqs, url, QueueAttributeName::ApproximateNumberOfMessages)
+            .await?
+            .parse()
+            .unwrap_or(0),
+    )
+}
+
 /// The attribute `name` of the queue at `url` (replay's tap, redrive and redeliver read them).
 pub(crate) async fn queue_attribute(
     sqs: &Sqs,

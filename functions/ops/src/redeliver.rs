@@ -5,9 +5,8 @@
 //! Like `redrive` it moves dead letters, but from one queue to many, by each message's
 //! `TARGET_ARN`, and it leaves events older than the consumers' dedupe memory unless forced.
 
-use crate::cli::{Error, fail, queue_attribute};
+use crate::cli::{Error, fail, queue_depth};
 use aws_sdk_sqs::Client as Sqs;
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime as ChronoTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -131,14 +130,7 @@ pub async fn redeliver(
         .queue_url()
         .map(str::to_owned)
         .ok_or_else(|| fail("no URL"))?;
-    let there: usize = queue_attribute(
-        sqs,
-        &dlq_url,
-        QueueAttributeName::ApproximateNumberOfMessages,
-    )
-    .await?
-    .parse()
-    .unwrap_or(0);
+    let there = queue_depth(sqs, &dlq_url).await?;
     let budget = max.map_or(there, |m| m.min(there));
     let remembered_from = Utc::now()
         - chrono::Duration::from_std(outbox::CONSUMER_MEMORY)
@@ -297,15 +289,7 @@ pub async fn redeliver(
             ));
         }
     }
-    report.left = queue_attribute(
-        sqs,
-        &dlq_url,
-        QueueAttributeName::ApproximateNumberOfMessages,
-    )
-    .await
-    .ok()
-    .and_then(|n| n.parse().ok())
-    .unwrap_or(0);
+    report.left = queue_depth(sqs, &dlq_url).await.ok().unwrap_or(0);
     Ok(report)
 }
 

@@ -4,7 +4,7 @@
 //! deleted from the dead-letter queue only once the queue has it, so a failed send leaves it
 //! where it was.
 
-use crate::cli::{Error, fail, queue_attribute};
+use crate::cli::{Error, fail, queue_attribute, queue_depth};
 use aws_sdk_sqs::Client as Sqs;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
@@ -113,14 +113,7 @@ pub async fn redrive(
                 .await?;
         }
     }
-    let left = queue_attribute(
-        sqs,
-        &dlq_url,
-        QueueAttributeName::ApproximateNumberOfMessages,
-    )
-    .await?
-    .parse()
-    .unwrap_or(0);
+    let left = queue_depth(sqs, &dlq_url).await?;
     Ok(Redrive {
         queue: queue_name,
         dlq: dlq_name,
