@@ -112,6 +112,30 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The item of `table` at `key` as a `T`, read consistently (a saga step and an API route
+/// read what the last write left), or `None` when there is none: the one `GetItem` every
+/// store adapter makes.
+pub async fn get<T: DeserializeOwned>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<T>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| StoreError::request("GetItem", e))?;
+    out.item.map(from_item).transpose()
+}
+
+/// A key of one attribute.
+pub fn key(name: &str, value: impl Into<String>) -> Item {
+    Item::from([(name.to_owned(), AttributeValue::S(value.into()))])
+}
+
 /// Serializes a value into an item.
 pub fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     Ok(serde_dynamo::to_item(value)?)

@@ -112,33 +112,60 @@ pub struct InvocationMetrics<'a> {
     pub dynamodb_throttled: u64,
 }
 
-/// Renders one EMF line (namespace `Commerce`, dimension `Function`).
-pub fn emf_line(m: &InvocationMetrics<'_>, timestamp_ms: i64) -> String {
-    json!({
+/// One EMF line (namespace `Commerce`, dimension `Function`): each metric declared with its
+/// unit and written with its value, so none is declared without a value; then the
+/// properties (ids, status) that tie it to its log lines.
+fn emf(
+    timestamp_ms: i64,
+    function: &str,
+    metrics: &[(&str, &str, serde_json::Value)],
+    properties: &[(&str, serde_json::Value)],
+) -> String {
+    let declared: Vec<serde_json::Value> = metrics
+        .iter()
+        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut line = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": "Commerce",
                 "Dimensions": [["Function"]],
-                "Metrics": [
-                    {"Name": "Latency", "Unit": "Milliseconds"},
-                    {"Name": "DynamoDbRequests", "Unit": "Count"},
-                    {"Name": "DynamoDbThrottled", "Unit": "Count"},
-                    {"Name": "ClientErrors", "Unit": "Count"},
-                    {"Name": "ServerErrors", "Unit": "Count"}
-                ]
-            }]
+                "Metrics": declared,
+            }],
         },
-        "Function": m.function,
-        "request_id": m.request_id,
-        "status": m.status,
-        "Latency": m.latency_ms,
-        "DynamoDbRequests": m.dynamodb_requests,
-        "DynamoDbThrottled": m.dynamodb_throttled,
-        "ClientErrors": u8::from((400..500).contains(&m.status)),
-        "ServerErrors": u8::from(m.status >= 500),
-    })
-    .to_string()
+        "Function": function,
+    });
+    for (name, _, value) in metrics {
+        line[*name] = value.clone();
+    }
+    for (name, value) in properties {
+        line[*name] = value.clone();
+    }
+    line.to_string()
+}
+
+/// Renders one EMF line (namespace `Commerce`, dimension `Function`).
+pub fn emf_line(m: &InvocationMetrics<'_>, timestamp_ms: i64) -> String {
+    emf(
+        timestamp_ms,
+        m.function,
+        &[
+            ("Latency", "Milliseconds", json!(m.latency_ms)),
+            ("DynamoDbRequests", "Count", json!(m.dynamodb_requests)),
+            ("DynamoDbThrottled", "Count", json!(m.dynamodb_throttled)),
+            (
+                "ClientErrors",
+                "Count",
+                json!(u8::from((400..500).contains(&m.status))),
+            ),
+            ("ServerErrors", "Count", json!(u8::from(m.status >= 500))),
+        ],
+        &[
+            ("request_id", json!(m.request_id)),
+            ("status", json!(m.status)),
+        ],
+    )
 }
 
 /// Writes the EMF line for one invocation to stdout, where CloudWatch Logs picks it up.
@@ -150,19 +177,7 @@ pub fn emit(m: &InvocationMetrics<'_>) {
 /// function's dimension (`AWS_LAMBDA_FUNCTION_NAME`), so an alarm can follow it.
 pub fn count_emf_line(metric: &str, timestamp_ms: i64) -> String {
     let function = crate::config::optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    let mut line = json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": "Commerce",
-                "Dimensions": [["Function"]],
-                "Metrics": [{"Name": metric, "Unit": "Count"}],
-            }],
-        },
-        "Function": function,
-    });
-    line[metric] = json!(1);
-    line.to_string()
+    emf(timestamp_ms, &function, &[(metric, "Count", json!(1))], &[])
 }
 
 /// What one invocation of a saga step or of a batch of records (a queue's, a stream's)
@@ -212,33 +227,22 @@ impl Report<'_> {
 /// Renders one EMF line for a step or batch invocation (namespace `Commerce`, dimension
 /// `Function`).
 pub fn task_emf_line(m: &TaskMetrics<'_>, timestamp_ms: i64) -> String {
-    let mut line = json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": "Commerce",
-                "Dimensions": [["Function"]],
-                "Metrics": [
-                    {"Name": "Latency", "Unit": "Milliseconds"},
-                    {"Name": "DynamoDbRequests", "Unit": "Count"},
-                    {"Name": "DynamoDbThrottled", "Unit": "Count"},
-                    {"Name": "Records", "Unit": "Count"},
-                    {"Name": "FailedRecords", "Unit": "Count"},
-                ],
-            }],
-        },
-        "Function": m.function,
-        "request_id": m.request_id,
-        "Latency": m.latency_ms,
-        "DynamoDbRequests": m.dynamodb_requests,
-        "DynamoDbThrottled": m.dynamodb_throttled,
-        "Records": m.records,
-        "FailedRecords": m.failed,
-    });
+    let mut properties = vec![("request_id", json!(m.request_id))];
     if let Some(outcome) = m.outcome {
-        line["Outcome"] = json!(outcome);
+        properties.push(("Outcome", json!(outcome)));
     }
-    line.to_string()
+    emf(
+        timestamp_ms,
+        m.function,
+        &[
+            ("Latency", "Milliseconds", json!(m.latency_ms)),
+            ("DynamoDbRequests", "Count", json!(m.dynamodb_requests)),
+            ("DynamoDbThrottled", "Count", json!(m.dynamodb_throttled)),
+            ("Records", "Count", json!(m.records)),
+            ("FailedRecords", "Count", json!(m.failed)),
+        ],
+        &properties,
+    )
 }
 
 /// Runs one step or batch invocation, `work`, and writes its EMF line: how long it took,

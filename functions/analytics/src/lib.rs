@@ -248,17 +248,11 @@ impl SalesProjection {
     }
 
     async fn fact(&self, order_id: &str) -> Result<Option<OrderFact>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(OrderFact::key(order_id)))
-            .key("sk", AttributeValue::S("ORDER".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::request("GetItem", e))?;
-        out.item.map(from_item).transpose()
+        let key = shared::dynamo::Item::from([
+            ("pk".to_owned(), AttributeValue::S(OrderFact::key(order_id))),
+            ("sk".to_owned(), AttributeValue::S("ORDER".into())),
+        ]);
+        shared::dynamo::get(&self.client, &self.table, key).await
     }
 
     /// The writes of `fold`: the fact, conditioned on the version read, and each delta.

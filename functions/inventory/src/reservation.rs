@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use shared::catalog::Sku;
-use shared::dynamo::{StoreError, Transaction, from_item, to_item, transact};
+use shared::dynamo::{StoreError, Transaction, to_item, transact};
 use shared::events::{
     Envelope, StockCommitted, StockLine, StockReleased, StockReserved, StockRestocked,
 };
@@ -171,16 +171,12 @@ impl Reservations {
 
     /// The reservation of `order_id`, if any.
     pub async fn get(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("sku", AttributeValue::S(reservation_key(order_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::request("GetItem", e))?;
-        out.item.map(from_item).transpose()
+        shared::dynamo::get(
+            &self.client,
+            &self.table,
+            shared::dynamo::key("sku", reservation_key(order_id)),
+        )
+        .await
     }
 
     fn product_update(

@@ -51,16 +51,12 @@ impl DynamoProductStore {
 
 impl ProductStore for DynamoProductStore {
     async fn get(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("sku", AttributeValue::S(sku.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::request("GetItem", e))?;
-        out.item.map(from_item).transpose()
+        shared::dynamo::get(
+            &self.client,
+            &self.table,
+            shared::dynamo::key("sku", sku.to_string()),
+        )
+        .await
     }
 
     async fn save(

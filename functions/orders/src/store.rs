@@ -155,16 +155,12 @@ impl OrderStore for DynamoOrderStore {
     }
 
     async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("order_id", AttributeValue::S(order_id.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::request("GetItem", e))?;
-        out.item.map(from_item).transpose()
+        shared::dynamo::get(
+            &self.client,
+            &self.table,
+            shared::dynamo::key("order_id", order_id),
+        )
+        .await
     }
 
     async fn list_for_user(

@@ -5,7 +5,7 @@
 use crate::domain::{Payment, PaymentStatus};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
-use shared::dynamo::{StoreError, from_item, to_attribute, to_item};
+use shared::dynamo::{StoreError, to_attribute, to_item};
 use shared::outbox::Outbox;
 
 /// Payments in the `payments` table.
@@ -40,16 +40,12 @@ impl PaymentStore {
 
     /// The payment of an order.
     pub async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("order_id", AttributeValue::S(order_id.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::request("GetItem", e))?;
-        out.item.map(from_item).transpose()
+        shared::dynamo::get(
+            &self.client,
+            &self.table,
+            shared::dynamo::key("order_id", order_id),
+        )
+        .await
     }
 
     /// Writes a new payment (with its event, if any); `Ok(false)` if the order has one

@@ -56,16 +56,7 @@ impl UserStore for DynamoUserStore {
     }
 
     async fn get(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::request("GetItem", e))?;
-        out.item.map(from_item).transpose()
+        shared::dynamo::get(&self.client, &self.table, Self::key(id)).await
     }
 
     async fn update(
