@@ -61,10 +61,26 @@ fn e2e_faults(order_id: &str, rules: &serde_json::Value) {
     std::fs::rename(&partial, dir.join(format!("{order_id}.json"))).unwrap();
 }
 
-/// An order to pay with `token`, as the saga's input hands it to `payments-authorize`.
-fn order(token: &str) -> AuthorizeInput {
+/// An order to pay with `token`, as the saga's input hands it to `payments-authorize`. The
+/// order is also written to the orders table as the orders service would have: the payment
+/// steps never read it, but the provider's books are reconciled against the orders
+/// (local/provider_books.py), and an intent for an order that does not exist is a violation.
+async fn order(client: &aws_sdk_dynamodb::Client, token: &str) -> AuthorizeInput {
+    let order_id = ulid::Ulid::new().to_string();
+    let item = shared::dynamo::to_item(&serde_json::json!({
+        "order_id": order_id, "user_id": "payer", "status": "PENDING",
+        "total": {"amount": "42.00", "currency": "EUR"}, "payment_token": token
+    }))
+    .unwrap();
+    client
+        .put_item()
+        .table_name(env("ORDERS_TABLE"))
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
     AuthorizeInput {
-        order_id: ulid::Ulid::new().to_string(),
+        order_id,
         user_id: "payer".into(),
         total: shared::money::Money::parse("42.00", "EUR").unwrap(),
         payment_token: token.into(),
@@ -94,7 +110,7 @@ async fn events(client: &aws_sdk_dynamodb::Client, order_id: &str) -> Vec<String
 #[tokio::test]
 async fn a_good_card_is_authorized_captured_and_refunded_each_exactly_once() {
     let (store, client, p) = setup().await;
-    let input = order("tok_visa");
+    let input = order(&client, "tok_visa").await;
     let id = input.order_id.clone();
 
     for (step, status, at_provider) in [
@@ -166,7 +182,7 @@ async fn declines_are_recorded_and_answered_the_same_on_retry() {
         ("tok_declined", "generic_decline"),
         ("tok_insufficient_funds", "insufficient_funds"),
     ] {
-        let input = order(token);
+        let input = order(&client, token).await;
         for _ in 0..2 {
             let err = payments::authorize(&store, &p, input.clone())
                 .await
@@ -197,7 +213,7 @@ async fn declines_are_recorded_and_answered_the_same_on_retry() {
 #[tokio::test]
 async fn a_timeout_leaves_a_pending_payment_whose_void_cancels_the_intent() {
     let (store, client, p) = setup().await;
-    let input = order("tok_timeout");
+    let input = order(&client, "tok_timeout").await;
     let err = payments::authorize(&store, &p, input.clone())
         .await
         .unwrap_err();
@@ -217,7 +233,7 @@ async fn a_timeout_leaves_a_pending_payment_whose_void_cancels_the_intent() {
         IntentStatus::Canceled
     );
 
-    let input = order("tok_capture_fails");
+    let input = order(&client, "tok_capture_fails").await;
     payments::authorize(&store, &p, input.clone())
         .await
         .unwrap();
@@ -246,7 +262,7 @@ async fn a_timeout_leaves_a_pending_payment_whose_void_cancels_the_intent() {
 #[tokio::test]
 async fn a_hold_whose_answer_was_lost_is_released_by_the_void_and_never_by_assumption() {
     let (store, client, p) = setup().await;
-    let input = order("tok_visa");
+    let input = order(&client, "tok_visa").await;
     // The provider places the hold; no answer reaches the function, on any attempt.
     lose_answers(&input.order_id, "authorize", 2);
     let err = payments::authorize(&store, &p, input.clone())
@@ -286,7 +302,7 @@ async fn a_hold_whose_answer_was_lost_is_released_by_the_void_and_never_by_assum
 #[tokio::test]
 async fn a_compensation_without_a_payment_seals_the_order_against_a_late_authorize() {
     let (store, client, p) = setup().await;
-    let input = order("tok_visa");
+    let input = order(&client, "tok_visa").await;
     let sealed = payments::apply(&store, &p, PaymentMove::Void, input.step())
         .await
         .unwrap();
