@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import unittest
@@ -1042,6 +1043,45 @@ class MotoSourcesTest(unittest.TestCase):
              ("another_patch", "moto.backends.list_of_moto_modules", "changed", real),
              ("another_patch", "moto.no_such_module.f", "cannot be resolved or read", None)],
         )
+
+
+class TaskAnswerBeforeWaitTest(unittest.TestCase):
+    """Patch 4d: an answer sent before the heartbeat wait starts completes the task."""
+
+    SCRIPT = textwrap.dedent("""
+        import sys, time
+        sys.path.insert(0, {local!r})
+        import emulator
+        if {patched}:
+            emulator.keep_task_answers_sent_before_the_wait()
+        from moto.stepfunctions.parser.asl.eval.callback.callback import (
+            CallbackEndpoint, CallbackOutcomeSuccess)
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+            StateTaskServiceCallback)
+        class Env:
+            def is_running(self):
+                return True
+        endpoint = CallbackEndpoint("token-2")
+        # The scorer answers while the Lambda's answer is still being processed...
+        endpoint.notify(CallbackOutcomeSuccess(callback_id="token-2", output="{{}}"))
+        # ... and only then does the state set up its heartbeat and wait.
+        heartbeat = endpoint.setup_heartbeat_endpoint(heartbeat_seconds=2)
+        started = time.monotonic()
+        outcome = StateTaskServiceCallback._wait_for_task_token_heartbeat(None, Env(), endpoint, heartbeat)
+        print(type(outcome).__name__, round(time.monotonic() - started, 1))
+    """)
+
+    def run_wait(self, patched: bool) -> str:
+        script = self.SCRIPT.format(local=HERE, patched=patched)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return done.stdout.split()[0]
+
+    def test_an_answer_sent_before_the_wait_completes_the_task(self):
+        self.assertEqual(self.run_wait(patched=True), "CallbackOutcomeSuccess")
+
+    def test_without_the_patch_moto_waits_out_the_heartbeat(self):
+        self.assertEqual(self.run_wait(patched=False), "HeartbeatTimedOut")
 
 
 if __name__ == "__main__":
