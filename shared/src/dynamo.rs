@@ -131,6 +131,54 @@ pub async fn get<T: DeserializeOwned>(
     out.item.map(from_item).transpose()
 }
 
+/// The items of `table` at `keys`, read consistently in one `BatchGetItem` (at most 100
+/// keys), with `projection` if given. Keys DynamoDB leaves unprocessed (its answer to
+/// throttling) are asked again after [`crate::retry::UNPROCESSED`]'s pause, in at most
+/// `rounds` requests in all; past that the read fails as throttled. Items come in no
+/// particular order; a missing key is simply absent.
+pub async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&str>,
+    rounds: u32,
+) -> Result<Vec<Item>, StoreError> {
+    let mut pending = Some(
+        aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .set_projection_expression(projection.map(str::to_owned))
+            .build()
+            .map_err(|e| StoreError::local("build BatchGetItem", e))?,
+    );
+    let mut found = Vec::new();
+    for round in 0..rounds {
+        let Some(request) = pending.take() else { break };
+        if round > 0 {
+            crate::retry::UNPROCESSED.wait(round).await;
+        }
+        let out = client
+            .batch_get_item()
+            .request_items(table, request)
+            .send()
+            .await
+            .map_err(|e| StoreError::request("BatchGetItem", e))?;
+        found.extend(
+            out.responses
+                .and_then(|mut r| r.remove(table))
+                .unwrap_or_default(),
+        );
+        pending = out
+            .unprocessed_keys
+            .and_then(|mut u| u.remove(table))
+            .filter(|k| !k.keys().is_empty());
+    }
+    match pending {
+        Some(_) => Err(StoreError::unprocessed("BatchGetItem")),
+        None => Ok(found),
+    }
+}
+
 /// A key of one attribute.
 pub fn key(name: &str, value: impl Into<String>) -> Item {
     Item::from([(name.to_owned(), AttributeValue::S(value.into()))])

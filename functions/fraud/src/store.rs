@@ -9,7 +9,7 @@
 
 use crate::domain::Assessment;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DurationRound, TimeDelta};
 use shared::dynamo::{Item, StoreError, Transaction, from_item, to_item};
 use shared::outbox::Outbox;
@@ -126,54 +126,30 @@ impl FraudStore {
         order_id: &str,
         bucket: &VelocityBucket,
     ) -> Result<Prior, StoreError> {
-        let key = |id: &str| Item::from([("id".to_owned(), s(id))]);
-        let mut pending = KeysAndAttributes::builder()
-            .keys(key(order_id))
-            .keys(key(&bucket.key))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::local("build BatchGetItem", e))?;
+        let keys = vec![
+            shared::dynamo::key("id", order_id),
+            shared::dynamo::key("id", bucket.key.as_str()),
+        ];
+        let items =
+            shared::dynamo::batch_get(&self.client, &self.table, keys, None, UNPROCESSED_ATTEMPTS)
+                .await?;
         let mut prior = Prior {
             assessment: None,
             orders_counted: 0,
         };
-        for attempt in 0..UNPROCESSED_ATTEMPTS {
-            if attempt > 0 {
-                shared::retry::UNPROCESSED.wait(attempt).await;
-            }
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, pending.clone())
-                .send()
-                .await
-                .map_err(|e| StoreError::request("BatchGetItem", e))?;
-            let items = out
-                .responses
-                .and_then(|mut r| r.remove(&self.table))
-                .unwrap_or_default();
-            for item in items {
-                let id = item.get("id").and_then(|v| v.as_s().ok()).cloned();
-                if id.as_deref() == Some(order_id) {
-                    prior.assessment = assessment_of(item).transpose()?;
-                } else if id.as_deref() == Some(bucket.key.as_str()) {
-                    prior.orders_counted = item
-                        .get("order_count")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0);
-                }
-            }
-            match out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys().is_empty())
-            {
-                Some(rest) => pending = rest,
-                None => return Ok(prior),
+        for item in items {
+            let id = item.get("id").and_then(|v| v.as_s().ok()).cloned();
+            if id.as_deref() == Some(order_id) {
+                prior.assessment = assessment_of(item).transpose()?;
+            } else if id.as_deref() == Some(bucket.key.as_str()) {
+                prior.orders_counted = item
+                    .get("order_count")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
             }
         }
-        Err(StoreError::unprocessed("BatchGetItem"))
+        Ok(prior)
     }
 
     /// Writes the assessment (only if the order has none), adds one to the bucket (only if

@@ -5,7 +5,6 @@
 //! orders service calls it and never names an inventory attribute.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde::Deserialize;
 use shared::catalog::Sku;
 use shared::config::{self, ConfigError};
@@ -13,8 +12,7 @@ use shared::dynamo::{StoreError, from_item};
 use shared::money::Money;
 use std::collections::HashMap;
 
-/// Rounds of `BatchGetItem` for one request's skus: DynamoDB returns keys unprocessed under
-/// throttling, and they are asked again after [`shared::retry::UNPROCESSED`]'s pause.
+/// Rounds of `BatchGetItem` for one request's skus ([`shared::dynamo::batch_get`]).
 const MAX_BATCH_ROUNDS: u32 = 5;
 
 /// A product's price and availability now.
@@ -53,41 +51,20 @@ impl PriceList {
     pub async fn entries(&self, skus: &[Sku]) -> Result<HashMap<Sku, PriceEntry>, StoreError> {
         let keys = skus
             .iter()
-            .map(|s| HashMap::from([("sku".to_owned(), AttributeValue::S(s.to_string()))]))
-            .collect::<Vec<_>>();
-        let mut request = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .projection_expression("sku, price, available")
-                .build()
-                .map_err(|e| StoreError::local("build BatchGetItem", e))?,
-        );
+            .map(|s| shared::dynamo::key("sku", s.to_string()))
+            .collect();
+        let items = shared::dynamo::batch_get(
+            &self.client,
+            &self.table,
+            keys,
+            Some("sku, price, available"),
+            MAX_BATCH_ROUNDS,
+        )
+        .await?;
         let mut found = HashMap::new();
-        for round in 0..MAX_BATCH_ROUNDS {
-            let Some(req) = request.take() else { break };
-            if round > 0 {
-                shared::retry::UNPROCESSED.wait(round).await;
-            }
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, req)
-                .send()
-                .await
-                .map_err(|e| StoreError::request("BatchGetItem", e))?;
-            for item in out
-                .responses
-                .and_then(|mut r| r.remove(&self.table))
-                .unwrap_or_default()
-            {
-                let entry: PriceEntry = from_item(item)?;
-                found.insert(entry.sku.clone(), entry);
-            }
-            request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
-        }
-        if request.is_some() {
-            return Err(StoreError::unprocessed("BatchGetItem"));
+        for item in items {
+            let entry: PriceEntry = from_item(item)?;
+            found.insert(entry.sku.clone(), entry);
         }
         Ok(found)
     }
