@@ -268,6 +268,23 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
+/// The URL of the queue named `name`; the error says which queue and why.
+pub(crate) async fn queue_url(sqs: &Sqs, name: &str) -> Result<String, String> {
+    sqs.get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "no queue {name}: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?
+        .queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no queue {name}: no URL"))
+}
+
 /// The messages waiting in the queue at `url` (SQS's approximate count; 0 when it does not
 /// say a number).
 pub(crate) async fn queue_depth(sqs: &Sqs, url: &str) -> Result<usize, Error> {

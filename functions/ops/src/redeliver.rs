@@ -5,7 +5,7 @@
 //! Like `redrive` it moves dead letters, but from one queue to many, by each message's
 //! `TARGET_ARN`, and it leaves events older than the consumers' dedupe memory unless forced.
 
-use crate::cli::{Error, fail, queue_depth};
+use crate::cli::{Error, fail, queue_depth, queue_url};
 use aws_sdk_sqs::Client as Sqs;
 use chrono::{DateTime as ChronoTime, Utc};
 use std::collections::BTreeMap;
@@ -121,15 +121,7 @@ pub async fn redeliver(
     force: bool,
 ) -> Result<Redelivery, Error> {
     let dlq = format!("{prefix}-{BUS_DLQ}");
-    let dlq_url = sqs
-        .get_queue_url()
-        .queue_name(&dlq)
-        .send()
-        .await
-        .map_err(|e| fail(format!("no queue {dlq}: {e}")))?
-        .queue_url()
-        .map(str::to_owned)
-        .ok_or_else(|| fail("no URL"))?;
+    let dlq_url = queue_url(sqs, &dlq).await.map_err(fail)?;
     let there = queue_depth(sqs, &dlq_url).await?;
     let budget = max.map_or(there, |m| m.min(there));
     let remembered_from = Utc::now()
@@ -213,22 +205,7 @@ pub async fn redeliver(
                 }
             };
             if !urls.contains_key(&queue) {
-                let url = sqs
-                    .get_queue_url()
-                    .queue_name(&queue)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "queue {queue}: {}",
-                            aws_sdk_sqs::error::DisplayErrorContext(e)
-                        )
-                    })
-                    .and_then(|o| {
-                        o.queue_url()
-                            .map(str::to_owned)
-                            .ok_or_else(|| format!("queue {queue}: no URL"))
-                    });
+                let url = queue_url(sqs, &queue).await;
                 urls.insert(queue.clone(), url);
             }
             let sent = match &urls[&queue] {

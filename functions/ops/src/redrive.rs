@@ -35,20 +35,8 @@ pub async fn redrive(
 ) -> Result<Redrive, Error> {
     let queue_name = format!("{prefix}-{queue}");
     let dlq_name = format!("{queue_name}-dlq");
-    let url = |name: String| async move {
-        sqs.get_queue_url()
-            .queue_name(&name)
-            .send()
-            .await
-            .map_err(|e| fail(format!("no queue {name}: {e}")))
-            .and_then(|o| {
-                o.queue_url()
-                    .map(str::to_owned)
-                    .ok_or_else(|| fail("no URL"))
-            })
-    };
-    let queue_url = url(queue_name.clone()).await?;
-    let dlq_url = url(dlq_name.clone()).await?;
+    let queue_url = crate::cli::queue_url(sqs, &queue_name).await.map_err(fail)?;
+    let dlq_url = crate::cli::queue_url(sqs, &dlq_name).await.map_err(fail)?;
     let policy = queue_attribute(sqs, &queue_url, QueueAttributeName::RedrivePolicy).await?;
     let dlq_arn = queue_attribute(sqs, &dlq_url, QueueAttributeName::QueueArn).await?;
     if !policy.contains(&dlq_arn) {
