@@ -268,21 +268,16 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-/// The URL of the queue named `name`; the error says which queue and why.
+/// The URL of the queue named `name`, or why there is none (the caller names the queue).
 pub(crate) async fn queue_url(sqs: &Sqs, name: &str) -> Result<String, String> {
     sqs.get_queue_url()
         .queue_name(name)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "no queue {name}: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(e)
-            )
-        })?
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
         .queue_url()
         .map(str::to_owned)
-        .ok_or_else(|| format!("no queue {name}: no URL"))
+        .ok_or_else(|| "no URL".to_owned())
 }
 
 /// The messages waiting in the queue at `url` (SQS's approximate count; 0 when it does not

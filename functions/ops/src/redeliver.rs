@@ -121,7 +121,9 @@ pub async fn redeliver(
     force: bool,
 ) -> Result<Redelivery, Error> {
     let dlq = format!("{prefix}-{BUS_DLQ}");
-    let dlq_url = queue_url(sqs, &dlq).await.map_err(fail)?;
+    let dlq_url = queue_url(sqs, &dlq)
+        .await
+        .map_err(|why| fail(format!("no queue {dlq}: {why}")))?;
     let there = queue_depth(sqs, &dlq_url).await?;
     let budget = max.map_or(there, |m| m.min(there));
     let remembered_from = Utc::now()
@@ -205,7 +207,9 @@ pub async fn redeliver(
                 }
             };
             if !urls.contains_key(&queue) {
-                let url = queue_url(sqs, &queue).await;
+                let url = queue_url(sqs, &queue)
+                    .await
+                    .map_err(|why| format!("queue {queue}: {why}"));
                 urls.insert(queue.clone(), url);
             }
             let sent = match &urls[&queue] {

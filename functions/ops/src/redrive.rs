@@ -35,8 +35,13 @@ pub async fn redrive(
 ) -> Result<Redrive, Error> {
     let queue_name = format!("{prefix}-{queue}");
     let dlq_name = format!("{queue_name}-dlq");
-    let queue_url = crate::cli::queue_url(sqs, &queue_name).await.map_err(fail)?;
-    let dlq_url = crate::cli::queue_url(sqs, &dlq_name).await.map_err(fail)?;
+    let url = |name: String| async move {
+        crate::cli::queue_url(sqs, &name)
+            .await
+            .map_err(|why| fail(format!("no queue {name}: {why}")))
+    };
+    let queue_url = url(queue_name.clone()).await?;
+    let dlq_url = url(dlq_name.clone()).await?;
     let policy = queue_attribute(sqs, &queue_url, QueueAttributeName::RedrivePolicy).await?;
     let dlq_arn = queue_attribute(sqs, &dlq_url, QueueAttributeName::QueueArn).await?;
     if !policy.contains(&dlq_arn) {
