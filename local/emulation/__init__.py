@@ -55,6 +55,7 @@ from .sqs import check_sqs_retention_cheaply
 from .stepfunctions import (
     bound_step_functions_leftovers,
     enable_step_functions_execution,
+    keep_task_answers_sent_before_the_wait,
     parse_each_definition_once,
     patch_step_functions_execution_names,
     patch_step_functions_lambda_service_errors,
@@ -86,6 +87,7 @@ __all__ = [
     "patch_lambda_invoke",
     "patch_replay_window_and_filter",
     "patch_step_functions_execution_names",
+    "keep_task_answers_sent_before_the_wait",
     "patch_step_functions_lambda_service_errors",
     "pinned_moto_version",
     "require_pinned_moto",

@@ -79,6 +79,35 @@ def patch_step_functions_lambda_service_errors() -> None:
     StateTaskLambda._from_error = _from_error
 
 
+def keep_task_answers_sent_before_the_wait() -> None:
+    """4d. A task token's answer that arrives before the state starts waiting completes the task.
+
+    AWS: a `.waitForTaskToken` task's token is valid from the moment the task starts, so a
+    `SendTaskSuccess` that arrives before the invoked Lambda has even returned completes the
+    task. moto (state_task_service_callback.py, `_eval_integration_pattern`) sets up the
+    heartbeat endpoint only after the Lambda returned, and `CallbackEndpoint.notify` signals
+    the heartbeat endpoint only if one exists: an answer sent in between is stored but never
+    signalled, `_wait_for_task_token_heartbeat` waits for a heartbeat that never comes, and the
+    task fails `States.HeartbeatTimeout` (our `RequestFraudDecision`, with `HeartbeatSeconds`,
+    rejected a good order TIMED_OUT when the fraud scorer answered within milliseconds of the
+    step's return). The wait now returns an answer already there before it waits."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+
+    original = StateTaskServiceCallback._wait_for_task_token_heartbeat
+
+    def _wait_for_task_token_heartbeat(self, env, callback_endpoint, heartbeat_endpoint):
+        # notify() stores the outcome before it looks for a heartbeat endpoint, and the
+        # endpoint exists by now: an answer is either here already or will be signalled.
+        already = callback_endpoint.get_outcome()
+        if already is not None:
+            return already
+        return original(self, env, callback_endpoint, heartbeat_endpoint)
+
+    StateTaskServiceCallback._wait_for_task_token_heartbeat = _wait_for_task_token_heartbeat
+
+
 def patch_step_functions_execution_names() -> None:
     """4b. StartExecution without `name`: AWS generates a UUID name. moto's parser backend
     uses None (moto/stepfunctions/parser/models.py:160-214): the ARN ends in ":None" and the
@@ -260,6 +289,14 @@ MOTO_SOURCES: dict[str, dict[str, str]] = {
     "patch_step_functions_execution_names": {
         "moto.stepfunctions.parser.models.StepFunctionsParserBackend.start_execution":
             "0f8d9dd57baf0c2803dda23c5250b1c787a4a1a3d05239cafbddff1ef905be3a",
+    },
+    "keep_task_answers_sent_before_the_wait": {
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback.StateTaskServiceCallback._wait_for_task_token_heartbeat":
+            "156c1dac9685af62276ff0b1d4ee7e565d1d84bf8b2a86eaa86ad7c2dfa4bbaa",
+        "moto.stepfunctions.parser.asl.eval.callback.callback.CallbackEndpoint.setup_heartbeat_endpoint":
+            "bcf8b4650679f830eeb7b7b7927019d2f25909d77983bbebdb4150de472de768",
+        "moto.stepfunctions.parser.asl.eval.callback.callback.CallbackEndpoint.notify":
+            "8a2febb9b274f7071896c0894219febfeee1b17d1ea56295872cda8efc757b4d",
     },
     "parse_each_definition_once": {
         "moto.stepfunctions.parser.backend.execution_worker.ExecutionWorker._get_evaluation_entrypoint":
