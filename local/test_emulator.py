@@ -990,7 +990,7 @@ class MotoVersionTest(unittest.TestCase):
 
 class MotoSourcesTest(unittest.TestCase):
     """Each moto function a patch replaces or relies on still has the source the patch was
-    written against (MOTO_SOURCES in local/emulator.py), so a moto upgrade fails here, naming
+    written against (MOTO_SOURCES in local/emulation/), so a moto upgrade fails here, naming
     the patches that need a look, instead of in the stack."""
 
     def test_every_patch_lists_the_moto_it_relies_on(self):
@@ -1024,7 +1024,7 @@ class MotoSourcesTest(unittest.TestCase):
                 for c in changed
             ]
             self.fail(
-                f"{len(changed)} moto source(s) differ from MOTO_SOURCES in local/emulator.py (moto {report['moto']} "
+                f"{len(changed)} moto source(s) differ from MOTO_SOURCES in local/emulation/ (moto {report['moto']} "
                 f"installed, {report['pinned']} pinned). Each patch named needs a look: does it "
                 "still replace what it meant to, with moto's behaviour otherwise kept? Then record the new "
                 "sha256, or the path that replaced a gone one.\n" + "\n".join(lines)
