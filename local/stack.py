@@ -71,7 +71,7 @@ def stack_env() -> dict[str, str]:
             "CARGO_LAMBDA_PORT": str(LAMBDA_PORT),
             "LOCAL_API_PORT": str(API_PORT),
             "LOCAL_API_URL": f"http://127.0.0.1:{API_PORT}",
-            # Fault injection for the saga's idempotency tests (local/emulator.py).
+            # Fault injection for the saga's idempotency tests (local/emulation/faults.py).
             "LOCAL_FAULTS_FILE": str(STATE / "faults.json"),
             # ... and the payment provider's (local/payment_provider.py).
             "LOCAL_PROVIDER_FAULTS_DIR": str(STATE / "provider-faults"),

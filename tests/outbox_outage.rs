@@ -1,7 +1,7 @@
 //! The outbox loses nothing when the bus is away for longer than the relay's retries, in
 //! a test binary of its own (the outage is the whole stack's while it lasts):
 //!
-//! 1. the emulator's EventBridge answers every PutEvents with a 500 (local/emulator.py,
+//! 1. the emulator's EventBridge answers every PutEvents with a 500 (local/emulation/events.py,
 //!    patch 11), and the relay's orders-stream mapping is given 1 retry instead of 50, so
 //!    the outage outlasts it within seconds;
 //! 2. orders placed meanwhile are accepted (202) but their `OrderPlaced` cannot be

@@ -1,6 +1,6 @@
 //! The saga's fault matrix, in a test binary of its own: every Lambda task state of
 //! `place-order` and `cancel-order` against every fault kind the emulator injects
-//! (local/emulator.py, `_take_injected_fault`):
+//! (local/emulation/faults.py, `_take_injected_fault`):
 //!
 //! - `lost once`: the step ran, its answer was lost once (`Lambda.ServiceException`);
 //! - `lost until the retries run out`: the step ran every time, no answer ever arrived;

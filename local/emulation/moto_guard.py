@@ -41,7 +41,7 @@ def pinned_moto_version(requirements: Path = REQUIREMENTS) -> str:
 
 
 def require_pinned_moto(installed: str | None = None, requirements: Path = REQUIREMENTS) -> str:
-    """Refuses (MotoVersionError) any moto but the pinned one: the patches below replace moto
+    """Refuses (MotoVersionError) any moto but the pinned one: the patches in local/emulation/ replace moto
     internals, and on another version they may silently do nothing or break what they meant to
     correct. `installed` defaults to moto.__version__. Returns the version."""
     if installed is None:
