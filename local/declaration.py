@@ -104,13 +104,15 @@ def function_arn(function: str, region: str = "us-east-1", account: str = "12345
 def render_state_machine(decl: dict, machine: str, where: str = "local") -> str:
     """The definition with its template variables filled in, as Terraform's templatefile
     does: `${<function>_arn}` (function name with `_` for `-`) and the machine's
-    parameters for `where` ("local" or "aws"). Only `${name}` is replaced, so JSONPath's
+    parameters for `where` ("local" or "aws"; `value` where both share one), as JSON. Only `${name}` is replaced, so JSONPath's
     `$$.Task.Token` stays as written."""
     import re
 
     spec = decl["state_machines"][machine]
     values = {f.replace("-", "_") + "_arn": function_arn(f) for f in spec["functions"]}
-    values.update({k: str(v[where]) for k, v in spec.get("parameters", {}).items()})
+    values.update(
+        {k: json.dumps(v[where] if where in v else v["value"]) for k, v in spec.get("parameters", {}).items()}
+    )
     text = (ROOT / "infra" / "state-machines" / spec["definition"]).read_text(encoding="utf-8")
     missing = sorted(set(re.findall(r"\$\{(\w+)\}", text)) - set(values))
     if missing:

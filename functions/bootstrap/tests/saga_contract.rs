@@ -33,13 +33,14 @@ fn contracts() -> BTreeMap<&'static str, (Value, Value)> {
 }
 
 /// A state machine definition as Terraform renders it: `${<function>_arn}` becomes the
-/// function's name, every other template parameter a number.
+/// function's name, every other template parameter its declared AWS value as JSON.
 fn definition(name: &str) -> Value {
-    let path = format!(
-        "{}/../../infra/state-machines/{name}.asl.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap();
+    let infra = format!("{}/../../infra", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(format!("{infra}/state-machines/{name}.asl.json")).unwrap();
+    let declaration: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{infra}/declaration.json")).unwrap())
+            .unwrap();
+    let parameters = &declaration["state_machines"][name]["parameters"];
     let mut rendered = String::new();
     let mut rest = text.as_str();
     while let Some(start) = rest.find("${") {
@@ -48,7 +49,12 @@ fn definition(name: &str) -> Value {
         rendered.push_str(&rest[..start]);
         match var.strip_suffix("_arn") {
             Some(function) => rendered.push_str(&function.replace('_', "-")),
-            None => rendered.push('1'),
+            None => {
+                let p = &parameters[var];
+                let value = if p["aws"].is_null() { &p["value"] } else { &p["aws"] };
+                assert!(!value.is_null(), "{name}: no value for ${{{var}}}");
+                rendered.push_str(&value.to_string());
+            }
         }
         rest = &rest[end + 1..];
     }

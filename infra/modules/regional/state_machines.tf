@@ -4,7 +4,9 @@
 #                    "parameters": { "retry_interval_seconds": { "aws": 2, "local": 1 } } }
 # The definition (infra/state-machines/<definition>) is rendered with templatefile:
 # ${<function>_arn} (dashes as underscores) for each function it declares, and each
-# parameter's `aws` value (var.state_machine_template_vars overrides them). Each state
+# parameter's `aws` value, or its `value` where AWS and the local stack share one, written as
+# JSON (a number as itself, a list of errors as a JSON array);
+# var.state_machine_template_vars overrides them. Each state
 # machine has its own role (invoke exactly its declared functions), its own encrypted log
 # group (ALL events, without execution data), X-Ray, and the regional KMS key.
 
@@ -125,8 +127,8 @@ resource "aws_sfn_state_machine" "this" {
     "${var.state_machines_dir}/${try(each.value.definition, "${each.key}.asl.json")}",
     merge(
       { for fn in try(each.value.functions, []) : "${replace(fn, "-", "_")}_arn" => aws_lambda_function.this[fn].arn },
-      { for name, p in try(each.value.parameters, {}) : name => p.aws },
-      var.state_machine_template_vars,
+      { for name, p in try(each.value.parameters, {}) : name => jsonencode(try(p.aws, p.value)) },
+      { for name, v in var.state_machine_template_vars : name => jsonencode(v) },
     )
   )
 
