@@ -22,9 +22,21 @@
 //! tests at the end can feed it mutated copies of the real files and see it fail: a check
 //! that cannot fail checks nothing.
 //!
-//! How the evaluation works: a small evaluator over `hcl::Expression` (hcl-rs's own `eval`
-//! evaluates every function argument first, which breaks `try`, the idiom these modules
-//! use for optional declaration keys). It covers what the modules use: locals (lazily, from
+//! Why a small evaluator of our own, over hcl-rs's parsed `hcl::Expression`, rather than
+//! hcl-rs's `eval` or Terraform itself (checked 2026-12-07, hcl-rs 0.20, Terraform 1.11):
+//!
+//! - Terraform evaluates nothing without its AWS provider: `terraform console`, `validate`
+//!   and `plan` stop at "provider registry.terraform.io/hashicorp/aws: required by this
+//!   configuration but no version is selected", and the machines this project is built and
+//!   tested on cannot reach registry.terraform.io to install it.
+//! - hcl-rs's `eval` evaluates every argument before it calls a function, and a function is
+//!   a plain `fn` pointer. So `try(var.declaration.state_machines, {})`, the idiom these
+//!   modules use for optional declaration keys, fails on the missing key before `try` runs
+//!   (`hcl_rs_eval_cannot_evaluate_the_modules_try_idiom` below keeps that true, and fails
+//!   the day hcl-rs can, so this evaluator can go); and resource references, lazy locals and
+//!   `templatefile` need state a `fn` pointer cannot carry.
+//!
+//! The evaluator covers what the modules use: locals (lazily, from
 //! the HCL), `var` (module inputs evaluated from the root module's `module` blocks),
 //! `each`, `for` expressions, conditionals (only the taken branch), templates, `try`/`can`
 //! and the Terraform functions the modules call; `dynamic` blocks are expanded. An
@@ -3485,5 +3497,37 @@ fn a_regional_stack_not_given_the_declaration_file_is_reported() {
     assert_reported(
         &v,
         &["declared function users-get has no aws_lambda_function"],
+    );
+}
+
+/// The reason this file has its own evaluator (see the top): hcl-rs evaluates a function's
+/// arguments before calling it, so Terraform's `try` cannot be declared with it. When this
+/// fails, hcl-rs evaluates `try` lazily and the evaluator above can be replaced by it.
+#[test]
+fn hcl_rs_eval_cannot_evaluate_the_modules_try_idiom() {
+    use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
+    fn first(args: FuncArgs) -> Result<hcl::Value, String> {
+        args.iter()
+            .next()
+            .cloned()
+            .ok_or_else(|| "try: no arguments".to_owned())
+    }
+    let mut ctx = Context::new();
+    ctx.declare_var("var", hcl::value!({ declaration = {} }));
+    ctx.declare_func(
+        "try",
+        FuncDef::builder()
+            .variadic_param(ParamType::Any)
+            .build(first),
+    );
+    let idiom = Expression::from_str("try(var.declaration.state_machines, {})").unwrap();
+    let present = Expression::from_str("try(var.declaration, {})").unwrap();
+    assert!(
+        present.evaluate(&ctx).is_ok(),
+        "the context is set up: try over a present key evaluates"
+    );
+    assert!(
+        idiom.evaluate(&ctx).is_err(),
+        "hcl-rs now evaluates try over a missing key: replace the hand-written evaluator"
     );
 }
