@@ -300,6 +300,20 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def refresh_round_trips() -> int:
+    """The round-trip table is measured by `make test`, not by the bench: after a change to an
+    operation's round trips, this puts the new table in the results without measuring the rest
+    again (each section says the run it comes from)."""
+    if not ROUND_TRIPS.exists():
+        sys.exit(f"bench: no round trips measured yet ({ROUND_TRIPS}); `make test` writes them")
+    results = json.loads((OUT / "bench.json").read_text())
+    results["round_trips"] = json.loads(ROUND_TRIPS.read_text())
+    (OUT / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUT / "bench.md").write_text(render(results))
+    print(f"bench: round trips of {results['round_trips']['date']} in {OUT / 'bench.md'}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     quick = bool(os.environ.get("BENCH_QUICK"))
@@ -307,7 +321,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--warm", type=int)
     parser.add_argument("--skip-build", action="store_true", help="measure the zips and binaries already built")
+    parser.add_argument("--round-trips-only", action="store_true",
+                        help="take the round trips of the latest `make test` (.local/round-trips.json) "
+                             "into bench.json and bench.md, keeping every other figure of the last run")
     args = parser.parse_args(argv)
+    if args.round_trips_only:
+        return refresh_round_trips()
     rounds = args.rounds or (3 if args.quick else 15)
     warm = args.warm if args.warm is not None else (20 if args.quick else 100)
     decl = load()
