@@ -425,17 +425,18 @@ fn state_machines_reference_existing_functions_and_render() {
                         .get(v)
                         .unwrap_or_else(|| panic!("{name}: no value for ${{{v}}}"));
                     // A number per environment, or one list of error names for both.
-                    let value = if p["aws"].is_number() && p["local"].is_number() {
-                        &p["aws"]
-                    } else {
-                        let shared = &p["value"];
-                        assert!(
-                            shared.as_array().is_some_and(|errors| !errors.is_empty()
-                                && errors.iter().all(Value::is_string)),
-                            "{name}: {v} needs aws and local numbers, or one `value` list"
-                        );
-                        shared
-                    };
+                    let value =
+                        if p["aws"].is_number() && p["local"].is_number() {
+                            &p["aws"]
+                        } else {
+                            let shared = &p["value"];
+                            assert!(
+                                shared.as_array().is_some_and(|errors| !errors.is_empty()
+                                    && errors.iter().all(Value::is_string)),
+                                "{name}: {v} needs aws and local numbers, or one `value` list"
+                            );
+                            shared
+                        };
                     value.to_string()
                 }
             };

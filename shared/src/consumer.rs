@@ -390,7 +390,7 @@ mod tests {
             "detail": {
                 "metadata": {"event_id": "01JD0000000000000000000000", "occurred_at": "2026-11-21T10:00:00Z",
                              "correlation_id": "c", "causation_id": null, "schema_version": 1},
-                "data": {"order_id": "o1", "user_id": "u1", "total": {"amount": "10.00", "currency": "EUR"}}
+                "data": {"order_id": "01JDZ000000000000000000001", "user_id": "u1", "total": {"amount": "10.00", "currency": "EUR"}}
             }
         });
         if let Some(r) = replay {
@@ -406,7 +406,7 @@ mod tests {
         assert!(!d.is_replay());
         assert_eq!(d.stream(), "live");
         let e = d.event::<crate::events::OrderCancelled>().unwrap();
-        assert_eq!(e.data.order_id, "o1");
+        assert_eq!(e.data.order_id, "01JDZ000000000000000000001");
         assert_eq!(e.metadata.event_id, "01JD0000000000000000000000");
     }
 

@@ -7,6 +7,7 @@
 //! for replay, and erasing a customer must not mean rewriting the archive.
 
 use crate::catalog::Sku;
+use crate::ids::{OrderId, UserId};
 use crate::money::Money;
 use crate::time::{Timestamp, rfc3339};
 use schemars::JsonSchema;
@@ -91,9 +92,9 @@ pub struct OrderLine {
 #[serde(deny_unknown_fields)]
 pub struct OrderPlaced {
     /// ULID of the order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Who placed it.
-    pub user_id: String,
+    pub user_id: UserId,
     /// What was ordered, priced at intake.
     pub items: Vec<OrderLine>,
     /// Sum of the lines.
@@ -168,7 +169,7 @@ macro_rules! stock_event {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             /// The order the units are for.
-            pub order_id: String,
+            pub order_id: OrderId,
             /// The units, per product.
             pub lines: Vec<StockLine>,
         }
@@ -204,10 +205,10 @@ macro_rules! payment_event {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             /// The order paid for.
-            pub order_id: String,
+            pub order_id: OrderId,
             /// The customer who pays: consumers that speak to the customer (notifications)
             /// need not ask the orders service whose order it is.
-            pub user_id: String,
+            pub user_id: UserId,
             /// ULID of the payment.
             pub payment_id: String,
             /// The amount concerned.
@@ -243,9 +244,9 @@ payment_event!(
 #[serde(deny_unknown_fields)]
 pub struct PaymentDeclined {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The customer who pays.
-    pub user_id: String,
+    pub user_id: UserId,
     /// ULID of the payment record.
     pub payment_id: String,
     /// The amount asked for.
@@ -266,9 +267,9 @@ macro_rules! order_event {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             /// The order.
-            pub order_id: String,
+            pub order_id: OrderId,
             /// Its customer.
-            pub user_id: String,
+            pub user_id: UserId,
             /// Its total.
             pub total: Money,
         }
@@ -286,9 +287,9 @@ macro_rules! order_event {
 #[serde(deny_unknown_fields)]
 pub struct OrderConfirmed {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Its customer.
-    pub user_id: String,
+    pub user_id: UserId,
     /// What was sold, at the prices charged.
     pub items: Vec<OrderLine>,
     /// Its total.
@@ -313,9 +314,9 @@ order_event!(
 #[serde(deny_unknown_fields)]
 pub struct OrderRejected {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Its customer.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Its total.
     pub total: Money,
     /// `OUT_OF_STOCK`, `PAYMENT_DECLINED`, `PAYMENT_UNAVAILABLE`, `FRAUD_SUSPECTED`,
@@ -347,7 +348,7 @@ pub enum FraudDecision {
 #[serde(deny_unknown_fields)]
 pub struct FraudAssessed {
     /// The order scored.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Risk, 0 (none) to 1000 (certain).
     #[schemars(range(min = 0, max = 1000))]
     pub score: u32,

@@ -4,6 +4,7 @@
 //! `requestContext.authorizer.jwt.claims`. API Gateway flattens every claim to a string,
 //! so a list claim such as `cognito:groups` arrives as `"[admin support]"`.
 
+use crate::ids::UserId;
 use crate::problem::ApiError;
 use lambda_http::request::RequestContext;
 
@@ -14,7 +15,7 @@ pub const ADMIN_GROUP: &str = "admin";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The token's `sub`: the user id everything the caller owns is keyed by.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Whether `cognito:groups` contains `admin`.
     pub is_admin: bool,
 }
@@ -22,7 +23,7 @@ pub struct Caller {
 impl Caller {
     /// True when the caller may act on resources owned by `owner`: themselves or an admin.
     pub fn may_act_for(&self, owner: &str) -> bool {
-        self.is_admin || self.user_id == owner
+        self.is_admin || self.user_id.as_str() == owner
     }
 
     /// Fails with 403 unless the caller is an admin.
@@ -47,12 +48,12 @@ impl Caller {
             _ => None,
         }
         .ok_or(ApiError::Unauthorized)?;
+        // A subject that is no user id (empty, or characters no identity provider issues)
+        // is as good as no token.
         let user_id = claims
             .get("sub")
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .ok_or(ApiError::Unauthorized)?
-            .to_owned();
+            .and_then(|s| UserId::try_from(s.trim().to_owned()).ok())
+            .ok_or(ApiError::Unauthorized)?;
         let is_admin = claims
             .get("cognito:groups")
             .is_some_and(|g| parse_groups(g).iter().any(|g| g == ADMIN_GROUP));
@@ -132,5 +133,14 @@ mod tests {
             Caller::from_context(Some(&ctx(&[("email", "a@b.c")]))),
             Err(ApiError::Unauthorized)
         ));
+        for sub in ["", "  ", "a/b", "a b"] {
+            assert!(
+                matches!(
+                    Caller::from_context(Some(&ctx(&[("sub", sub)]))),
+                    Err(ApiError::Unauthorized)
+                ),
+                "sub {sub:?}"
+            );
+        }
     }
 }

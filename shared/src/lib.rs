@@ -19,6 +19,7 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
+pub mod ids;
 pub mod metrics;
 pub mod money;
 pub mod outbox;

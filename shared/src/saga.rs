@@ -4,6 +4,7 @@
 //! service's table.
 
 use crate::events::OrderLine;
+use crate::ids::{OrderId, UserId};
 use crate::money::Money;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,9 +14,9 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct SagaInput {
     /// ULID of the order; also the execution's name.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The customer.
-    pub user_id: String,
+    pub user_id: UserId,
     /// What was ordered, priced at intake (`ReserveStock` reserves these).
     pub items: Vec<OrderLine>,
     /// What the customer pays (`AuthorizePayment` holds it).
@@ -32,7 +33,7 @@ pub struct SagaInput {
 #[serde(deny_unknown_fields)]
 pub struct CancelInput {
     /// ULID of the order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The correlation id of the request that cancelled it.
     pub correlation_id: String,
 }

@@ -16,6 +16,7 @@
 //! names; the decisions are plain functions over the state, unit-tested with ledgers in
 //! memory.
 
+use crate::ids::OrderId;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,7 +97,7 @@ impl From<StepError> for Diagnostic {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Outcome<S> {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The record's status after the step.
     pub status: S,
     /// False when the step had already happened.

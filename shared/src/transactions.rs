@@ -1,6 +1,7 @@
 //! The `transactions` stream's record: what the payment step puts on it and the fraud
 //! scorer reads, defined once for both.
 
+use crate::ids::{OrderId, UserId};
 use crate::money::Money;
 use crate::time::{Timestamp, rfc3339};
 use serde::{Deserialize, Serialize};
@@ -23,9 +24,9 @@ pub enum RequestError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransactionRecord {
     /// ULID of the order; the assessment's key, so a redelivery is recognized.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The customer (also the record's partition key, so one user's orders are in order).
-    pub user_id: String,
+    pub user_id: UserId,
     /// The order's total.
     pub amount: Money,
     /// The token the execution waits on.
@@ -42,13 +43,8 @@ pub struct TransactionRecord {
 impl TransactionRecord {
     /// Parses a record's data (JSON), refusing what cannot be scored or answered.
     pub fn parse(data: &[u8]) -> Result<Self, RequestError> {
+        // The ids are checked as they are read (`OrderId`, `UserId`).
         let request: Self = serde_json::from_slice(data)?;
-        if ulid::Ulid::from_string(&request.order_id).is_err() {
-            return Err(RequestError::Invalid("order_id is not a ULID"));
-        }
-        if request.user_id.trim().is_empty() {
-            return Err(RequestError::Invalid("user_id is empty"));
-        }
         if request.task_token.trim().is_empty() {
             return Err(RequestError::Invalid("task_token is empty"));
         }
@@ -60,7 +56,7 @@ impl TransactionRecord {
         self.correlation_id
             .as_deref()
             .filter(|c| !c.is_empty())
-            .unwrap_or(&self.order_id)
+            .unwrap_or(self.order_id.as_str())
     }
 }
 
@@ -71,8 +67,8 @@ mod tests {
     #[test]
     fn what_the_payment_step_writes_the_scorer_reads() {
         let written = TransactionRecord {
-            order_id: ulid::Ulid::new().to_string(),
-            user_id: "u-1".into(),
+            order_id: OrderId::new(),
+            user_id: "u-1".parse().unwrap(),
             amount: Money::parse("42.00", "EUR").unwrap(),
             task_token: "token".into(),
             correlation_id: Some("c-1".into()),

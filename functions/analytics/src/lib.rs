@@ -503,6 +503,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The orders of these tests.
+    const O1: &str = "01JDZ000000000000000000001";
+
     fn confirmed(order_id: &str) -> OrderConfirmed {
         serde_json::from_value(json!({
             "order_id": order_id, "user_id": "u1", "total": {"amount": "35.00", "currency": "EUR"},
@@ -520,7 +523,7 @@ mod tests {
 
     #[test]
     fn a_confirmation_adds_its_lines_to_its_day() {
-        let fold = fold_confirmed(None, &confirmed("o1"), day())
+        let fold = fold_confirmed(None, &confirmed(O1), day())
             .unwrap()
             .unwrap();
         assert_eq!(fold.replaces, None);
@@ -543,17 +546,17 @@ mod tests {
         );
         // Again: nothing.
         assert_eq!(
-            fold_confirmed(Some(fold.fact), &confirmed("o1"), day()).unwrap(),
+            fold_confirmed(Some(fold.fact), &confirmed(O1), day()).unwrap(),
             None
         );
     }
 
     #[test]
     fn a_cancellation_takes_the_lines_off_the_confirmation_day() {
-        let confirm = fold_confirmed(None, &confirmed("o1"), day())
+        let confirm = fold_confirmed(None, &confirmed(O1), day())
             .unwrap()
             .unwrap();
-        let cancel = fold_cancelled(Some(confirm.fact.clone()), "o1").unwrap();
+        let cancel = fold_cancelled(Some(confirm.fact.clone()), O1).unwrap();
         assert_eq!(cancel.replaces, Some(1));
         let net: i64 = confirm
             .deltas
@@ -563,29 +566,29 @@ mod tests {
             .sum();
         assert_eq!(net, 0);
         assert!(cancel.deltas.iter().all(|d| d.day == day() && d.units < 0));
-        assert_eq!(fold_cancelled(Some(cancel.fact), "o1"), None);
+        assert_eq!(fold_cancelled(Some(cancel.fact), O1), None);
     }
 
     #[test]
     fn a_cancellation_before_its_confirmation_leaves_nothing_counted() {
-        let cancel = fold_cancelled(None, "o1").unwrap();
+        let cancel = fold_cancelled(None, O1).unwrap();
         assert!(cancel.deltas.is_empty());
-        let late = fold_confirmed(Some(cancel.fact), &confirmed("o1"), day())
+        let late = fold_confirmed(Some(cancel.fact), &confirmed(O1), day())
             .unwrap()
             .unwrap();
         assert!(late.deltas.is_empty());
         assert!(late.fact.confirmed && late.fact.cancelled);
         assert_eq!(late.replaces, Some(1));
         assert_eq!(
-            fold_confirmed(Some(late.fact.clone()), &confirmed("o1"), day()).unwrap(),
+            fold_confirmed(Some(late.fact.clone()), &confirmed(O1), day()).unwrap(),
             None
         );
-        assert_eq!(fold_cancelled(Some(late.fact), "o1"), None);
+        assert_eq!(fold_cancelled(Some(late.fact), O1), None);
     }
 
     #[test]
     fn lines_of_one_sku_and_currency_are_summed() {
-        let mut e = confirmed("o1");
+        let mut e = confirmed(O1);
         e.items.push(e.items[0].clone());
         let lines = sold_lines(&e).unwrap();
         assert_eq!(lines.len(), 2);

@@ -37,9 +37,10 @@ fn contracts() -> BTreeMap<&'static str, (Value, Value)> {
 fn definition(name: &str) -> Value {
     let infra = format!("{}/../../infra", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(format!("{infra}/state-machines/{name}.asl.json")).unwrap();
-    let declaration: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{infra}/declaration.json")).unwrap())
-            .unwrap();
+    let declaration: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{infra}/declaration.json")).unwrap(),
+    )
+    .unwrap();
     let parameters = &declaration["state_machines"][name]["parameters"];
     let mut rendered = String::new();
     let mut rest = text.as_str();
@@ -51,7 +52,11 @@ fn definition(name: &str) -> Value {
             Some(function) => rendered.push_str(&function.replace('_', "-")),
             None => {
                 let p = &parameters[var];
-                let value = if p["aws"].is_null() { &p["value"] } else { &p["aws"] };
+                let value = if p["aws"].is_null() {
+                    &p["value"]
+                } else {
+                    &p["aws"]
+                };
                 assert!(!value.is_null(), "{name}: no value for ${{{var}}}");
                 rendered.push_str(&value.to_string());
             }

@@ -8,6 +8,7 @@
 use crate::domain::Assessment;
 use serde::Serialize;
 use shared::events::FraudDecision;
+use shared::ids::OrderId;
 use shared::task_token::TaskAnswer;
 use std::future::Future;
 
@@ -22,7 +23,7 @@ pub struct TaskOutput {
     /// The score, 0..=1000.
     pub score: u32,
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
 }
 
 /// What the scorer tells the waiting execution.
@@ -81,8 +82,8 @@ mod tests {
 
     fn assessment(score: u32, decision: FraudDecision, reasons: &[&str]) -> Assessment {
         Assessment {
-            order_id: "01JDZ0000000000000000000AB".into(),
-            user_id: "u1".into(),
+            order_id: "01JDZ0000000000000000000AB".parse().unwrap(),
+            user_id: "u1".parse().unwrap(),
             score,
             decision,
             reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use shared::events::FraudDecision;
+use shared::ids::{OrderId, UserId};
 use shared::time::{Timestamp, rfc3339};
 
 pub use shared::transactions::{RequestError, TransactionRecord as FraudCheckRequest};
@@ -11,9 +12,9 @@ pub use shared::transactions::{RequestError, TransactionRecord as FraudCheckRequ
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assessment {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The customer.
-    pub user_id: String,
+    pub user_id: UserId,
     /// 0..=1000.
     pub score: u32,
     /// What the score means.
@@ -33,7 +34,7 @@ pub struct Assessment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AssessmentView {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// 0..=1000.
     pub score: u32,
     /// `approve`, `review` or `deny`.
@@ -94,6 +95,9 @@ mod tests {
         assert!(bad(r#""requested_at""#, r#""at""#).is_err());
         assert!(FraudCheckRequest::parse(b"not json").is_err());
         let no_correlation = bad(r#""correlation_id": "c-1","#, "").unwrap();
-        assert_eq!(no_correlation.correlation(), no_correlation.order_id);
+        assert_eq!(
+            no_correlation.correlation(),
+            no_correlation.order_id.as_str()
+        );
     }
 }

@@ -135,7 +135,7 @@ pub async fn assess(
             RecordOutcome::AlreadyAssessed | RecordOutcome::CounterMoved => continue,
         }
     }
-    Err(FraudError::Contention(request.order_id.clone()))
+    Err(FraudError::Contention(request.order_id.to_string()))
 }
 
 async fn answer(
@@ -322,7 +322,7 @@ mod tests {
             seen.borrow_mut().push(r.task_token.clone());
             async move {
                 if r.task_token == "token-3" {
-                    Err(FraudError::Contention(r.order_id))
+                    Err(FraudError::Contention(r.order_id.to_string()))
                 } else {
                     Ok(())
                 }
@@ -358,7 +358,7 @@ mod tests {
                     gate.wait().await;
                 }
                 if r.task_token == "token-3" {
-                    Err(FraudError::Contention(r.order_id))
+                    Err(FraudError::Contention(r.order_id.to_string()))
                 } else {
                     Ok(())
                 }

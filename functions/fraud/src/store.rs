@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DurationRound, TimeDelta};
 use shared::dynamo::{Item, StoreError, Transaction, from_item, to_item};
+use shared::ids::UserId;
 use shared::outbox::Outbox;
 use shared::time::Timestamp;
 
@@ -30,7 +31,7 @@ pub struct VelocityBucket {
     /// The item's `id`: `velocity#<user_id>#<YYYYMMDDHH>`.
     pub key: String,
     /// The user.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The hour, `YYYYMMDDHH` (UTC).
     pub hour: String,
     /// DynamoDB TTL, epoch seconds.
@@ -39,12 +40,12 @@ pub struct VelocityBucket {
 
 impl VelocityBucket {
     /// The bucket of `user_id`'s orders in the hour of `at`.
-    pub fn of(user_id: &str, at: Timestamp) -> Self {
+    pub fn of(user_id: &UserId, at: Timestamp) -> Self {
         let start = at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at);
         let hour = start.format("%Y%m%d%H").to_string();
         Self {
             key: format!("velocity#{user_id}#{hour}"),
-            user_id: user_id.to_owned(),
+            user_id: user_id.clone(),
             hour,
             expires_at: start.timestamp() + 3600 + VELOCITY_RETENTION_SECS,
         }
@@ -163,7 +164,7 @@ impl FraudStore {
         event: TransactWriteItem,
     ) -> Result<RecordOutcome, StoreError> {
         let mut item = to_item(assessment)?;
-        item.insert("id".to_owned(), s(&assessment.order_id));
+        item.insert("id".to_owned(), s(assessment.order_id.as_str()));
         item.insert("record_type".to_owned(), s(ASSESSMENT_RECORD_TYPE));
         let put = Put::builder()
             .table_name(&self.table)
@@ -184,7 +185,7 @@ impl FraudStore {
             .expression_attribute_names("#exp", "expires_at")
             .expression_attribute_names("#n", "order_count")
             .expression_attribute_values(":rt", s(VELOCITY_RECORD_TYPE))
-            .expression_attribute_values(":user", s(&bucket.user_id))
+            .expression_attribute_values(":user", s(bucket.user_id.as_str()))
             .expression_attribute_values(":hour", s(&bucket.hour))
             .expression_attribute_values(":exp", AttributeValue::N(bucket.expires_at.to_string()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()));
@@ -232,7 +233,7 @@ mod tests {
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-21T19:59:59.999+01:00")
             .unwrap()
             .to_utc();
-        let b = VelocityBucket::of("u-1", at);
+        let b = VelocityBucket::of(&"u-1".parse().unwrap(), at);
         assert_eq!(b.key, "velocity#u-1#2026112118");
         assert_eq!(b.hour, "2026112118");
         let hour_start = chrono::DateTime::parse_from_rfc3339("2026-11-21T18:00:00Z")
@@ -240,6 +241,9 @@ mod tests {
             .timestamp();
         assert_eq!(b.expires_at, hour_start + 3600 + 24 * 3600);
         let next = at + TimeDelta::milliseconds(1);
-        assert_eq!(VelocityBucket::of("u-1", next).hour, "2026112119");
+        assert_eq!(
+            VelocityBucket::of(&"u-1".parse().unwrap(), next).hour,
+            "2026112119"
+        );
     }
 }

@@ -72,11 +72,11 @@ fn fresh_user() -> String {
 }
 
 fn request(user_id: &str, amount: &str) -> FraudCheckRequest {
-    let order_id = ulid::Ulid::new().to_string();
+    let order_id = shared::ids::OrderId::new();
     FraudCheckRequest {
         task_token: format!("token-{order_id}"),
         order_id,
-        user_id: user_id.to_owned(),
+        user_id: user_id.parse().unwrap(),
         amount: Money::parse(amount, "EUR").unwrap(),
         correlation_id: Some("it-fraud".into()),
         requested_at: shared::time::now(),
@@ -370,7 +370,7 @@ async fn step_functions_takes_a_token_nobody_waits_on_as_done() {
     let success = Answer::Success(TaskOutput {
         decision: FraudDecision::Approve,
         score: 0,
-        order_id: ulid::Ulid::new().to_string(),
+        order_id: shared::ids::OrderId::new(),
     });
     let failure = Answer::Failure {
         error: FRAUD_DENIED,

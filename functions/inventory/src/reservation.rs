@@ -17,6 +17,7 @@ use shared::dynamo::{StoreError, Transaction, to_item, transact};
 use shared::events::{
     Envelope, StockCommitted, StockLine, StockReleased, StockReserved, StockRestocked,
 };
+use shared::ids::OrderId;
 use shared::outbox::Outbox;
 use shared::step::StepError;
 use shared::time::{Timestamp, rfc3339};
@@ -110,7 +111,7 @@ pub struct Reservation {
     /// Always `reservation`: tells it from products and outbox items.
     pub record_type: String,
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Where the units are.
     pub state: ReservationState,
     /// The units.
@@ -217,14 +218,14 @@ impl Reservations {
     /// Reserves every line for `order_id`, or none: `OutOfStock` names the short lines.
     pub async fn reserve(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         lines: &[StockLine],
         envelope: &Envelope<StockReserved>,
         now: Timestamp,
     ) -> Result<StepOutcome, StepError> {
         if let Some(existing) = self.get(order_id).await? {
             return Ok(StepOutcome {
-                order_id: order_id.to_owned(),
+                order_id: order_id.clone(),
                 status: existing.state,
                 changed: false,
             });
@@ -232,7 +233,7 @@ impl Reservations {
         let reservation = Reservation {
             sku: reservation_key(order_id),
             record_type: "reservation".into(),
-            order_id: order_id.to_owned(),
+            order_id: order_id.clone(),
             state: ReservationState::Reserved,
             lines: lines.to_vec(),
             created_at: now,
@@ -252,7 +253,7 @@ impl Reservations {
         items.push(self.outbox.put(envelope)?);
         match transact(&self.client, items, Some(&format!("{order_id}-reserve"))).await? {
             Transaction::Committed => Ok(StepOutcome {
-                order_id: order_id.to_owned(),
+                order_id: order_id.clone(),
                 status: ReservationState::Reserved,
                 changed: true,
             }),
@@ -265,7 +266,7 @@ impl Reservations {
                         .await?
                         .ok_or_else(|| StepError::transient("reservation vanished"))?;
                     return Ok(StepOutcome {
-                        order_id: order_id.to_owned(),
+                        order_id: order_id.clone(),
                         status: existing.state,
                         changed: false,
                     });
@@ -297,11 +298,14 @@ impl Reservations {
     /// reservation appeared meanwhile.
     async fn seal(&self, trace: &shared::step::Trace) -> Result<bool, StoreError> {
         let now = shared::time::now();
-        let order_id = trace.causation_id.as_str();
+        // A step's events are caused by its order: the trace's causation id is the order id.
+        let order_id = OrderId::try_from(trace.causation_id.clone())
+            .map_err(|e| StoreError::local("seal the reservation", e))?;
+        let order_id = &order_id;
         let sealed = Reservation {
             sku: reservation_key(order_id),
             record_type: "reservation".into(),
-            order_id: order_id.to_owned(),
+            order_id: order_id.clone(),
             state: ReservationState::Released,
             lines: Vec::new(),
             created_at: now,
@@ -347,7 +351,7 @@ impl Reservations {
             }
             .item()?,
         );
-        let (o, lines) = (order_id.to_owned(), reservation.lines.clone());
+        let (o, lines) = (reservation.order_id.clone(), reservation.lines.clone());
         let record = match step {
             Move::Release => trace.record(StockReleased { order_id: o, lines })?,
             Move::Commit => trace.record(StockCommitted { order_id: o, lines })?,
@@ -403,7 +407,7 @@ impl shared::step::Transition for Move {
 /// decided by [`Move::plan`].
 pub async fn apply(
     store: &impl shared::step::Ledger<Record = Reservation, Move = Move, Effect = ()>,
-    order_id: &str,
+    order_id: &OrderId,
     requested: Move,
     trace: &shared::step::Trace,
 ) -> Result<StepOutcome, StepError> {
@@ -417,7 +421,7 @@ pub async fn apply(
     )
     .await?;
     Ok(StepOutcome {
-        order_id: order_id.to_owned(),
+        order_id: order_id.clone(),
         status: moved.state,
         changed: moved.changed,
     })
@@ -513,9 +517,9 @@ mod tests {
                 }
                 let now = shared::time::now();
                 *stored = Some(Reservation {
-                    sku: reservation_key("o2"),
+                    sku: reservation_key(&order(2)),
                     record_type: "reservation".into(),
-                    order_id: "o2".into(),
+                    order_id: order(2),
                     state: ReservationState::Released,
                     lines: vec![],
                     created_at: now,
@@ -533,13 +537,18 @@ mod tests {
         }
     }
 
+    /// The id of test order `n`.
+    fn order(n: u32) -> OrderId {
+        format!("01JDZ{n:021}").parse().unwrap()
+    }
+
     fn reserved() -> Memory {
         let now = shared::time::now();
         let m = Memory::default();
         *m.reservation.lock().unwrap() = Some(Reservation {
-            sku: reservation_key("o1"),
+            sku: reservation_key(&order(1)),
             record_type: "reservation".into(),
-            order_id: "o1".into(),
+            order_id: order(1),
             state: ReservationState::Reserved,
             lines: vec![],
             created_at: now,
@@ -551,33 +560,39 @@ mod tests {
     #[tokio::test]
     async fn a_release_after_a_lost_commit_answer_restocks_once() {
         let m = reserved();
-        let trace = shared::step::Trace::of("o1", None);
-        let commit = apply(&m, "o1", Move::Commit, &trace).await.unwrap();
+        let trace = shared::step::Trace::of(&order(1), None);
+        let commit = apply(&m, &order(1), Move::Commit, &trace).await.unwrap();
         assert_eq!(
             (commit.status, commit.changed),
             (ReservationState::Committed, true)
         );
-        let again = apply(&m, "o1", Move::Commit, &trace).await.unwrap();
+        let again = apply(&m, &order(1), Move::Commit, &trace).await.unwrap();
         assert!(!again.changed, "a retried commit changes nothing");
-        let release = apply(&m, "o1", Move::Release, &trace).await.unwrap();
+        let release = apply(&m, &order(1), Move::Release, &trace).await.unwrap();
         assert_eq!(
             (release.status, release.changed),
             (ReservationState::Restocked, true)
         );
-        let release = apply(&m, "o1", Move::Release, &trace).await.unwrap();
+        let release = apply(&m, &order(1), Move::Release, &trace).await.unwrap();
         assert_eq!(
             (release.status, release.changed),
             (ReservationState::Restocked, false)
         );
         assert_eq!(*m.moves.lock().unwrap(), vec![Move::Commit, Move::Restock]);
-        let refused = apply(&m, "o1", Move::Commit, &trace).await.unwrap_err();
+        let refused = apply(&m, &order(1), Move::Commit, &trace)
+            .await
+            .unwrap_err();
         assert_eq!(refused.error_type, INVALID_STATE);
         // Nothing reserved: the key is sealed RELEASED, so a late reserve holds nothing.
         let empty = Memory::default();
-        let trace2 = shared::step::Trace::of("o2", None);
-        let sealed = apply(&empty, "o2", Move::Release, &trace2).await.unwrap();
+        let trace2 = shared::step::Trace::of(&order(2), None);
+        let sealed = apply(&empty, &order(2), Move::Release, &trace2)
+            .await
+            .unwrap();
         assert_eq!(sealed.status, ReservationState::Released);
-        let again = apply(&empty, "o2", Move::Release, &trace2).await.unwrap();
+        let again = apply(&empty, &order(2), Move::Release, &trace2)
+            .await
+            .unwrap();
         assert_eq!(
             (again.status, again.changed),
             (ReservationState::Released, false)
@@ -611,7 +626,7 @@ mod tests {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct StockStepInput {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Its lines (needed to reserve; the other steps read them from the reservation).
     #[serde(default)]
     pub items: Vec<StockLineInput>,

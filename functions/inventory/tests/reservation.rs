@@ -59,7 +59,7 @@ async fn product(env: &Env, on_hand: i64) -> Sku {
 
 fn input(order_id: &str, lines: &[(&Sku, u32)]) -> StockStepInput {
     StockStepInput {
-        order_id: order_id.to_owned(),
+        order_id: order_id.parse().expect("an order id"),
         items: lines
             .iter()
             .map(|(s, q)| StockLineInput {

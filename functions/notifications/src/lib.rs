@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use shared::consumer::{ConsumerError, Delivery, Handler};
 use shared::dynamo::{StoreError, to_item};
 use shared::events::{OrderCancelled, OrderConfirmed, OrderRejected, PaymentRefunded};
+use shared::ids::{OrderId, UserId};
 use shared::time::{Timestamp, rfc3339};
 
 /// What a customer is told about.
@@ -40,9 +41,9 @@ pub struct Notification {
     /// The event it tells about.
     pub event_id: String,
     /// Whom (the mailer resolves the address).
-    pub user_id: String,
+    pub user_id: UserId,
     /// Which order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// What about.
     pub kind: Kind,
     /// The subject line.
@@ -191,6 +192,9 @@ impl Mailbox for DynamoMailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The order of these tests.
+    const O1: &str = "01JDZ000000000000000000001";
     use serde_json::json;
     use std::sync::Mutex;
 
@@ -215,7 +219,7 @@ mod tests {
         delivery(
             "OrderConfirmed",
             "commerce.orders",
-            json!({"order_id": "o1", "user_id": "u1", "total": money(),
+            json!({"order_id": O1, "user_id": "u1", "total": money(),
                    "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": {"amount": "6.25", "currency": "EUR"}}]}),
             replay,
         )
@@ -236,7 +240,7 @@ mod tests {
         let n = compose(&confirmed(false), now).unwrap().unwrap();
         assert_eq!(
             (n.kind, n.user_id.as_str(), n.order_id.as_str()),
-            (Kind::OrderConfirmed, "u1", "o1")
+            (Kind::OrderConfirmed, "u1", O1)
         );
         assert_eq!(n.event_id, "01JD0000000000000000000001");
         assert!(
@@ -248,7 +252,7 @@ mod tests {
         let rejected = delivery(
             "OrderRejected",
             "commerce.orders",
-            json!({"order_id": "o1", "user_id": "u1", "total": money(), "reason": "PAYMENT_DECLINED"}),
+            json!({"order_id": O1, "user_id": "u1", "total": money(), "reason": "PAYMENT_DECLINED"}),
             false,
         );
         let n = compose(&rejected, now).unwrap().unwrap();
@@ -258,7 +262,7 @@ mod tests {
         let cancelled = delivery(
             "OrderCancelled",
             "commerce.orders",
-            json!({"order_id": "o1", "user_id": "u1", "total": money()}),
+            json!({"order_id": O1, "user_id": "u1", "total": money()}),
             false,
         );
         assert_eq!(
@@ -269,7 +273,7 @@ mod tests {
         let refunded = delivery(
             "PaymentRefunded",
             "commerce.payments",
-            json!({"order_id": "o1", "user_id": "u1", "payment_id": "p1", "amount": money()}),
+            json!({"order_id": O1, "user_id": "u1", "payment_id": "p1", "amount": money()}),
             false,
         );
         let n = compose(&refunded, now).unwrap().unwrap();
@@ -279,7 +283,7 @@ mod tests {
         let anonymous = delivery(
             "PaymentRefunded",
             "commerce.payments",
-            json!({"order_id": "o1", "payment_id": "p1", "amount": money()}),
+            json!({"order_id": O1, "payment_id": "p1", "amount": money()}),
             false,
         );
         assert!(matches!(
@@ -320,7 +324,7 @@ mod tests {
         let refunded = delivery(
             "PaymentRefunded",
             "commerce.payments",
-            json!({"order_id": "o1", "user_id": "u1", "payment_id": "p1", "amount": money()}),
+            json!({"order_id": O1, "user_id": "u1", "payment_id": "p1", "amount": money()}),
             false,
         );
         assert_eq!(notifier.handle(&refunded).await.unwrap().len(), 1);

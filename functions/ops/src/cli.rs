@@ -68,9 +68,9 @@ pub enum Command {
     /// whatever money and stock it holds and reject it unless it is confirmed; an order
     /// left CANCELLING gets a new cancel-order execution.
     Compensate {
-        /// The order id.
+        /// The order id (a ULID, as the order's API answers it).
         #[arg(long)]
-        order: String,
+        order: shared::ids::OrderId,
         /// Give up following the execution after this many seconds (it goes on).
         #[arg(long, default_value_t = 600)]
         timeout_seconds: u64,

@@ -8,6 +8,7 @@
 use crate::cli::{Error, fail};
 use aws_sdk_sfn::types::ExecutionStatus;
 use orders::domain::OrderStatus;
+use shared::ids::OrderId;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompensateReport {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Its status before.
     pub before: String,
     /// The execution started (name) and how it ended, if one was needed.
@@ -136,7 +137,7 @@ pub async fn compensate(
     ddb: &aws_sdk_dynamodb::Client,
     sfn: &aws_sdk_sfn::Client,
     prefix: &str,
-    order_id: &str,
+    order_id: &OrderId,
     timeout: Duration,
     force: bool,
 ) -> Result<CompensateReport, Error> {
@@ -144,7 +145,7 @@ pub async fn compensate(
     let (before, payer) = order_item(ddb, &table, order_id).await?;
     let Some(machine) = typed_status(&before).and_then(compensation_for) else {
         return Ok(CompensateReport {
-            order_id: order_id.to_owned(),
+            order_id: order_id.clone(),
             after: before.clone(),
             before,
             execution: None,
@@ -207,7 +208,7 @@ pub async fn compensate(
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     Ok(CompensateReport {
-        order_id: order_id.to_owned(),
+        order_id: order_id.clone(),
         before,
         execution: Some((name, status)),
         after: order_status(ddb, &table, order_id).await?,
@@ -266,14 +267,14 @@ mod tests {
     #[test]
     fn the_report_names_the_execution_and_how_it_ended() {
         let report = CompensateReport {
-            order_id: "o1".into(),
+            order_id: "01JDZ0000000000000000000AB".parse().unwrap(),
             before: "PENDING".into(),
             execution: Some(("o1-compensate-x".into(), ExecutionStatus::Succeeded)),
             after: "REJECTED".into(),
         };
         assert_eq!(
             report.render(),
-            "compensate o1: PENDING -> execution o1-compensate-x SUCCEEDED -> REJECTED"
+            "compensate 01JDZ0000000000000000000AB: PENDING -> execution o1-compensate-x SUCCEEDED -> REJECTED"
         );
         let nothing = CompensateReport {
             execution: None,
@@ -283,7 +284,7 @@ mod tests {
         };
         assert_eq!(
             nothing.render(),
-            "compensate o1: CONFIRMED: nothing to compensate"
+            "compensate 01JDZ0000000000000000000AB: CONFIRMED: nothing to compensate"
         );
     }
 }

@@ -9,6 +9,7 @@ use shared::catalog::Sku;
 use shared::http::{json, meta, parse_json, path_param};
 use shared::idempotency::{self, Idempotency, Recorded};
 use shared::identity::Caller;
+use shared::ids::{OrderId, UserId};
 use shared::pagination::{Page, cursor_str, encode_cursor, foreign_cursor, page_request};
 use shared::{ApiError, FieldError};
 use std::collections::HashSet;
@@ -155,23 +156,18 @@ pub async fn list(orders: &impl OrderStore, req: Request) -> Result<Response<Bod
         .query_string_parameters_ref()
         .and_then(|q| q.first("user_id"))
         .map(str::to_owned);
-    let user_id = match requested {
-        Some(u) if u != caller.user_id => {
+    let user_id: UserId = match requested {
+        Some(u) if caller.user_id != u.as_str() => {
             caller.require_admin()?;
-            let valid = (1..=128).contains(&u.len())
-                && u.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid {
-                return Err(ApiError::field("user_id", "must be a user id"));
-            }
-            u
+            u.parse()
+                .map_err(|_| ApiError::field("user_id", "must be a user id"))?
         }
         _ => caller.user_id.clone(),
     };
     let page = page_request(&req, &["order_id", "user_id"])?;
     if let Some(c) = &page.cursor {
         let ours = cursor_str(c, "user_id") == Some(user_id.as_str())
-            && cursor_str(c, "order_id").is_some_and(|id| ulid::Ulid::from_string(id).is_ok());
+            && cursor_str(c, "order_id").is_some_and(|id| id.parse::<OrderId>().is_ok());
         if !ours {
             return Err(foreign_cursor());
         }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use shared::catalog::Sku;
 use shared::events::OrderLine;
+use shared::ids::{OrderId, UserId};
 use shared::money::Money;
 use shared::time::{Timestamp, rfc3339};
 
@@ -192,9 +193,9 @@ impl Shipping {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     /// ULID.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The customer's user id (kept when the profile is erased).
-    pub user_id: String,
+    pub user_id: UserId,
     /// Where it is in its life.
     pub status: OrderStatus,
     /// Why it was rejected.
@@ -226,9 +227,9 @@ pub struct Order {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderView {
     /// ULID.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The customer.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Status.
     pub status: OrderStatus,
     /// The lines.

@@ -18,6 +18,7 @@ use shared::dynamo::{Item, StoreError};
 use shared::events::{Envelope, OrderLine, OrderPlaced};
 use shared::idempotency::{Claimed, StoredResponse};
 use shared::identity::Caller;
+use shared::ids::OrderId;
 use shared::money::{Money, MoneyError};
 use shared::pagination::PageRequest;
 use shared::time::Timestamp;
@@ -201,7 +202,7 @@ pub async fn place(
     let entries = catalog.entries(&skus).await?;
     let (items, total) = price(&new, &entries)?;
     let order = Order {
-        order_id: ulid::Ulid::new().to_string(),
+        order_id: OrderId::new(),
         user_id: caller.user_id.clone(),
         status: OrderStatus::Pending,
         status_reason: None,
@@ -248,7 +249,7 @@ pub async fn get(
     caller: &Caller,
     order_id: &str,
 ) -> Result<Order, OrdersError> {
-    let valid = ulid::Ulid::from_string(order_id).is_ok();
+    let valid = order_id.parse::<OrderId>().is_ok();
     let order = if valid {
         orders.get(order_id).await?
     } else {
@@ -366,7 +367,7 @@ mod tests {
 
     fn caller(id: &str, admin: bool) -> Caller {
         Caller {
-            user_id: id.into(),
+            user_id: id.parse().unwrap(),
             is_admin: admin,
         }
     }

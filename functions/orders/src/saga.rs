@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Deserialize;
 use shared::dynamo::{StoreError, to_attribute};
 use shared::events::{OrderCancelled, OrderConfirmed, OrderHeldForReview, OrderRejected};
+use shared::ids::OrderId;
 use shared::step::{Plan, StepError, Trace};
 
 /// `errorType`: the order is in a status this step cannot move it from.
@@ -21,7 +22,7 @@ pub const INVALID_TRANSITION: &str = "OrderTransitionInvalid";
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct OrderStepInput {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Why it is rejected (reject only), API.md's `status_reason`.
     #[serde(default)]
     pub reason: Option<RejectReason>,
@@ -333,6 +334,9 @@ pub async fn run_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The order of these tests.
+    const O1: &str = "01JDZ000000000000000000001";
     use OrderStatus::*;
 
     const EVERY: [OrderStatus; 6] = [
@@ -384,7 +388,7 @@ mod tests {
             let order = order.unwrap();
             let (_, record) = move_writes(order, step, trace)?;
             let mut all = self.orders.lock().unwrap();
-            let stored = all.get_mut(&order.order_id).unwrap();
+            let stored = all.get_mut(order.order_id.as_str()).unwrap();
             if stored.status != order.status || stored.review_attempt != order.review_attempt {
                 return Ok(false);
             }
@@ -398,7 +402,7 @@ mod tests {
 
     fn memory_with(status: OrderStatus) -> Memory {
         let order: Order = serde_json::from_value(serde_json::json!({
-            "order_id": "o1",
+            "order_id": O1,
             "user_id": "u1",
             "status": status,
             "status_reason": null,
@@ -411,13 +415,13 @@ mod tests {
         }))
         .unwrap();
         let m = Memory::default();
-        m.orders.lock().unwrap().insert("o1".into(), order);
+        m.orders.lock().unwrap().insert(O1.into(), order);
         m
     }
 
     fn input(reason: Option<RejectReason>, task_token: Option<&str>) -> OrderStepInput {
         OrderStepInput {
-            order_id: "o1".into(),
+            order_id: O1.parse().unwrap(),
             reason,
             task_token: task_token.map(str::to_owned),
             attempt: None,
@@ -446,7 +450,7 @@ mod tests {
             .unwrap();
         assert_eq!((late.status, late.changed), (UnderReview, false));
         assert_eq!(
-            m.orders.lock().unwrap()["o1"].review_task_token.as_deref(),
+            m.orders.lock().unwrap()[O1].review_task_token.as_deref(),
             Some("t2")
         );
         // A third attempt (the wait retried again) replaces it.
@@ -455,7 +459,7 @@ mod tests {
             .unwrap();
         assert!(third.changed);
         assert_eq!(
-            m.orders.lock().unwrap()["o1"].review_task_token.as_deref(),
+            m.orders.lock().unwrap()[O1].review_task_token.as_deref(),
             Some("t3")
         );
         assert_eq!(
@@ -504,7 +508,7 @@ mod tests {
             .unwrap();
         assert!(retried.changed, "a retried wait's new token is stored");
         assert_eq!(
-            m.orders.lock().unwrap()["o1"].review_task_token.as_deref(),
+            m.orders.lock().unwrap()[O1].review_task_token.as_deref(),
             Some("t2")
         );
         let refused = run_step(&m, OrderStep::HoldForReview, input(None, None))

@@ -98,7 +98,7 @@ impl DynamoOrderStore {
         };
         let update = shared::dynamo::Transition {
             table: &self.table,
-            key: ("order_id", AttributeValue::S(order.order_id.clone())),
+            key: ("order_id", AttributeValue::S(order.order_id.to_string())),
             field: "status",
             from: to_attribute(&order.status)?,
             to: to_attribute(&next)?,

@@ -12,6 +12,7 @@ use shared::ApiError;
 use shared::consumer::ConsumerError;
 use shared::events::OrderPlaced;
 use shared::identity::Caller;
+use shared::ids::OrderId;
 use shared::task_token::{Delivery, TaskAnswer};
 
 /// The state machines the orders service starts, and its Step Functions client.
@@ -197,12 +198,10 @@ impl shared::consumer::Handler for SagaStarter {
     }
 }
 
-fn order_id(req: &Request) -> Result<String, ApiError> {
+fn order_id(req: &Request) -> Result<OrderId, ApiError> {
     let id = shared::http::path_param(req, "order_id")?;
-    if ulid::Ulid::from_string(&id).is_err() {
-        return Err(ApiError::NotFound(format!("No order {id}")));
-    }
-    Ok(id)
+    id.parse()
+        .map_err(|_| ApiError::NotFound(format!("No order {id}")))
 }
 
 /// `POST /orders/{order_id}/cancel`: its owner or an admin. A `CONFIRMED` order becomes

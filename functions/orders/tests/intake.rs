@@ -40,7 +40,7 @@ async fn intake_is_one_batch_read_and_one_transaction_and_reads_are_one_request(
         .unwrap();
 
     let caller = Caller {
-        user_id: format!("it-{}", id.to_lowercase()),
+        user_id: format!("it-{}", id.to_lowercase()).parse().unwrap(),
         is_admin: false,
     };
     let new = NewOrder {

@@ -1,6 +1,7 @@
 //! A payment: one per order, moved by the saga's steps.
 
 use serde::{Deserialize, Serialize};
+use shared::ids::{OrderId, UserId};
 use shared::money::Money;
 use shared::time::{Timestamp, rfc3339};
 
@@ -27,11 +28,11 @@ pub enum PaymentStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
     /// The order (the key: one payment per order).
-    pub order_id: String,
+    pub order_id: OrderId,
     /// ULID.
     pub payment_id: String,
     /// The customer, for "owner or admin" reads.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Where it is.
     pub status: PaymentStatus,
     /// The order's total.
@@ -54,7 +55,7 @@ pub struct PaymentView {
     /// ULID.
     pub payment_id: String,
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Where it is.
     pub status: PaymentStatus,
     /// The amount.

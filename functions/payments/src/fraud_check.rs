@@ -5,6 +5,7 @@
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use serde::Deserialize;
+use shared::ids::{OrderId, UserId};
 use shared::money::Money;
 use shared::step::StepError;
 
@@ -12,9 +13,9 @@ use shared::step::StepError;
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct FraudCheckInput {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Its customer: the partition key.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Its total.
     pub total: Money,
     /// The token the scorer answers with SendTaskSuccess/SendTaskFailure.
@@ -61,7 +62,7 @@ pub async fn request(
             input
                 .correlation_id
                 .clone()
-                .unwrap_or_else(|| input.order_id.clone()),
+                .unwrap_or_else(|| input.order_id.to_string()),
         ),
         order_id: input.order_id,
         user_id: input.user_id,
@@ -74,7 +75,7 @@ pub async fn request(
         .client
         .put_record()
         .stream_name(&stream.stream)
-        .partition_key(&record.user_id)
+        .partition_key(record.user_id.as_str())
         .data(Blob::new(data))
         .send()
         .await

@@ -28,6 +28,7 @@ use serde::Deserialize;
 use shared::events::{
     PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided,
 };
+use shared::ids::{OrderId, UserId};
 use shared::money::Money;
 use shared::step::StepError;
 use store::PaymentStore;
@@ -48,13 +49,13 @@ pub const INVALID_STATE: &str = "PaymentStateInvalid";
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct PaymentStepInput {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The request's correlation id, carried into the events.
     #[serde(default)]
     pub correlation_id: Option<String>,
     /// The customer (place-order's compensations pass it: a seal names them).
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// The order's total (place-order's compensations pass it: a seal records it).
     #[serde(default)]
     pub total: Option<Money>,
@@ -66,9 +67,9 @@ pub struct PaymentStepInput {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct AuthorizeInput {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The customer.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The amount to hold.
     pub total: Money,
     /// The customer's payment method at the provider, as given at intake.
@@ -106,9 +107,9 @@ pub const VOID: shared::step::Contract<PaymentStepInput, PaymentOutcome> =
 pub const REFUND: shared::step::Contract<PaymentStepInput, PaymentOutcome> =
     shared::step::Contract::new("payments-refund");
 
-fn outcome(order_id: &str, status: PaymentStatus, changed: bool) -> PaymentOutcome {
+fn outcome(order_id: &OrderId, status: PaymentStatus, changed: bool) -> PaymentOutcome {
     PaymentOutcome {
-        order_id: order_id.to_owned(),
+        order_id: order_id.clone(),
         status,
         changed,
     }
@@ -137,7 +138,7 @@ impl PaymentStepInput {
 
 /// The answer a step gives for a payment already in `status`.
 fn answer_for(
-    order_id: &str,
+    order_id: &OrderId,
     payment: &Payment,
     changed: bool,
 ) -> Result<PaymentOutcome, StepError> {
@@ -167,7 +168,7 @@ pub async fn authorize(
     order: AuthorizeInput,
 ) -> Result<PaymentOutcome, StepError> {
     let input = order.step();
-    let order_id = input.order_id.as_str();
+    let order_id = &input.order_id;
     let payment = match store.get(order_id).await? {
         Some(payment) => payment,
         None => {
@@ -177,7 +178,7 @@ pub async fn authorize(
                 .map_err(provider_error)?;
             let now = shared::time::now();
             let pending = Payment {
-                order_id: order_id.to_owned(),
+                order_id: order_id.clone(),
                 payment_id: ulid::Ulid::new().to_string(),
                 user_id: order.user_id,
                 status: PaymentStatus::Pending,
@@ -212,7 +213,7 @@ async fn confirm(
     input: &PaymentStepInput,
     mut payment: Payment,
 ) -> Result<PaymentOutcome, StepError> {
-    let order_id = input.order_id.as_str();
+    let order_id = &input.order_id;
     let intent_id = payment
         .provider_reference
         .clone()
@@ -282,7 +283,7 @@ async fn confirm(
         && matches!(now.status, PaymentStatus::Voided | PaymentStatus::Refunded)
     {
         tracing::warn!(
-            order_id,
+            order_id = %order_id,
             intent_id,
             "a late authorization: the order was given up, the hold is let go"
         );
@@ -598,6 +599,9 @@ pub mod api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The order of these tests.
+    const O1: &str = "01JDZ000000000000000000001";
     use PaymentStatus::*;
     use provider::SandboxProvider;
     use std::collections::HashMap;
@@ -703,13 +707,13 @@ mod tests {
             let mut all = self.payments.lock().unwrap();
             let Some(payment) = payment else {
                 let seal = settled.seal.clone().unwrap();
-                if all.contains_key(&seal.order_id) {
+                if all.contains_key(seal.order_id.as_str()) {
                     return Ok(false);
                 }
-                all.insert(seal.order_id.clone(), seal);
+                all.insert(seal.order_id.to_string(), seal);
                 return Ok(true);
             };
-            let stored = all.get_mut(&payment.order_id).unwrap();
+            let stored = all.get_mut(payment.order_id.as_str()).unwrap();
             if stored.status != payment.status {
                 return Ok(false);
             }
@@ -727,9 +731,9 @@ mod tests {
     fn payment(status: PaymentStatus, intent: Option<String>) -> Payment {
         let now = shared::time::now();
         Payment {
-            order_id: "o1".into(),
+            order_id: O1.parse().unwrap(),
             payment_id: "p1".into(),
-            user_id: "u1".into(),
+            user_id: "u1".parse().unwrap(),
             status,
             amount: Money::parse("12.00", "EUR").unwrap(),
             provider_reference: intent,
@@ -746,24 +750,24 @@ mod tests {
         let Some(status) = status else { return m };
         let amount = Money::parse("12.00", "EUR").unwrap();
         let intent = sandbox
-            .create_intent("o1", "tok_visa", &amount)
+            .create_intent(O1, "tok_visa", &amount)
             .await
             .unwrap();
         if status != Pending {
-            sandbox.confirm("o1", &intent.id).await.unwrap();
+            sandbox.confirm(O1, &intent.id).await.unwrap();
         }
         m.payments
             .lock()
             .unwrap()
-            .insert("o1".into(), payment(status, Some(intent.id)));
+            .insert(O1.into(), payment(status, Some(intent.id)));
         m
     }
 
     fn input() -> PaymentStepInput {
         PaymentStepInput {
-            order_id: "o1".into(),
+            order_id: O1.parse().unwrap(),
             correlation_id: Some("c1".into()),
-            user_id: Some("u1".into()),
+            user_id: Some("u1".parse().unwrap()),
             total: Some(Money::parse("12.00", "EUR").unwrap()),
         }
     }
@@ -821,7 +825,7 @@ mod tests {
             if confirmed {
                 // The confirmation happened; its answer was lost.
                 let id = p.intents()[0].1.id.clone();
-                p.confirm("o1", &id).await.unwrap();
+                p.confirm(O1, &id).await.unwrap();
             }
             let void = apply(&m, &p, PaymentMove::Void, input()).await.unwrap();
             assert_eq!((void.status, void.changed), (Voided, true));
@@ -840,7 +844,7 @@ mod tests {
         let m = Memory::default();
         let out = apply(&m, &p, PaymentMove::Void, input()).await.unwrap();
         assert_eq!((out.status, out.changed), (Voided, true));
-        let sealed = m.payments.lock().unwrap()["o1"].clone();
+        let sealed = m.payments.lock().unwrap()[O1].clone();
         assert_eq!((sealed.status, sealed.provider_reference), (Voided, None));
         assert!(
             m.events.lock().unwrap().is_empty(),

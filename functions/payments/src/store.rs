@@ -92,7 +92,7 @@ impl PaymentStore {
     ) -> Result<bool, StoreError> {
         let update = shared::dynamo::Transition {
             table: &self.table,
-            key: ("order_id", AttributeValue::S(payment.order_id.clone())),
+            key: ("order_id", AttributeValue::S(payment.order_id.to_string())),
             field: "status",
             from: to_attribute(&PaymentStatus::Pending)?,
             to: to_attribute(&payment.status)?,

@@ -66,7 +66,7 @@ fn e2e_faults(order_id: &str, rules: &serde_json::Value) {
 /// steps never read it, but the provider's books are reconciled against the orders
 /// (local/provider_books.py), and an intent for an order that does not exist is a violation.
 async fn order(client: &aws_sdk_dynamodb::Client, token: &str) -> AuthorizeInput {
-    let order_id = ulid::Ulid::new().to_string();
+    let order_id = shared::ids::OrderId::new();
     let item = shared::dynamo::to_item(&serde_json::json!({
         "order_id": order_id, "user_id": "payer", "status": "PENDING",
         "total": {"amount": "42.00", "currency": "EUR"}, "payment_token": token
@@ -81,7 +81,7 @@ async fn order(client: &aws_sdk_dynamodb::Client, token: &str) -> AuthorizeInput
         .unwrap();
     AuthorizeInput {
         order_id,
-        user_id: "payer".into(),
+        user_id: "payer".parse().unwrap(),
         total: shared::money::Money::parse("42.00", "EUR").unwrap(),
         payment_token: token.into(),
         correlation_id: Some("it".into()),
@@ -327,7 +327,7 @@ async fn a_compensation_without_a_payment_seals_the_order_against_a_late_authori
     // Without the order's customer and total (cancel-order's input) it has nothing to
     // seal with, and nothing to give back.
     let never = PaymentStepInput {
-        order_id: ulid::Ulid::new().to_string(),
+        order_id: shared::ids::OrderId::new(),
         correlation_id: None,
         user_id: None,
         total: None,

@@ -3,54 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 use shared::time::{Timestamp, rfc3339};
-use std::fmt;
 
 /// Why a value was refused; the message is what the client sees next to the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-/// The id of a user: the identity provider's `sub`. Cognito issues UUIDs, the local
-/// authorizer anything; we accept 1..=128 characters of `[A-Za-z0-9_-]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct UserId(String);
-
-impl TryFrom<String> for UserId {
-    type Error = Invalid;
-    fn try_from(raw: String) -> Result<Self, Invalid> {
-        let ok = (1..=128).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
-            Ok(Self(raw))
-        } else {
-            Err(Invalid(
-                "must be 1 to 128 characters of letters, digits, '-' or '_'".into(),
-            ))
-        }
-    }
-}
-
-impl From<UserId> for String {
-    fn from(id: UserId) -> Self {
-        id.0
-    }
-}
-
-impl UserId {
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// The id of a user, as every service speaks it.
+pub use shared::ids::UserId;
 
 /// An email address, with its domain lower-cased. The check is the one mail systems
 /// agree on (one `@`, a dotted domain of valid labels, no spaces, RFC 5321 lengths);

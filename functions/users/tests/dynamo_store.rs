@@ -18,7 +18,7 @@ async fn store() -> (DynamoUserStore, DynamoDbRequestCounter) {
 
 fn caller(id: &str) -> Caller {
     Caller {
-        user_id: id.to_owned(),
+        user_id: id.parse().unwrap(),
         is_admin: false,
     }
 }
