@@ -86,7 +86,7 @@ import sys
 import threading
 from pathlib import Path
 
-# local/emulation/, beside this file. What other files import from here: pollers.py
+# local/emulation/, beside this file. What other files import from here: event_sources/supervisor.py
 # no_proxy_for_loopback (defined below); test_emulator.py main, apply_patches, MOTO_SOURCES,
 # MotoVersionError, pinned_moto_version, require_pinned_moto, changed_moto_sources and
 # moto_source_sha256 (re-exported from the package).
