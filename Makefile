@@ -14,13 +14,14 @@ SOAK_MINUTES ?= 60
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install dev test test-unit test-local-tools test-infra test-stack lint build bench token ops clean soak soak-rate idle-check
+.PHONY: help install dev test test-unit test-local-tools test-infra test-stack lint build bench token ops clean soak soak-rate idle-check fraud-eval
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:3000 (Ctrl-C stops everything)"
 	@echo "make test   run every test: lint, unit, integration, end-to-end, infra checks"
 	@echo "make build  Lambda zips in target/lambda/<function>/bootstrap.zip"
 	@echo "make bench [BENCH_QUICK=1]   build time, zip sizes, cold starts, peak memory -> docs/benchmarks/bench.md"
+	@echo "make fraud-eval [FRAUD_EVAL_ARGS=--fit]   the fraud model on labelled traffic -> docs/benchmarks/fraud-eval.md"
 	@echo "make token USER_ID=alice [ADMIN=1]   print a local bearer token"
 	@echo "make ops ARGS=\"replay ...\"   commerce-ops against the local stack (README: Replay and redrive)"
 	@echo "make soak [SOAK_MINUTES=60]   locust soak at 5 orders/s; results in docs/benchmarks/"
@@ -122,6 +123,12 @@ build: install
 # memory, on loopback only. BENCH_QUICK=1 for a smoke run.
 bench: install
 	$(PY) local/bench/run.py
+
+# The fraud model measured on labelled traffic (functions/fraud/src/eval.rs): recall per
+# injected pattern and the false-positive rate; FRAUD_EVAL_ARGS=--fit fits the weights first.
+# Pure computation, no stack; exits non-zero when a target is missed.
+fraud-eval:
+	cargo run --locked -q -p fraud --example fraud-eval -- $(FRAUD_EVAL_ARGS)
 
 # The operator's command line against the local stack of `make dev`, e.g.
 # make ops ARGS="redrive --queue notifications"

@@ -29,6 +29,14 @@
 //! "The last hour" is the clock hour (UTC) of the request's `requested_at`: a counter per
 //! user and hour, kept with an atomic `ADD`, so a redelivery counts in the same hour.
 //!
+//! # Next: `logit-v2` (not serving yet)
+//!
+//! [`features`] (per-user windows, amount z-score, distinct cards and shipping countries,
+//! account age), [`rates`] (amounts in euros from a versioned table) and [`model`] (a
+//! logistic model with non-negative weights from `model/model.json`, fitted and measured by
+//! `make fraud-eval`, [`eval`]) are the scorer that replaces `rules-v1`; the batch path above
+//! does not call them yet.
+//!
 //! # Exactly one assessment per order
 //!
 //! One consistent batch read gets the order's assessment and the user's counter. An order
@@ -41,6 +49,10 @@
 
 pub mod answer;
 pub mod domain;
+pub mod eval;
+pub mod features;
+pub mod model;
+pub mod rates;
 pub mod scoring;
 pub mod store;
 
