@@ -149,31 +149,40 @@ impl UserState {
 
     /// The features of `txn`, before it is counted.
     pub fn features(&self, txn: &Txn<'_>) -> Features {
-        let within = |ms: i64| {
-            self.recent
-                .iter()
-                .filter(move |s| s.t > txn.at_ms - ms && s.t <= txn.at_ms)
-        };
-        let count = |ms: i64| saturate(within(ms).count() + 1);
-        let sum = |ms: i64| within(ms).map(|s| s.e).sum::<f64>() + txn.eur;
-        let mut fingerprints: Vec<&str> = within(DAY_MS).map(|s| s.f.as_str()).collect();
-        fingerprints.push(txn.fingerprint);
-        fingerprints.sort_unstable();
-        fingerprints.dedup();
-        let mut countries: Vec<&str> = within(DAY_MS).map(|s| s.c.as_str()).collect();
-        countries.push(txn.ship_country);
-        countries.sort_unstable();
-        countries.dedup();
+        // One pass over the day, without allocating: this runs once per record.
+        let (mut count_1m, mut count_1h, mut count_24h) = (1usize, 1usize, 1usize);
+        let (mut sum_1h, mut sum_24h) = (txn.eur, txn.eur);
+        let mut fingerprints = Distinct::default();
+        let mut countries = Distinct::default();
+        fingerprints.add(txn.fingerprint);
+        countries.add(txn.ship_country);
+        for seen in &self.recent {
+            let age = txn.at_ms - seen.t;
+            if !(0..DAY_MS).contains(&age) {
+                continue;
+            }
+            count_24h += 1;
+            sum_24h += seen.e;
+            fingerprints.add(&seen.f);
+            countries.add(&seen.c);
+            if age < HOUR_MS {
+                count_1h += 1;
+                sum_1h += seen.e;
+                if age < MINUTE_MS {
+                    count_1m += 1;
+                }
+            }
+        }
         Features {
             eur: txn.eur,
-            count_1m: count(MINUTE_MS),
-            count_1h: count(HOUR_MS),
-            count_24h: count(DAY_MS),
-            sum_1h_eur: sum(HOUR_MS),
-            sum_24h_eur: sum(DAY_MS),
+            count_1m: saturate(count_1m),
+            count_1h: saturate(count_1h),
+            count_24h: saturate(count_24h),
+            sum_1h_eur: sum_1h,
+            sum_24h_eur: sum_24h,
             amount_z: self.amounts.z(txn.eur.ln_1p()),
-            fingerprints_24h: saturate(fingerprints.len()),
-            ship_countries_24h: saturate(countries.len()),
+            fingerprints_24h: saturate(fingerprints.len),
+            ship_countries_24h: saturate(countries.len),
             secs_since_prev: self
                 .last_ms
                 .map(|last| (txn.at_ms - last).max(0) as f64 / 1000.0),
@@ -213,6 +222,30 @@ impl UserState {
         }
         self.amounts.push(txn.eur.ln_1p());
         self.last_ms = Some(self.last_ms.map_or(at, |last| last.max(at)));
+    }
+}
+
+/// Distinct values among at most [`RECENT`] + 1, counted without allocating.
+struct Distinct<'a> {
+    seen: [&'a str; RECENT + 1],
+    len: usize,
+}
+
+impl Default for Distinct<'_> {
+    fn default() -> Self {
+        Self {
+            seen: [""; RECENT + 1],
+            len: 0,
+        }
+    }
+}
+
+impl<'a> Distinct<'a> {
+    fn add(&mut self, value: &'a str) {
+        if self.len < self.seen.len() && !self.seen[..self.len].contains(&value) {
+            self.seen[self.len] = value;
+            self.len += 1;
+        }
     }
 }
 

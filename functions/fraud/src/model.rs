@@ -92,8 +92,8 @@ pub struct Score {
     pub score: u32,
     /// What the score means at the model's thresholds.
     pub decision: FraudDecision,
-    /// The inputs that weighed most, heaviest first.
-    pub reasons: Vec<String>,
+    /// The inputs that weighed most, heaviest first (names of [`INPUTS`]).
+    pub reasons: Vec<&'static str>,
 }
 
 /// The model compiled into this release, read once; `fraud-score` reads it at cold start,
@@ -147,18 +147,25 @@ impl Model {
     pub fn score(&self, features: &Features) -> Score {
         let x = Self::inputs(features);
         let mut logit = self.intercept;
-        let mut parts = [(0.0, 0usize); INPUTS.len()];
+        // The heaviest parts, kept in place as they come: no sort, no allocation but the
+        // reasons themselves.
+        let mut top: [(f64, usize); MAX_REASONS] = [(f64::NEG_INFINITY, 0); MAX_REASONS];
         for (i, ((_, w), xi)) in self.weights.iter().zip(x).enumerate() {
             let part = w * xi;
             logit += part;
-            parts[i] = (part, i);
+            if part >= REASON_MIN && part > top[MAX_REASONS - 1].0 {
+                let at = top
+                    .iter()
+                    .position(|(p, _)| part > *p)
+                    .unwrap_or(MAX_REASONS - 1);
+                top.copy_within(at..MAX_REASONS - 1, at + 1);
+                top[at] = (part, i);
+            }
         }
-        parts.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        let reasons = parts
+        let reasons = top
             .iter()
-            .take_while(|(part, _)| *part >= REASON_MIN)
-            .take(MAX_REASONS)
-            .map(|(_, i)| INPUTS[*i].0.to_owned())
+            .take_while(|(part, _)| part.is_finite())
+            .map(|(_, i)| INPUTS[*i].0)
             .collect();
         let score = self.scale(logit);
         Score {
