@@ -187,6 +187,9 @@ def criterion(quick: bool) -> dict:
     """`cargo bench` of the handlers' work, without the network; criterion's estimates of
     each benchmark (ns): the mean and median with their 95% confidence intervals."""
     args = ["--warm-up-time", "1", "--measurement-time", "2" if quick else "5"]
+    # Criterion keeps every benchmark it ever ran under target/bench/criterion; only this
+    # run's belong in the results.
+    shutil.rmtree(TARGET / "criterion", ignore_errors=True)
     subprocess.run(["cargo", "bench", "--locked", "-p", CRITERION_PACKAGE, "--benches", "--", *args],
                    cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(TARGET)))
     out = {}
