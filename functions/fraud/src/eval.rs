@@ -218,6 +218,9 @@ pub fn generate(t: &Traffic) -> Vec<Generated> {
     for g in &out {
         placed_at[g.user as usize].push(g.at_ms);
     }
+    for times in &mut placed_at {
+        times.sort_unstable();
+    }
     let mut fraudsters = t.users as u32;
     for (pattern, name) in PATTERNS.iter().enumerate() {
         for attack in 0..t.attacks {
@@ -262,7 +265,7 @@ pub fn generate(t: &Traffic) -> Vec<Generated> {
                 _ => {
                     // An established customer: four orders or more before the attack.
                     let victims: Vec<usize> = (0..t.users)
-                        .filter(|u| placed_at[*u].iter().filter(|a| **a < at).count() >= 4)
+                        .filter(|u| placed_at[*u].partition_point(|a| *a < at) >= 4)
                         .collect();
                     if victims.is_empty() {
                         continue;
@@ -381,14 +384,16 @@ pub fn fit(data: &[Scored], epochs: usize, base: &Model) -> Model {
         })
         .collect();
     let rate = 0.5;
+    // Each transaction's weight, once: the epochs below read it for every transaction.
+    let weights: Vec<f64> = data.iter().map(weight_of).collect();
     for _ in 0..epochs {
         let mut gw = vec![0.0; n];
         let mut gb = 0.0;
-        for s in data {
+        for (s, weight) in data.iter().zip(&weights) {
             let z = b + w.iter().zip(&s.x).map(|(w, x)| w * x).sum::<f64>();
             let p = 1.0 / (1.0 + (-z).exp());
             let y = if s.attack.is_some() { 1.0 } else { 0.0 };
-            let err = weight_of(s) * (p - y);
+            let err = weight * (p - y);
             gb += err;
             for (g, x) in gw.iter_mut().zip(&s.x) {
                 *g += err * x;
@@ -416,7 +421,7 @@ pub fn calibrate(mut model: Model, data: &[Scored], review_fpr: f64, deny_fpr: f
     let mut legit: Vec<u32> = data
         .iter()
         .filter(|s| s.attack.is_none())
-        .map(|s| score_of(&model, &s.x))
+        .map(|s| model.scale(model.logit(&s.x)))
         .collect();
     legit.sort_unstable();
     let above = |fpr: f64| {
@@ -429,17 +434,6 @@ pub fn calibrate(mut model: Model, data: &[Scored], review_fpr: f64, deny_fpr: f
     model.review_from = above(review_fpr).max(1);
     model.deny_from = above(deny_fpr).max(model.review_from);
     model
-}
-
-fn score_of(model: &Model, x: &[f64]) -> u32 {
-    let z = model.intercept
-        + model
-            .weights
-            .iter()
-            .zip(x)
-            .map(|((_, w), x)| w * x)
-            .sum::<f64>();
-    model.scale(z)
 }
 
 /// One pattern's figures.
@@ -535,7 +529,7 @@ pub fn evaluate(model: &Model, data: &[Scored]) -> Report {
     let mut per: BTreeMap<(usize, usize), (usize, usize, usize)> = BTreeMap::new();
     let (mut legitimate, mut fp, mut fd, mut true_flags) = (0, 0, 0, 0);
     for s in data {
-        let decision = model.decide(score_of(model, &s.x));
+        let decision = model.decide(model.scale(model.logit(&s.x)));
         let flagged = decision != FraudDecision::Approve;
         let denied = decision == FraudDecision::Deny;
         match s.attack {

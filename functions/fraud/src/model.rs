@@ -143,16 +143,25 @@ impl Model {
         x
     }
 
+    /// The log-odds of fraud for inputs `x` ([`Model::inputs`]).
+    pub fn logit(&self, x: &[f64; INPUTS.len()]) -> f64 {
+        self.intercept
+            + self
+                .weights
+                .iter()
+                .zip(x)
+                .map(|((_, w), xi)| w * xi)
+                .sum::<f64>()
+    }
+
     /// The score of `features`.
     pub fn score(&self, features: &Features) -> Score {
         let x = Self::inputs(features);
-        let mut logit = self.intercept;
         // The heaviest parts, kept in place as they come: no sort, no allocation but the
         // reasons themselves.
         let mut top: [(f64, usize); MAX_REASONS] = [(f64::NEG_INFINITY, 0); MAX_REASONS];
         for (i, ((_, w), xi)) in self.weights.iter().zip(x).enumerate() {
             let part = w * xi;
-            logit += part;
             if part >= REASON_MIN && part > top[MAX_REASONS - 1].0 {
                 let at = top
                     .iter()
@@ -167,7 +176,7 @@ impl Model {
             .take_while(|(part, _)| part.is_finite())
             .map(|(_, i)| INPUTS[*i].0)
             .collect();
-        let score = self.scale(logit);
+        let score = self.scale(self.logit(&x));
         Score {
             score,
             decision: self.decide(score),
