@@ -560,3 +560,127 @@ async fn an_orders_correlation_id_is_on_every_event_and_on_every_functions_log_l
         println!("{function}: {emf}");
     }
 }
+
+/// The `transactions` record of `order_id`, read from the stream as the scorer reads it.
+async fn transaction_record(order_id: &str) -> Value {
+    let kinesis = aws_sdk_kinesis::Client::new(&aws().await);
+    let stream = table("transactions");
+    let shards = kinesis
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(&stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        while let Some(it) = iterator {
+            let out = kinesis
+                .get_records()
+                .shard_iterator(it)
+                .limit(10_000)
+                .send()
+                .await
+                .unwrap();
+            for record in out.records() {
+                let data: Value = serde_json::from_slice(record.data().as_ref()).unwrap();
+                if data["order_id"] == order_id {
+                    assert_eq!(record.partition_key(), data["user_id"].as_str().unwrap());
+                    return data;
+                }
+            }
+            if out.records().is_empty() {
+                break;
+            }
+            iterator = out.next_shard_iterator;
+        }
+    }
+    panic!("no transactions record of order {order_id}")
+}
+
+#[tokio::test]
+async fn the_fraud_check_record_carries_what_the_scorer_reads() {
+    // A customer living in France (a profile), ordering 3 units to Britain from a known
+    // address, paying with a token that must never reach the stream.
+    let user = fresh_user_id();
+    let registered = http()
+        .post(format!("{}/users", api_url()))
+        .bearer_auth(token(&user, false))
+        .json(&json!({"email": format!("{user}@example.com"), "name": "Marie", "country": "FR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let profile: Value = registered.json().await.unwrap();
+    let sku = fresh_sku("FRAUDREC");
+    create_product(&sku, "19.99", "EUR", 10).await;
+    let payment_token = format!("tok_visa_{}", ulid::Ulid::new());
+    let res = http()
+        .post(format!("{}/orders", api_url()))
+        .bearer_auth(token(&user, false))
+        .header("idempotency-key", ulid::Ulid::new().to_string())
+        .header("x-forwarded-for", "198.51.100.23")
+        .json(&order_body(&[(&sku, 3)], &payment_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let order_id = res.json::<Value>().await.unwrap()["order_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for(&user, &order_id, &["CONFIRMED", "REJECTED"]).await;
+
+    let record = transaction_record(&order_id).await;
+    assert_eq!(record["user_id"], user.as_str());
+    assert_eq!(
+        record["amount"],
+        json!({"amount": "59.97", "currency": "EUR"})
+    );
+    assert_eq!(record["item_count"], 3);
+    assert_eq!(record["shipping_country"], "GB");
+    assert_eq!(record["profile_country"], "FR");
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert_eq!(
+        at(&record["account_created_at"]),
+        at(&profile["created_at"])
+    );
+    assert_eq!(record["source_ip"], "198.51.100.23");
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(payment_token.as_bytes());
+    let fingerprint: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(record["payment_fingerprint"], fingerprint.as_str());
+    assert!(
+        !record.to_string().contains(&payment_token),
+        "the payment token is on the stream: {record}"
+    );
+    // Valid against its published schema.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events/schemas/TransactionRecord.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&record)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{record}");
+
+    // A customer without a profile gets nulls, not a missing field.
+    let p = place("5.00", 5, 1, "tok_visa").await;
+    wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
+    let record = transaction_record(&p.order_id).await;
+    assert_eq!(record["profile_country"], Value::Null);
+    assert_eq!(record["account_created_at"], Value::Null);
+    assert_eq!(record["shipping_country"], "GB");
+}

@@ -58,6 +58,15 @@ impl RequestMeta {
     }
 }
 
+/// The client's address as API Gateway saw it (`requestContext.http.sourceIp`), when the
+/// request came through the gateway and the address parses.
+pub fn source_ip(req: &Request) -> Option<std::net::IpAddr> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.http.source_ip.as_deref()?.parse().ok(),
+        _ => None,
+    }
+}
+
 /// A correlation id we will carry: 1..=128 visible ASCII characters.
 fn valid_correlation_id(v: &str) -> bool {
     (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())

@@ -3,9 +3,11 @@
 //! passes its steps the fields they need (`Parameters`), so a step reads nothing of another
 //! service's table.
 
+use crate::country::CountryCode;
 use crate::events::OrderLine;
 use crate::ids::{OrderId, UserId};
 use crate::money::Money;
+use crate::time::{Timestamp, rfc3339};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +28,26 @@ pub struct SagaInput {
     pub payment_token: String,
     /// The correlation id of the request that placed the order, carried into every event.
     pub correlation_id: String,
+    /// Where the order ships (the fraud check compares it with the customer's country).
+    pub shipping_country: CountryCode,
+    /// The customer's profile as the users service held it when the saga started; `null`
+    /// when the customer has none. Always present, so the state machine's paths resolve.
+    pub customer: Option<CustomerProfile>,
+    /// The client's address as the API gateway saw it when the order was placed; `null`
+    /// when unknown.
+    pub source_ip: Option<std::net::IpAddr>,
+}
+
+/// What the fraud check reads of a customer's profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerProfile {
+    /// Country of residence.
+    pub country: CountryCode,
+    /// When the profile was created: the account's age.
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub registered_at: Timestamp,
 }
 
 /// The input of a `cancel-order` execution (`orders-cancel` starts it).

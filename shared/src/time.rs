@@ -30,6 +30,31 @@ pub mod rfc3339 {
             .map(|t| t.to_utc())
             .map_err(serde::de::Error::custom)
     }
+
+    /// The same for an optional timestamp (`null` when absent).
+    pub mod option {
+        use super::Timestamp;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes the timestamp as [`super::serialize`] does, or `null`.
+        pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads an RFC 3339 timestamp (in UTC) or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|raw| {
+                    chrono::DateTime::parse_from_rfc3339(&raw)
+                        .map(|t| t.to_utc())
+                        .map_err(serde::de::Error::custom)
+                })
+                .transpose()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,9 @@ mod tests {
 
     const GOOD: &str = r#"{"order_id": "01JDZ8F3Q4K5M6N7P8R9S0T1V2", "user_id": "u-1",
         "amount": {"amount": "12.50", "currency": "EUR"}, "task_token": "tok",
+        "item_count": 2, "shipping_country": "DE", "profile_country": "DE",
+        "account_created_at": "2025-01-01T00:00:00Z", "source_ip": "203.0.113.9",
+        "payment_fingerprint": "0123456789abcdef0123456789abcdef",
         "correlation_id": "c-1", "requested_at": "2026-11-21T19:30:00+01:00", "extra": 1}"#;
 
     #[test]

@@ -307,6 +307,9 @@ mod tests {
         serde_json::to_vec(&serde_json::json!({
             "order_id": order_id, "user_id": "u-1",
             "amount": {"amount": "12.50", "currency": "EUR"},
+            "item_count": 1, "shipping_country": "DE", "profile_country": null,
+            "account_created_at": null, "source_ip": null,
+            "payment_fingerprint": shared::transactions::fingerprint("tok"),
             "task_token": format!("token-{order}"), "correlation_id": "c",
             "requested_at": "2026-11-21T19:30:00Z"
         }))

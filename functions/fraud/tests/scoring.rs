@@ -78,6 +78,12 @@ fn request(user_id: &str, amount: &str) -> FraudCheckRequest {
         order_id,
         user_id: user_id.parse().unwrap(),
         amount: Money::parse(amount, "EUR").unwrap(),
+        item_count: 1,
+        shipping_country: "DE".to_owned().try_into().unwrap(),
+        profile_country: None,
+        account_created_at: None,
+        payment_fingerprint: shared::transactions::fingerprint("tok_visa"),
+        source_ip: None,
         correlation_id: Some("it-fraud".into()),
         requested_at: shared::time::now(),
     }

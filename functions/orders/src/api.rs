@@ -93,6 +93,7 @@ impl OrderRequest {
                 lines,
                 shipping,
                 payment_token: token,
+                source_ip: None,
             }),
             _ => Err(ApiError::Validation(errors)),
         }
@@ -123,7 +124,10 @@ pub async fn create(
 ) -> Result<Response<Body>, ApiError> {
     let caller = Caller::from_context(req.request_context_ref())?;
     idempotency::key_from(&req)?;
-    let new = order_request(&req)?;
+    let new = NewOrder {
+        source_ip: shared::http::source_ip(&req),
+        ..order_request(&req)?
+    };
     let trace = trace(&req);
     let caller = &caller;
     idempotency::run(

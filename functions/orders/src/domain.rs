@@ -208,6 +208,10 @@ pub struct Order {
     pub shipping: Shipping,
     /// The payment provider's token; the saga's authorize step uses it. Never shown.
     pub payment_token: String,
+    /// The client's address as the API gateway saw it when the order was placed; the fraud
+    /// check reads it. Never shown. Absent on orders placed before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<std::net::IpAddr>,
     /// While `UNDER_REVIEW`: the task token the admin's decision answers. Never shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_task_token: Option<String>,

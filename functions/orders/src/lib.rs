@@ -130,6 +130,9 @@ pub struct NewOrder {
     pub shipping: Shipping,
     /// Payment provider token.
     pub payment_token: String,
+    /// The client's address (the gateway's `sourceIp`), kept on the order for the fraud
+    /// check.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// Ids that tie the events of one request together.
@@ -210,6 +213,7 @@ pub async fn place(
         total,
         shipping: new.shipping,
         payment_token: new.payment_token,
+        source_ip: new.source_ip,
         review_task_token: None,
         review_attempt: None,
         created_at: now,
@@ -362,6 +366,7 @@ mod tests {
             )
             .unwrap(),
             payment_token: "tok_visa".into(),
+            source_ip: None,
         }
     }
 

@@ -138,16 +138,21 @@ pub const MAX_CANCEL_EXECUTIONS: u32 = 20;
 pub struct SagaStarter {
     /// The state machines.
     pub workflows: Workflows,
-    /// The orders, read for what the saga needs that is not on the bus (the payment token).
+    /// The orders, read for what the saga needs that is not on the bus (the payment token,
+    /// the shipping country, the client's address).
     pub orders: DynamoOrderStore,
+    /// The customer's country and account age for the fraud check, read through the users
+    /// service's crate.
+    pub profiles: users::profiles::Profiles,
 }
 
 /// `orders-start-saga`: starts one `place-order` execution per `OrderPlaced`, named by
 /// the order id, through [`shared::consumer`] (deduped by event id, failed messages
 /// reported alone, so the queue redelivers only them and, after its max receives, parks
 /// them in its dead-letter queue). The execution's input is the typed
-/// [`shared::saga::SagaInput`]: the event's order, and the payment token read from the
-/// order itself (it never travels on the bus). Starting a payment saga is an outward side
+/// [`shared::saga::SagaInput`]: the event's order; the payment token, shipping country and
+/// client address read from the order itself (none of them travels on the bus); and the
+/// customer's country and registration time from the users table. Starting a payment saga is an outward side
 /// effect: a replayed `OrderPlaced` starts nothing.
 impl shared::consumer::Handler for SagaStarter {
     fn name(&self) -> &str {
@@ -174,6 +179,13 @@ impl shared::consumer::Handler for SagaStarter {
                     placed.data.order_id
                 ))
             })?;
+        let customer = self.profiles.customer(&placed.data.user_id).await?;
+        let shipping_country = order.shipping.country.clone().try_into().map_err(|e| {
+            ConsumerError::Poison(format!(
+                "order {}: shipping country: {e}",
+                placed.data.order_id
+            ))
+        })?;
         let input = shared::saga::SagaInput {
             order_id: placed.data.order_id.clone(),
             user_id: placed.data.user_id,
@@ -181,6 +193,9 @@ impl shared::consumer::Handler for SagaStarter {
             total: placed.data.total,
             payment_token: order.payment_token,
             correlation_id: placed.metadata.correlation_id.clone(),
+            shipping_country,
+            customer,
+            source_ip: order.source_ip,
         };
         let input = serde_json::to_value(&input)
             .map_err(|e| ConsumerError::Poison(format!("the saga's input: {e}")))?;

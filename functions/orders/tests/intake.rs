@@ -54,6 +54,7 @@ async fn intake_is_one_batch_read_and_one_transaction_and_reads_are_one_request(
         )
         .unwrap(),
         payment_token: "tok_visa".into(),
+        source_ip: Some("203.0.113.7".parse().unwrap()),
     };
     let now = shared::time::now();
     let before = counter.get();

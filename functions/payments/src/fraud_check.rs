@@ -5,8 +5,11 @@
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use serde::Deserialize;
+use shared::country::CountryCode;
+use shared::events::OrderLine;
 use shared::ids::{OrderId, UserId};
 use shared::money::Money;
+use shared::saga::CustomerProfile;
 use shared::step::StepError;
 
 /// What the state machine hands the step.
@@ -18,6 +21,16 @@ pub struct FraudCheckInput {
     pub user_id: UserId,
     /// Its total.
     pub total: Money,
+    /// Its lines (the record carries their units' count).
+    pub items: Vec<OrderLine>,
+    /// Where it ships.
+    pub shipping_country: CountryCode,
+    /// The customer's country and registration time; `None` without a profile.
+    pub customer: Option<CustomerProfile>,
+    /// The client's address when the order was placed.
+    pub source_ip: Option<std::net::IpAddr>,
+    /// The payment method; only its fingerprint goes on the stream.
+    pub payment_token: String,
     /// The token the scorer answers with SendTaskSuccess/SendTaskFailure.
     pub task_token: String,
     /// The request's correlation id.
@@ -64,6 +77,12 @@ pub async fn request(
                 .clone()
                 .unwrap_or_else(|| input.order_id.to_string()),
         ),
+        item_count: input.items.iter().map(|l| l.quantity).sum(),
+        shipping_country: input.shipping_country,
+        profile_country: input.customer.map(|c| c.country),
+        account_created_at: input.customer.map(|c| c.registered_at),
+        payment_fingerprint: shared::transactions::fingerprint(&input.payment_token),
+        source_ip: input.source_ip,
         order_id: input.order_id,
         user_id: input.user_id,
         amount: input.total,

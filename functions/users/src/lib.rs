@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod profiles;
 pub mod store;
 
 use domain::{User, UserChanges, UserDeleted, UserId, UserRegistered};

@@ -12,6 +12,7 @@ pub async fn main() -> Result<(), lambda_runtime::Error> {
     let starter = orders::workflow::SagaStarter {
         workflows: orders::workflow::Workflows::place_order(&sdk)?,
         orders: orders::store::DynamoOrderStore::claimless_from_env(&sdk)?,
+        profiles: users::profiles::Profiles::from_env(dynamodb.clone())?,
     };
     shared::consumer::run(dedupe, starter).await
 }
