@@ -28,6 +28,12 @@ def queue_name(queue: str, prefix: str = LOCAL_PREFIX) -> str:
     return f"{prefix}-{queue}"
 
 
+def queue_url(queue: str, prefix: str = LOCAL_PREFIX, region: str = "us-east-1", account: str = "123456789012") -> str:
+    """A queue's URL as SQS gives it. The SDK sends it in the request's body to whatever
+    endpoint it is configured with; the emulator finds the queue by the URL's last part."""
+    return f"https://sqs.{region}.amazonaws.com/{account}/{queue_name(queue, prefix)}"
+
+
 def bus_name(prefix: str = LOCAL_PREFIX) -> str:
     """The bus is named after the deployment: `commerce` by default."""
     return prefix
@@ -48,6 +54,12 @@ def function_env(decl: dict, function: str, prefix: str = LOCAL_PREFIX, where: s
         env[decl["bus"]["env"]] = bus_name(prefix)
     for stream in spec.get("kinesis_put", []) + spec.get("kinesis", []):
         env[decl["streams"][stream]["env"]] = stream_name(stream, prefix)
+    # A queue that names a variable is one its function writes to itself (the scorer parks
+    # records it can never score in its on-failure queue): the variable holds its URL.
+    for source in spec.get("event_sources", []):
+        queue = source.get("on_failure_queue")
+        if queue and decl["queues"][queue].get("env"):
+            env[decl["queues"][queue]["env"]] = queue_url(queue, prefix)
     for machine in spec.get("state_machines", {}):
         env[decl["state_machines"][machine]["env"]] = state_machine_arn(machine, prefix)
     for secret in spec.get("secrets", {}):

@@ -92,6 +92,9 @@ def calls_of(target: str, body: dict) -> list[tuple[str, str]]:
     if service == "kinesis":
         return [(action, _tail(body.get("StreamName") or body.get("StreamARN") or "?", "/"))]
     if service == "sqs":
+        # IAM has no action of its own for the batch calls: SendMessageBatch is authorized
+        # by sqs:SendMessage, DeleteMessageBatch by sqs:DeleteMessage.
+        action = {"sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageBatch": "sqs:DeleteMessage"}.get(action, action)
         return [(action, _tail(body.get("QueueUrl", "?"), "/"))]
     if service == "secretsmanager":
         return [(action, _tail(body.get("SecretId", "?"), ":"))]

@@ -64,6 +64,8 @@ class ActionsOfARequest(unittest.TestCase):
                          [("kinesis:PutRecord", "commerce-transactions")])
         self.assertEqual(sdk_calls.calls_of("AmazonSQS.SendMessage", {"QueueUrl": "http://h/123/commerce-x"}),
                          [("sqs:SendMessage", "commerce-x")])
+        self.assertEqual(sdk_calls.calls_of("AmazonSQS.SendMessageBatch", {"QueueUrl": "http://h/123/commerce-x"}),
+                         [("sqs:SendMessage", "commerce-x")])
 
     def test_an_unknown_service_is_named_as_such(self):
         self.assertEqual(sdk_calls.calls_of("AmazonSSM.GetParameter", {}), [("unknown:AmazonSSM.GetParameter", "*")])

@@ -184,7 +184,7 @@ async fn a_failed_capture_voids_the_payment_and_releases_the_stock() {
 #[tokio::test]
 async fn a_fraud_denial_voids_releases_and_rejects() {
     listen_to_bus("e2e-saga-events").await;
-    let p = place("12000.00", 2, 1, "tok_visa").await;
+    let p = place("30000.00", 2, 1, "tok_visa").await;
     let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
     assert_eq!(
         (o["status"].as_str(), o["status_reason"].as_str()),
@@ -240,7 +240,7 @@ async fn review_as(order_id: &str, decision: &str, bearer: &str) -> reqwest::Res
 #[tokio::test]
 async fn an_order_held_for_review_is_confirmed_when_approved() {
     listen_to_bus("e2e-saga-events").await;
-    let p = place("2500.00", 3, 1, "tok_visa").await;
+    let p = place("5000.00", 3, 1, "tok_visa").await;
     let held = wait_for(
         &p.user,
         &p.order_id,
@@ -277,7 +277,7 @@ async fn an_order_held_for_review_is_confirmed_when_approved() {
 #[tokio::test]
 async fn an_order_held_for_review_is_rejected_when_the_admin_rejects_it() {
     listen_to_bus("e2e-saga-events").await;
-    let p = place("2500.00", 3, 1, "tok_visa").await;
+    let p = place("5000.00", 3, 1, "tok_visa").await;
     let held = wait_for(
         &p.user,
         &p.order_id,

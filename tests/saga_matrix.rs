@@ -478,7 +478,7 @@ async fn every_task_state_under_every_fault_ends_consistent() {
     for state in STATES {
         for kind in KINDS {
             let price = match state.path {
-                Path::Deny => "10000.00",
+                Path::Deny => "30000.00",
                 Path::Review => "5000.00",
                 _ => "20.00",
             };
@@ -666,7 +666,7 @@ async fn a_failed_execution_is_finished_by_commerce_ops_compensate() {
     // A denied order whose rejection crashes on every attempt: the payment is voided and
     // the stock released, but the order stays PENDING and the execution fails.
     let sku = fresh_sku("STUCK");
-    create_product(&sku, "10000.00", "EUR", STOCK).await;
+    create_product(&sku, "30000.00", "EUR", STOCK).await;
     let correlation = format!("stuck-{}", ulid::Ulid::new());
     write_faults(
         &json!({"orders-reject": [{"kind": "crash", "times": 7, "correlation_id": correlation}]})
@@ -837,10 +837,10 @@ async fn every_provider_fault_ends_consistent_at_the_provider() {
             .expect("a state on the row's path");
         let mut handles = Vec::new();
         for (f, fault) in PROVIDER_FAULTS.iter().enumerate() {
-            // A total per cell: 20.xx for a good order, 10000.xx for one the scorer denies.
+            // A total per cell: 20.xx for a good order, 30000.xx for one the scorer denies.
             let cents = 11 + r * 10 + f;
             let price = match row.path {
-                Path::Deny => format!("10000.{cents:02}"),
+                Path::Deny => format!("30000.{cents:02}"),
                 _ => format!("20.{cents:02}"),
             };
             let minor: i64 = price.replace('.', "").parse().unwrap();

@@ -6,7 +6,10 @@ is judged.
   the AWS stub (aws_stub.py: no item anywhere, every write accepted) that is its ordinary
   path: a read finds nothing (404), an admin route refuses (403), a registration succeeds.
 - A queue or stream consumer gets an empty batch (`{"Records": []}`): its runtime, its
-  deserialization and its batch-answer path, and no AWS call.
+  deserialization and its batch-answer path, and no AWS call. The fraud scorer is the
+  exception: it gets a batch of 100 `transactions` records from 10 customers (the batch size
+  its mapping declares), so its first invoke and its peak memory are those of a full batch
+  scored, written and answered (against the stub: no state stored, every write accepted).
 - A saga step gets the input its state machine gives it: the Task state's `Payload` (from the
   definitions in infra/state-machines/, rendered as Terraform does) evaluated against a
   place-order execution's input for one order, with a task token and retry count where the
@@ -52,6 +55,9 @@ EXECUTION = {
     "total": {"amount": "12.50", "currency": "EUR"},
     "payment_token": "tok_visa",
     "correlation_id": "bench-correlation",
+    "shipping_country": "DE",
+    "customer": {"country": "DE", "registered_at": "2025-01-01T00:00:00.000Z"},
+    "source_ip": "203.0.113.9",
     "reason": "OUT_OF_STOCK",
 }
 CONTEXT = {"Task": {"Token": "bench-task-token"}, "State": {"RetryCount": 0}}
@@ -133,12 +139,50 @@ def step_event(function: str, decl: dict | None = None) -> dict:
     raise KeyError(f"no state machine invokes {function}")
 
 
+def kinesis_batch(records: int, users: int) -> dict:
+    """A batch of the `transactions` stream as Lambda delivers it: `records` fraud-check
+    records (shared/src/transactions.rs) from `users` customers taking turns, a minute apart."""
+    import base64
+    import hashlib
+
+    out = []
+    for i in range(records):
+        user = f"bench-user-{i % users}"
+        order = f"01JD{i:022d}"
+        data = {
+            "order_id": order, "user_id": user,
+            "amount": {"amount": f"{20 + i % 7}.50", "currency": "EUR"}, "item_count": 1 + i % 3,
+            "shipping_country": "DE", "profile_country": "DE",
+            "account_created_at": "2025-01-01T00:00:00.000Z",
+            "payment_fingerprint": hashlib.sha256(f"tok-{user}".encode()).hexdigest()[:32],
+            "source_ip": "203.0.113.9", "task_token": f"bench-token-{i}",
+            "correlation_id": "bench-correlation",
+            "requested_at": f"2026-12-01T10:{i // users:02d}:00.000Z",
+        }
+        seq = f"{i + 1:056d}"
+        out.append({
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0", "partitionKey": user, "sequenceNumber": seq,
+                "data": base64.b64encode(json.dumps(data).encode()).decode(),
+                "approximateArrivalTimestamp": 1796126400.0,
+            },
+            "eventSource": "aws:kinesis", "eventVersion": "1.0",
+            "eventID": f"shardId-000000000000:{seq}", "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": "arn:aws:iam::123456789012:role/commerce-fraud-score",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/commerce-transactions",
+        })
+    return {"Records": out}
+
+
 def event_for(spec: dict, name: str | None = None) -> tuple[dict, bool]:
     """(event, accept_errors) for a declared function."""
     k = kind(spec)
     if k == "route":
         return http_event(spec["route"], spec.get("auth") == "none"), False
     if k == "consumer":
+        if name == "fraud-score":
+            return kinesis_batch(100, 10), False
         return {"Records": []}, False
     if name is None:
         raise ValueError("a saga step's event needs the function's name")

@@ -22,8 +22,9 @@ docs/benchmarks/bench.json and docs/benchmarks/bench.md (linked from docs/benchm
    the work of `POST /orders`, `GET /orders/{id}`, `GET /products` and a saga step inside the
    function, without the network.
 6. **Round trips** of every operation, as the last `make test` counted them
-   (.local/round-trips.json, local/round_trips.py), and the local stack's throughput from the
-   last `make soak` (docs/benchmarks/soak.json).
+   (.local/round-trips.json, local/round_trips.py), the fraud scorer's DynamoDB requests per
+   batch of 100 (.local/fraud-batch.json, functions/fraud/tests/batch.rs), and the local
+   stack's throughput from the last `make soak` (docs/benchmarks/soak.json).
 
 Everything runs on 127.0.0.1. BENCH_QUICK=1 (or --quick): 3 rounds, 20 warm invocations,
 2 seconds of measurement per criterion benchmark.
@@ -206,6 +207,9 @@ def criterion(quick: bool) -> dict:
 #: What the last `make test` measured of every operation's DynamoDB round trips
 #: (local/round_trips.py check writes it).
 ROUND_TRIPS = ROOT / ".local" / "round-trips.json"
+#: The fraud scorer's DynamoDB requests per batch of 100, as the last `make test` counted them
+#: (functions/fraud/tests/batch.rs, `a_batch_of_100_takes_one_read_and_a_few_transactions`).
+FRAUD_BATCH = ROOT / ".local" / "fraud-batch.json"
 
 
 def environment() -> dict:
@@ -285,6 +289,17 @@ def render(results: dict) -> str:
                   f"metrics lines by local/round_trips.py, which fails the tests when an operation's "
                   f"usual count is not its budget): the usual count of a successful invocation, per "
                   f"record for a consumer.", "", trips["table"].rstrip("\n")]
+    fraud = results.get("fraud_batch")
+    if fraud:
+        by = fraud["requests_by_users"]
+        lines += ["", f"**The fraud scorer's batch path** (functions/fraud/tests/batch.rs against the "
+                  f"emulator during `make test` on {fraud['date']}): DynamoDB requests for one batch of "
+                  f"{fraud['records']} new records from 1, 10 and 100 customers: "
+                  f"{by['1']}, {by['10']} and {by['100']}: one `BatchGetItem` of the customers' states, then "
+                  "conditional `TransactWriteItems` of up to 100 items, each customer's state with its "
+                  "orders' assessments and `FraudAssessed` outbox items in the same one (a redelivered "
+                  "batch: 2, and nothing written). Its peak memory is the `fraud-score` row above: a "
+                  "batch of 100 records from 10 customers per invocation."]
     soak = results.get("soak")
     if soak:
         lines += ["", f"**The local stack's throughput** (`make soak`, its latest run, "
@@ -311,6 +326,8 @@ def refresh_round_trips() -> int:
         sys.exit(f"bench: no round trips measured yet ({ROUND_TRIPS}); `make test` writes them")
     results = json.loads((OUT / "bench.json").read_text())
     results["round_trips"] = json.loads(ROUND_TRIPS.read_text())
+    if FRAUD_BATCH.exists():
+        results["fraud_batch"] = json.loads(FRAUD_BATCH.read_text())
     (OUT / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     (OUT / "bench.md").write_text(render(results))
     print(f"bench: round trips of {results['round_trips']['date']} in {OUT / 'bench.md'}")
@@ -353,6 +370,8 @@ def main(argv: list[str]) -> int:
     results["criterion"] = criterion(args.quick)
     if ROUND_TRIPS.exists():
         results["round_trips"] = json.loads(ROUND_TRIPS.read_text())
+    if FRAUD_BATCH.exists():
+        results["fraud_batch"] = json.loads(FRAUD_BATCH.read_text())
     soak = OUT / "soak.json"
     if soak.exists():  # the 60-minute soak is its own command (make soak); its latest summary
         results["soak"] = json.loads(soak.read_text())["summary"]

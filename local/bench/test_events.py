@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import unittest
+from pathlib import Path
 import urllib.error
 import urllib.request
 
@@ -21,6 +22,7 @@ from aws_stub import AwsStub  # noqa: E402
 from declaration import load  # noqa: E402
 
 DECL = load()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Events(unittest.TestCase):
@@ -34,6 +36,8 @@ class Events(unittest.TestCase):
                     self.assertNotIn("{", event["rawPath"])  # every path parameter filled
                     self.assertEqual(event["requestContext"]["http"]["method"], spec["route"].split()[0])
                     self.assertFalse(accept_errors)
+                elif kind == "consumer" and name == "fraud-score":
+                    self.assertEqual(len(event["Records"]), 100)  # its mapping's batch size
                 elif kind == "consumer":
                     self.assertEqual(event, {"Records": []})
                 else:
@@ -41,6 +45,20 @@ class Events(unittest.TestCase):
                     self.assertEqual(event["order_id"], events.ORDER_ID)
                     self.assertEqual(event["correlation_id"], "bench-correlation")
                     self.assertTrue(accept_errors)
+
+    def test_the_scorers_batch_holds_records_of_the_streams_schema(self):
+        import base64
+        schema = json.loads((ROOT / "events/schemas/TransactionRecord.json").read_text())
+        batch = events.kinesis_batch(100, 10)["Records"]
+        self.assertEqual(len({r["kinesis"]["partitionKey"] for r in batch}), 10)
+        for record in batch:
+            data = json.loads(base64.b64decode(record["kinesis"]["data"]))
+            self.assertEqual(record["kinesis"]["partitionKey"], data["user_id"])
+            self.assertEqual(set(data) - set(schema["properties"]), set())
+            for field in schema["required"]:
+                self.assertIn(field, data)
+            self.assertRegex(data["order_id"], schema["$defs"]["OrderId"]["pattern"])
+            self.assertRegex(data["payment_fingerprint"], schema["properties"]["payment_fingerprint"]["pattern"])
 
     def test_only_a_public_route_comes_without_identity(self):
         for name, spec in DECL["functions"].items():

@@ -15,8 +15,9 @@ Run by `make soak` (60 minutes at 5 orders per second) and by `make test`'s load
 Each shopper registers, then loops: browse the catalogue, look at a product, place an order
 with an Idempotency-Key (one in ten sends the same request again with the same key and must
 get the same order back), follow the order to its final state, and cancel one confirmed
-order in ten and follow that to CANCELLED. Orders of 2000 or more are held for review; an
-admin reviews them (approve, one in four rejected), restocks the catalogue and reads the
+order in ten and follow that to CANCELLED. An order of the 2500.00 product is held for
+review (a newly registered customer's order of that size scores `review`; after the
+shopper's other orders it may score `deny`); an admin reviews held orders (approve, one in four rejected), restocks the catalogue and reads the
 sales report. Every request is bounded by a timeout, every loop by the run time.
 
 A request fails when it cannot connect, times out, or answers anything but its expected
@@ -60,7 +61,7 @@ FINAL = {"CONFIRMED", "REJECTED", "CANCELLED"}
 RUN = uuid.uuid4().hex[:6].upper()
 CHEAP = [f"SOAK-{RUN}-{i}" for i in range(8)]
 HOT = f"SOAK-{RUN}-HOT"
-DEAR = f"SOAK-{RUN}-DEAR"  # 2500.00 EUR: an order of one scores "review" and waits for an admin
+DEAR = f"SOAK-{RUN}-DEAR"  # 2500.00 EUR: a new customer's order of one scores "review" and waits for an admin
 
 
 def bearer(user_id: str, admin: bool = False) -> dict:

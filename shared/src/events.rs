@@ -354,9 +354,10 @@ pub struct FraudAssessed {
     pub score: u32,
     /// What the score means for the order.
     pub decision: FraudDecision,
-    /// The rules that added to the score (`amount_over_2000`, `velocity_7_orders_last_hour`).
+    /// The model's inputs that weighed most, heaviest first, at most three (`large_amount`,
+    /// `velocity_1h`, `ships_abroad`, ...: `functions/fraud/src/model.rs` `INPUTS`).
     pub reasons: Vec<String>,
-    /// The rule set or model that scored (`rules-v1`).
+    /// The model and the rates table that scored (`logit-v2/rates-2025-01`).
     pub model_version: String,
 }
 

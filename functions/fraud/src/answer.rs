@@ -87,8 +87,8 @@ mod tests {
             score,
             decision,
             reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
-            model_version: crate::scoring::MODEL_VERSION.into(),
-            orders_this_hour: 1,
+            model_version: "logit-v2/rates-2025-01".into(),
+            features: crate::features::Features::default(),
             assessed_at: shared::time::now(),
         }
     }

@@ -1,6 +1,7 @@
 //! A fraud-check request as the payment step puts it on the stream, and an assessment as
 //! stored and as the API shows it.
 
+use crate::features::Features;
 use serde::{Deserialize, Serialize};
 use shared::events::FraudDecision;
 use shared::ids::{OrderId, UserId};
@@ -9,7 +10,7 @@ use shared::time::{Timestamp, rfc3339};
 pub use shared::transactions::{RequestError, TransactionRecord as FraudCheckRequest};
 
 /// An order's assessment as stored (item `id = order_id`), written once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assessment {
     /// The order.
     pub order_id: OrderId,
@@ -19,12 +20,12 @@ pub struct Assessment {
     pub score: u32,
     /// What the score means.
     pub decision: FraudDecision,
-    /// The rules that added points.
+    /// The inputs that weighed most, heaviest first.
     pub reasons: Vec<String>,
-    /// The rule set that scored.
+    /// The model that scored, and the rates table its amounts were converted with.
     pub model_version: String,
-    /// The velocity count the score used (this order included), for explaining it later.
-    pub orders_this_hour: u64,
+    /// The features the score read (this order included), for explaining it later.
+    pub features: Features,
     /// When it was scored.
     #[serde(with = "rfc3339")]
     pub assessed_at: Timestamp,
@@ -39,9 +40,9 @@ pub struct AssessmentView {
     pub score: u32,
     /// `approve`, `review` or `deny`.
     pub decision: FraudDecision,
-    /// The rules that added points.
+    /// The inputs that weighed most, heaviest first.
     pub reasons: Vec<String>,
-    /// The rule set that scored.
+    /// The model that scored.
     pub model_version: String,
     /// When it was scored.
     #[serde(with = "rfc3339")]

@@ -111,7 +111,7 @@ pub struct UserState {
 
 /// The features of one transaction, read from the state before it is counted; the
 /// windows include the transaction itself.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Features {
     /// The amount in euros.
     pub eur: f64,

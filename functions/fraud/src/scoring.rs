@@ -1,94 +1,89 @@
-//! The rules of `rules-v1`, pure so that every threshold is pinned by a unit test.
-//! The table they implement is in the crate documentation.
+//! One record scored against its user's state: the amount in euros ([`crate::rates`]), the
+//! features ([`crate::features`]), the score and reasons ([`crate::model`]), and the state
+//! updated with the record. No I/O: the batch path ([`crate::batch`]) reads and writes the
+//! states around it.
 
+use crate::domain::Assessment;
+use crate::features::{Features, Txn, UserState};
+use crate::model::Model;
+use crate::rates::Rates;
 use shared::events::FraudDecision;
-use shared::money::Money;
+use shared::time::Timestamp;
+use shared::transactions::TransactionRecord;
 
-/// The rule set's name, stored with every assessment and carried by `FraudAssessed`, so an
-/// assessment can always be traced to the rules that made it.
-pub const MODEL_VERSION: &str = "rules-v1";
-/// Highest score; the sum of the rules is capped here.
-pub const MAX_SCORE: u32 = 1000;
-/// Scores from here up are held for an administrator's review.
-pub const REVIEW_FROM: u32 = 400;
-/// Scores from here up are denied.
-pub const DENY_FROM: u32 = 700;
-/// Orders by one user in one hour that add nothing to the score.
-pub const FREE_ORDERS_PER_HOUR: u64 = 5;
-/// Points for each order in the hour beyond [`FREE_ORDERS_PER_HOUR`].
-pub const POINTS_PER_EXTRA_ORDER: u32 = 100;
+/// The reason given when an order's currency has no rate: it is held for review, since
+/// its amount cannot be compared with anything.
+pub const NO_RATE_REASON: &str = "currency_without_rate";
 
-/// Amount bands, highest first: (lower bound in major units, points, reason).
-const AMOUNT_BANDS: &[(i64, u32, &str)] = &[
-    (10_000, 800, "amount_over_10000"),
-    (2_000, 500, "amount_over_2000"),
-    (500, 250, "amount_over_500"),
-];
-
-/// What the rules look at for one order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signals {
-    /// The order's amount (compared in major units, whatever the currency).
-    pub amount: Money,
-    /// Orders by the same user in the order's hour, this one included.
-    pub orders_this_hour: u64,
+/// The model and the rates table of this release.
+#[derive(Debug, Clone, Copy)]
+pub struct Scorer {
+    /// The model (`functions/fraud/model/model.json`).
+    pub model: &'static Model,
+    /// The rates (`functions/fraud/model/rates.json`).
+    pub rates: &'static Rates,
 }
 
-/// What the rules concluded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Score {
-    /// 0..=1000.
-    pub score: u32,
-    /// What the score means.
-    pub decision: FraudDecision,
-    /// The rules that added points, in the order of the table.
-    pub reasons: Vec<String>,
-}
-
-/// Scores one order by the table in the crate documentation.
-pub fn score(signals: &Signals) -> Score {
-    let mut total: u32 = 0;
-    let mut reasons = Vec::new();
-
-    let scale = 10_i64.pow(u32::from(signals.amount.currency().minor_units()));
-    if let Some((_, points, reason)) = AMOUNT_BANDS
-        .iter()
-        .find(|(bound, _, _)| signals.amount.minor() >= bound.saturating_mul(scale))
-    {
-        total += points;
-        reasons.push((*reason).to_owned());
+impl Scorer {
+    /// The model and rates compiled into this release; fails with the file's problem.
+    pub fn compiled() -> Result<Self, String> {
+        Ok(Self {
+            model: crate::model::compiled()?,
+            rates: crate::rates::compiled()?,
+        })
     }
 
-    let extra = signals
-        .orders_this_hour
-        .saturating_sub(FREE_ORDERS_PER_HOUR);
-    if extra > 0 {
-        let points = u32::try_from(extra)
-            .unwrap_or(u32::MAX)
-            .saturating_mul(POINTS_PER_EXTRA_ORDER);
-        total = total.saturating_add(points);
-        reasons.push(format!(
-            "velocity_{}_orders_last_hour",
-            signals.orders_this_hour
-        ));
+    /// The version an assessment names: the model's and the rates table's.
+    pub fn version(&self) -> String {
+        format!("{}/{}", self.model.version, self.rates.version)
     }
 
-    let score = total.min(MAX_SCORE);
-    Score {
-        score,
-        decision: decide(score),
-        reasons,
-    }
-}
-
-/// The decision a score means: below 400 approve, below 700 review, else deny.
-pub fn decide(score: u32) -> FraudDecision {
-    if score >= DENY_FROM {
-        FraudDecision::Deny
-    } else if score >= REVIEW_FROM {
-        FraudDecision::Review
-    } else {
-        FraudDecision::Approve
+    /// Scores `record` against `state` and counts it into `state` (the caller has checked
+    /// that the state has not counted this order yet). An order in a currency without a
+    /// rate is held for review and not counted: its amount means nothing next to the
+    /// others.
+    pub fn assess(
+        &self,
+        state: &mut UserState,
+        record: &TransactionRecord,
+        now: Timestamp,
+    ) -> Assessment {
+        let base = |score, decision, reasons: Vec<String>, features| Assessment {
+            order_id: record.order_id.clone(),
+            user_id: record.user_id.clone(),
+            score,
+            decision,
+            reasons,
+            model_version: self.version(),
+            features,
+            assessed_at: now,
+        };
+        let Ok(eur) = self.rates.to_reference(&record.amount) else {
+            return base(
+                self.model.review_from,
+                FraudDecision::Review,
+                vec![NO_RATE_REASON.to_owned()],
+                Features::default(),
+            );
+        };
+        let txn = Txn {
+            order_id: record.order_id.as_str(),
+            at_ms: record.requested_at.timestamp_millis(),
+            eur,
+            fingerprint: &record.payment_fingerprint,
+            ship_country: record.shipping_country.as_str(),
+            profile_country: record.profile_country.as_ref().map(|c| c.as_str()),
+            account_created_ms: record.account_created_at.map(|t| t.timestamp_millis()),
+        };
+        let features = state.features(&txn);
+        let scored = self.model.score(&features);
+        state.count(&txn);
+        base(
+            scored.score,
+            scored.decision,
+            scored.reasons.iter().map(|r| (*r).to_owned()).collect(),
+            features,
+        )
     }
 }
 
@@ -96,83 +91,70 @@ pub fn decide(score: u32) -> FraudDecision {
 mod tests {
     use super::*;
 
-    fn at(amount: &str, currency: &str, orders: u64) -> Score {
-        score(&Signals {
-            amount: Money::parse(amount, currency).unwrap(),
-            orders_this_hour: orders,
-        })
+    fn record(order: &str, amount: &str, currency: &str, at: &str) -> TransactionRecord {
+        serde_json::from_value(serde_json::json!({
+            "order_id": order, "user_id": "u-1",
+            "amount": {"amount": amount, "currency": currency}, "item_count": 1,
+            "shipping_country": "DE", "profile_country": "DE",
+            "account_created_at": "2024-01-01T00:00:00Z", "source_ip": null,
+            "payment_fingerprint": shared::transactions::fingerprint("tok"),
+            "task_token": "t", "requested_at": at
+        }))
+        .unwrap()
     }
 
     #[test]
-    fn amount_bands_take_their_lower_bound_in_major_units() {
-        for (amount, points, reason) in [
-            ("0.00", 0, None),
-            ("499.99", 0, None),
-            ("500.00", 250, Some("amount_over_500")),
-            ("1999.99", 250, Some("amount_over_500")),
-            ("2000", 500, Some("amount_over_2000")),
-            ("9999.99", 500, Some("amount_over_2000")),
-            ("10000", 800, Some("amount_over_10000")),
-            ("2500000", 800, Some("amount_over_10000")),
-        ] {
-            let s = at(amount, "EUR", 1);
-            assert_eq!(s.score, points, "{amount}");
-            assert_eq!(
-                s.reasons,
-                reason.map(str::to_owned).into_iter().collect::<Vec<_>>(),
-                "{amount}"
-            );
-        }
-    }
-
-    #[test]
-    fn amounts_compare_in_major_units_whatever_the_currency() {
-        assert_eq!(at("499", "JPY", 1).score, 0);
-        assert_eq!(at("500", "JPY", 1).score, 250);
-        assert_eq!(at("1999.999", "KWD", 1).score, 250);
-        assert_eq!(at("2000.000", "KWD", 1).score, 500);
-        assert_eq!(at("10000", "USD", 1).score, 800);
-    }
-
-    #[test]
-    fn each_order_beyond_five_in_the_hour_adds_a_hundred() {
-        for (orders, points) in [(1, 0), (5, 0), (6, 100), (7, 200), (9, 400)] {
-            let s = at("10.00", "EUR", orders);
-            assert_eq!(s.score, points, "{orders} orders");
-        }
-        assert_eq!(
-            at("10.00", "EUR", 7).reasons,
-            ["velocity_7_orders_last_hour"]
+    fn a_record_is_scored_then_counted() {
+        let scorer = Scorer::compiled().unwrap();
+        let mut state = UserState::default();
+        let r = record(
+            "01JDZ8F3Q4K5M6N7P8R9S0T1V2",
+            "40.00",
+            "EUR",
+            "2026-11-21T19:30:00Z",
         );
-        assert!(at("10.00", "EUR", 5).reasons.is_empty());
-    }
-
-    #[test]
-    fn reasons_follow_the_table_and_the_score_is_capped_at_1000() {
-        let s = at("2000", "EUR", 8);
-        assert_eq!(s.score, 800);
-        assert_eq!(
-            s.reasons,
-            ["amount_over_2000", "velocity_8_orders_last_hour"]
+        let a = scorer.assess(&mut state, &r, shared::time::now());
+        assert_eq!(a.model_version, "logit-v2/rates-2025-01");
+        assert_eq!(a.decision, FraudDecision::Approve);
+        assert!(a.features.first);
+        assert_eq!(a.features.count_1h, 1);
+        assert!(state.has_seen(r.order_id.as_str()));
+        let next = record(
+            "01JDZ8F3Q4K5M6N7P8R9S0T1V3",
+            "40.00",
+            "EUR",
+            "2026-11-21T19:31:00Z",
         );
-        let s = at("10000", "EUR", 9);
-        assert_eq!((s.score, s.decision), (1000, FraudDecision::Deny));
-        assert_eq!(at("1", "EUR", u64::MAX).score, MAX_SCORE);
+        let b = scorer.assess(&mut state, &next, shared::time::now());
+        assert_eq!(b.features.count_1h, 2);
+        assert!(!b.features.first);
     }
 
     #[test]
-    fn decisions_switch_at_400_and_700() {
-        assert_eq!(decide(0), FraudDecision::Approve);
-        assert_eq!(decide(399), FraudDecision::Approve);
-        assert_eq!(decide(400), FraudDecision::Review);
-        assert_eq!(decide(699), FraudDecision::Review);
-        assert_eq!(decide(700), FraudDecision::Deny);
-        assert_eq!(decide(1000), FraudDecision::Deny);
-        // The table's own combinations.
-        assert_eq!(at("600", "EUR", 1).decision, FraudDecision::Approve);
-        assert_eq!(at("600", "EUR", 7).decision, FraudDecision::Review);
-        assert_eq!(at("2000", "EUR", 1).decision, FraudDecision::Review);
-        assert_eq!(at("2000", "EUR", 7).decision, FraudDecision::Deny);
-        assert_eq!(at("10000", "EUR", 1).decision, FraudDecision::Deny);
+    fn the_same_value_in_another_currency_scores_the_same() {
+        let scorer = Scorer::compiled().unwrap();
+        let rates = scorer.rates;
+        let eur = shared::money::Money::parse("5000.00", "EUR").unwrap();
+        let jpy_per_eur = rates
+            .to_reference(&shared::money::Money::parse("1", "JPY").unwrap())
+            .unwrap();
+        let jpy = format!("{:.0}", 5000.0 / jpy_per_eur);
+        let at = "2026-11-21T19:30:00Z";
+        let in_eur = scorer.assess(
+            &mut UserState::default(),
+            &record("01JDZ8F3Q4K5M6N7P8R9S0T1V2", "5000.00", "EUR", at),
+            shared::time::now(),
+        );
+        let in_jpy = scorer.assess(
+            &mut UserState::default(),
+            &record("01JDZ8F3Q4K5M6N7P8R9S0T1V2", &jpy, "JPY", at),
+            shared::time::now(),
+        );
+        assert!(rates.to_reference(&eur).is_ok());
+        assert!(
+            (in_eur.score as i64 - in_jpy.score as i64).abs() <= 1,
+            "{in_eur:?} {in_jpy:?}"
+        );
+        assert_eq!(in_eur.decision, in_jpy.decision);
     }
 }

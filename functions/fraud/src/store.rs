@@ -3,77 +3,38 @@
 //!
 //! | `id` | `record_type` | what |
 //! |---|---|---|
+//! | `user#<user_id>` | `user_state` | what the scorer knows of a user ([`UserState`], JSON in `state`), with its `state_version` |
 //! | `<order_id>` | `assessment` | an order's assessment, written once |
-//! | `velocity#<user_id>#<YYYYMMDDHH>` | `velocity` | a user's orders in one UTC hour (`order_count`), expiring a day after the hour |
 //! | `outbox#<event_id>` | `outbox` | an event for the relay ([`shared::outbox`]) |
+//!
+//! A batch reads the states of its users in one `BatchGetItem` and writes each user's new
+//! state, only if its version is still the one read, together with the assessments and
+//! events of that user's new orders, in conditional `TransactWriteItems` of up to 100 items.
 
 use crate::domain::Assessment;
+use crate::features::UserState;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use chrono::{DurationRound, TimeDelta};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use shared::dynamo::{Item, StoreError, Transaction, from_item, to_item};
-use shared::ids::UserId;
+use shared::ids::{OrderId, UserId};
 use shared::outbox::Outbox;
-use shared::time::Timestamp;
+use std::collections::HashMap;
 
 /// `record_type` of assessments.
 pub const ASSESSMENT_RECORD_TYPE: &str = "assessment";
-/// `record_type` of velocity counters.
-pub const VELOCITY_RECORD_TYPE: &str = "velocity";
-/// A velocity counter lives this long after its hour ends (DynamoDB TTL), for looking at.
-pub const VELOCITY_RETENTION_SECS: i64 = 24 * 3600;
+/// `record_type` of user states.
+pub const USER_STATE_RECORD_TYPE: &str = "user_state";
+/// A user's state outlives the user's last transaction by this long (DynamoDB TTL): its
+/// running statistics of amounts are what tells a customer's usual from an outlier.
+pub const USER_STATE_RETENTION_SECS: i64 = 400 * 24 * 3600;
+/// The most items one `TransactWriteItems` may hold.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// The most keys one `BatchGetItem` may ask for.
+pub const MAX_BATCH_GET_KEYS: usize = 100;
 /// How often a batch read is repeated for keys DynamoDB left unprocessed.
 const UNPROCESSED_ATTEMPTS: u32 = 4;
 
-/// One user's counter of orders in one UTC hour.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VelocityBucket {
-    /// The item's `id`: `velocity#<user_id>#<YYYYMMDDHH>`.
-    pub key: String,
-    /// The user.
-    pub user_id: UserId,
-    /// The hour, `YYYYMMDDHH` (UTC).
-    pub hour: String,
-    /// DynamoDB TTL, epoch seconds.
-    pub expires_at: i64,
-}
-
-impl VelocityBucket {
-    /// The bucket of `user_id`'s orders in the hour of `at`.
-    pub fn of(user_id: &UserId, at: Timestamp) -> Self {
-        let start = at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at);
-        let hour = start.format("%Y%m%d%H").to_string();
-        Self {
-            key: format!("velocity#{user_id}#{hour}"),
-            user_id: user_id.clone(),
-            hour,
-            expires_at: start.timestamp() + 3600 + VELOCITY_RETENTION_SECS,
-        }
-    }
-}
-
-/// What the table holds for an order about to be scored (one consistent batch read).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prior {
-    /// The order's assessment, when it was scored before.
-    pub assessment: Option<Assessment>,
-    /// The user's orders counted in the bucket so far (this one not yet).
-    pub orders_counted: u64,
-}
-
-/// How recording an assessment ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordOutcome {
-    /// The assessment, the counter increment and the event were written together.
-    Recorded,
-    /// The order had an assessment already; nothing was written.
-    AlreadyAssessed,
-    /// The counter changed since it was read (another order of the same user was scored
-    /// meanwhile); nothing was written, read and score again.
-    CounterMoved,
-}
-
-/// Assessments and velocity counters in the `fraud` table.
+/// Assessments, user states and the outbox in the `fraud` table.
 #[derive(Debug, Clone)]
 pub struct FraudStore {
     client: Client,
@@ -83,6 +44,11 @@ pub struct FraudStore {
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
+}
+
+/// The key of a user's state.
+pub fn state_key(user: &UserId) -> String {
+    format!("user#{user}")
 }
 
 impl FraudStore {
@@ -121,48 +87,104 @@ impl FraudStore {
         out.item.and_then(assessment_of).transpose()
     }
 
-    /// The order's assessment and the bucket's count, in one consistent `BatchGetItem`.
-    pub async fn prior(
+    /// The states of `users` (a user never scored has the default state, version 0), in one
+    /// consistent `BatchGetItem` per 100 users.
+    pub async fn states(
         &self,
-        order_id: &str,
-        bucket: &VelocityBucket,
-    ) -> Result<Prior, StoreError> {
-        let keys = vec![
-            shared::dynamo::key("id", order_id),
-            shared::dynamo::key("id", bucket.key.as_str()),
-        ];
-        let items =
-            shared::dynamo::batch_get(&self.client, &self.table, keys, None, UNPROCESSED_ATTEMPTS)
-                .await?;
-        let mut prior = Prior {
-            assessment: None,
-            orders_counted: 0,
-        };
-        for item in items {
-            let id = item.get("id").and_then(|v| v.as_s().ok()).cloned();
-            if id.as_deref() == Some(order_id) {
-                prior.assessment = assessment_of(item).transpose()?;
-            } else if id.as_deref() == Some(bucket.key.as_str()) {
-                prior.orders_counted = item
-                    .get("order_count")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0);
+        users: &[&UserId],
+    ) -> Result<HashMap<UserId, UserState>, StoreError> {
+        let mut states: HashMap<UserId, UserState> = users
+            .iter()
+            .map(|u| ((*u).clone(), UserState::default()))
+            .collect();
+        for chunk in users.chunks(MAX_BATCH_GET_KEYS) {
+            let keys = chunk
+                .iter()
+                .map(|u| shared::dynamo::key("id", state_key(u)))
+                .collect();
+            let items = shared::dynamo::batch_get(
+                &self.client,
+                &self.table,
+                keys,
+                None,
+                UNPROCESSED_ATTEMPTS,
+            )
+            .await?;
+            for item in items {
+                let (user, state) = state_of(item)?;
+                states.insert(user, state);
             }
         }
-        Ok(prior)
+        Ok(states)
     }
 
-    /// Writes the assessment (only if the order has none), adds one to the bucket (only if
-    /// it still holds `counted`, the count the score used) and records `event`, in one
-    /// transaction: an order is assessed, counted and announced once, or not at all.
-    pub async fn record(
+    /// The stored assessments of `orders`, in one consistent `BatchGetItem` per 100 orders:
+    /// what a redelivered record is answered from.
+    pub async fn assessments(
         &self,
-        assessment: &Assessment,
-        bucket: &VelocityBucket,
-        counted: u64,
-        event: TransactWriteItem,
-    ) -> Result<RecordOutcome, StoreError> {
+        orders: &[&OrderId],
+    ) -> Result<HashMap<OrderId, Assessment>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in orders.chunks(MAX_BATCH_GET_KEYS) {
+            let keys = chunk
+                .iter()
+                .map(|o| shared::dynamo::key("id", o.as_str()))
+                .collect();
+            let items = shared::dynamo::batch_get(
+                &self.client,
+                &self.table,
+                keys,
+                None,
+                UNPROCESSED_ATTEMPTS,
+            )
+            .await?;
+            for item in items {
+                if let Some(assessment) = assessment_of(item).transpose()? {
+                    found.insert(assessment.order_id.clone(), assessment);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The write of `user`'s new `state`, which holds only if the stored state is still the
+    /// one read: version `read_version` (0: none stored yet).
+    pub fn state_put(
+        &self,
+        user: &UserId,
+        state: &UserState,
+        read_version: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let json =
+            serde_json::to_string(state).map_err(|e| StoreError::local("serialize state", e))?;
+        let last_secs = state.last_ms.unwrap_or(0) / 1000;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("id", s(state_key(user)))
+            .item("record_type", s(USER_STATE_RECORD_TYPE))
+            .item("user_id", s(user.as_str()))
+            .item("state", s(json))
+            .item(
+                "state_version",
+                AttributeValue::N(state.version.to_string()),
+            )
+            .item(
+                "expires_at",
+                AttributeValue::N((last_secs + USER_STATE_RETENTION_SECS).to_string()),
+            );
+        let put = if read_version == 0 {
+            put.condition_expression("attribute_not_exists(id)")
+        } else {
+            put.condition_expression("state_version = :read")
+                .expression_attribute_values(":read", AttributeValue::N(read_version.to_string()))
+        }
+        .build()
+        .map_err(|e| StoreError::local("build state put", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The write of a new assessment, which holds only if the order has none.
+    pub fn assessment_put(&self, assessment: &Assessment) -> Result<TransactWriteItem, StoreError> {
         let mut item = to_item(assessment)?;
         item.insert("id".to_owned(), s(assessment.order_id.as_str()));
         item.insert("record_type".to_owned(), s(ASSESSMENT_RECORD_TYPE));
@@ -172,47 +194,36 @@ impl FraudStore {
             .condition_expression("attribute_not_exists(id)")
             .build()
             .map_err(|e| StoreError::local("build assessment put", e))?;
-
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("id", s(&bucket.key))
-            .update_expression(
-                "SET #rt = :rt, #user = :user, #hour = :hour, #exp = :exp ADD #n :one",
-            )
-            .expression_attribute_names("#rt", "record_type")
-            .expression_attribute_names("#user", "user_id")
-            .expression_attribute_names("#hour", "hour")
-            .expression_attribute_names("#exp", "expires_at")
-            .expression_attribute_names("#n", "order_count")
-            .expression_attribute_values(":rt", s(VELOCITY_RECORD_TYPE))
-            .expression_attribute_values(":user", s(bucket.user_id.as_str()))
-            .expression_attribute_values(":hour", s(&bucket.hour))
-            .expression_attribute_values(":exp", AttributeValue::N(bucket.expires_at.to_string()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()));
-        let update = if counted == 0 {
-            update
-                .condition_expression("attribute_not_exists(#id)")
-                .expression_attribute_names("#id", "id")
-        } else {
-            update
-                .condition_expression("#n = :counted")
-                .expression_attribute_values(":counted", AttributeValue::N(counted.to_string()))
-        }
-        .build()
-        .map_err(|e| StoreError::local("build velocity update", e))?;
-
-        let items = vec![
-            TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder().update(update).build(),
-            event,
-        ];
-        match shared::dynamo::transact(&self.client, items, None).await? {
-            Transaction::Committed => Ok(RecordOutcome::Recorded),
-            outcome if outcome.condition_failed(0) => Ok(RecordOutcome::AlreadyAssessed),
-            // The counter's condition, or a conflict with another scorer on it: read again.
-            Transaction::Cancelled(_) => Ok(RecordOutcome::CounterMoved),
-        }
+        Ok(TransactWriteItem::builder().put(put).build())
     }
+
+    /// Writes `items` (at most [`MAX_TRANSACTION_ITEMS`]) as one transaction.
+    pub async fn commit(&self, items: Vec<TransactWriteItem>) -> Result<Transaction, StoreError> {
+        shared::dynamo::transact(&self.client, items, None).await
+    }
+}
+
+/// A user's state as stored: the user, and the state with its version.
+fn state_of(mut item: Item) -> Result<(UserId, UserState), StoreError> {
+    let text = |item: &mut Item, name: &'static str| match item.remove(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::local(
+            "read user state",
+            std::io::Error::other(format!("no {name}")),
+        )),
+    };
+    let user: UserId = text(&mut item, "user_id")?
+        .try_into()
+        .map_err(|e| StoreError::local("read user state", e))?;
+    let mut state: UserState = serde_json::from_str(&text(&mut item, "state")?)
+        .map_err(|e| StoreError::local("read user state", e))?;
+    state.version = match item.get("state_version") {
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map_err(|e| StoreError::local("read state_version", e))?,
+        _ => 0,
+    };
+    Ok((user, state))
 }
 
 /// The assessment in `item`, or `None` when the item is of another kind.
@@ -222,28 +233,4 @@ fn assessment_of(item: Item) -> Option<Result<Assessment, StoreError>> {
         Some(AttributeValue::S(t)) if t == ASSESSMENT_RECORD_TYPE
     );
     is_assessment.then(|| from_item(item))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_are_utc_hours_that_expire_a_day_after_the_hour() {
-        let at = chrono::DateTime::parse_from_rfc3339("2026-11-21T19:59:59.999+01:00")
-            .unwrap()
-            .to_utc();
-        let b = VelocityBucket::of(&"u-1".parse().unwrap(), at);
-        assert_eq!(b.key, "velocity#u-1#2026112118");
-        assert_eq!(b.hour, "2026112118");
-        let hour_start = chrono::DateTime::parse_from_rfc3339("2026-11-21T18:00:00Z")
-            .unwrap()
-            .timestamp();
-        assert_eq!(b.expires_at, hour_start + 3600 + 24 * 3600);
-        let next = at + TimeDelta::milliseconds(1);
-        assert_eq!(
-            VelocityBucket::of(&"u-1".parse().unwrap(), next).hour,
-            "2026112119"
-        );
-    }
 }

@@ -18,6 +18,13 @@ locals {
         local.streams[stream].env => aws_kinesis_stream.this[stream].name
         if try(local.streams[stream].env, null) != null
       },
+      # A failure queue that names a variable is one the function writes to itself (the
+      # fraud scorer parks the records it can never score there): its URL.
+      {
+        for q in compact([for s in try(spec.event_sources, []) : try(s.on_failure_queue, "")]) :
+        var.declaration.queues[q].env => aws_sqs_queue.this[q].url
+        if try(var.declaration.queues[q].env, null) != null
+      },
       {
         for machine, _actions in try(spec.state_machines, {}) :
         local.state_machines[machine].env => local.state_machine_arns[machine]
