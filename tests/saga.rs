@@ -684,3 +684,70 @@ async fn the_fraud_check_record_carries_what_the_scorer_reads() {
     assert_eq!(record["account_created_at"], Value::Null);
     assert_eq!(record["shipping_country"], "GB");
 }
+
+#[tokio::test]
+async fn a_record_the_scorer_can_never_read_is_parked_with_its_reason() {
+    // Not a fraud-check request: the scorer parks it in its failure queue, with its reason
+    // and data, and goes on (the order after it, of another customer, is scored).
+    let sdk = aws().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let key = format!("poison-{}", ulid::Ulid::new());
+    let poison = format!(r#"{{"order_id": "not-an-order", "user_id": "{key}"}}"#);
+    let put = kinesis
+        .put_record()
+        .stream_name(table("transactions"))
+        .partition_key(&key)
+        .data(aws_sdk_kinesis::primitives::Blob::new(poison.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let p = place("7.00", 5, 1, "tok_visa").await;
+    let o = wait_for(&p.user, &p.order_id, &["CONFIRMED", "REJECTED"]).await;
+    assert_eq!(o["status"], "CONFIRMED", "{o}");
+
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = queue_url(&sqs, "fraud-score-failures").await;
+    let started = std::time::Instant::now();
+    let letter = loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(5)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let mine = out.messages().iter().find_map(|m| {
+            let letter: Value = serde_json::from_str(m.body()?).ok()?;
+            (letter["partition_key"] == key.as_str())
+                .then(|| (letter, m.receipt_handle().map(str::to_owned)))
+        });
+        if let Some((letter, receipt)) = mine {
+            sqs.delete_message()
+                .queue_url(&url)
+                .set_receipt_handle(receipt)
+                .send()
+                .await
+                .unwrap();
+            break letter;
+        }
+        assert!(
+            started.elapsed() < SAGA_WAIT,
+            "record {key} not parked in fraud-score-failures"
+        );
+    };
+    assert_eq!(letter["sequence_number"], put.sequence_number());
+    assert!(
+        letter["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a fraud-check request"),
+        "{letter}"
+    );
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(letter["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(data, poison.as_bytes());
+}

@@ -85,6 +85,10 @@ struct UserWork {
     /// Orders found assessed by someone else (their assessment's condition failed): not
     /// counted again, answered from the stored assessment.
     assessed_elsewhere: HashSet<OrderId>,
+    /// Written in a transaction of its own next round: its items failed a condition, or its
+    /// transaction failed with other users in it. One user's trouble then holds up nobody
+    /// else's writes.
+    alone: bool,
 }
 
 /// What one user writes in a round.
@@ -96,8 +100,13 @@ struct Plan {
     state: UserState,
     /// (record index, assessment) of the orders scored now, in stream order.
     scored: Vec<(usize, Assessment)>,
+    /// Records of orders the state had counted: answered from the store once this round's
+    /// writes hold.
+    again: Vec<usize>,
     /// Their items: the state first, then each order's assessment and event.
     items: Vec<TransactWriteItem>,
+    /// How many items the plan sent (its share of a cancelled transaction's codes).
+    sent: usize,
     /// Records this round takes off `pending` (scored or found counted).
     taken: usize,
 }
@@ -135,13 +144,15 @@ pub async fn score_batch(
                 pending: Vec::new(),
                 state: None,
                 assessed_elsewhere: HashSet::new(),
+                alone: false,
             });
             users.len() - 1
         });
         users[u].pending.push(i);
     }
 
-    // (record index, assessment) to answer, and orders to answer from the store.
+    // (record index, assessment, newly assessed) to answer, and records to answer from the
+    // store; each record lands in one of them once, when its user's round holds.
     let mut to_answer: Vec<(usize, Assessment, bool)> = Vec::new();
     let mut answer_again: Vec<usize> = Vec::new();
     let mut rounds = 0;
@@ -157,7 +168,11 @@ pub async fn score_batch(
             match store.states(&unknown).await {
                 Ok(mut states) => {
                     for u in users.iter_mut().filter(|u| u.state.is_none()) {
-                        u.state = states.remove(&u.user);
+                        match states.remove(&u.user) {
+                            Some(Ok(state)) => u.state = Some(state),
+                            Some(Err(reason)) => fail_user(u, &reason, &mut results),
+                            None => {}
+                        }
                     }
                 }
                 Err(e) => {
@@ -172,11 +187,15 @@ pub async fn score_batch(
         // Score in memory.
         let mut plans: Vec<Plan> = Vec::new();
         for (ui, u) in users.iter_mut().enumerate() {
+            if u.pending.is_empty() {
+                continue;
+            }
             let Some(read) = u.state.as_ref() else {
                 continue;
             };
             let mut state = read.clone();
             let mut scored = Vec::new();
+            let mut again = Vec::new();
             let mut taken = 0;
             for &i in &u.pending {
                 if scored.len() == MAX_NEW_PER_USER_ROUND {
@@ -186,9 +205,10 @@ pub async fn score_batch(
                 let Some(r) = parsed[i].as_ref() else {
                     continue;
                 };
+                // Counted before, or by this round already (the same order twice in a batch).
                 if state.has_seen(r.order_id.as_str()) || u.assessed_elsewhere.contains(&r.order_id)
                 {
-                    answer_again.push(i);
+                    again.push(i);
                     continue;
                 }
                 scored.push((i, scorer.assess(&mut state, r, shared::time::now())));
@@ -196,6 +216,7 @@ pub async fn score_batch(
             if scored.is_empty() {
                 // Nothing new: every record taken is answered from the store.
                 u.pending.drain(..taken);
+                answer_again.append(&mut again);
                 continue;
             }
             state.version = read.version + 1;
@@ -205,6 +226,8 @@ pub async fn score_batch(
                     read: read.clone(),
                     state,
                     scored,
+                    again,
+                    sent: items.len(),
                     items,
                     taken,
                 }),
@@ -215,17 +238,25 @@ pub async fn score_batch(
             continue;
         }
 
-        // Write: the users' items packed into transactions of up to 100, all at once.
+        // Write: the users' items packed into transactions of up to 100 (a user that must
+        // be alone in one of its own), all at once.
         let mut chunks: Vec<Vec<Plan>> = Vec::new();
+        let mut shared_chunk: Option<usize> = None;
         let mut size = 0;
         for plan in plans {
-            if chunks.is_empty() || size + plan.items.len() > MAX_TRANSACTION_ITEMS {
+            if users[plan.user].alone {
+                chunks.push(vec![plan]);
+                continue;
+            }
+            let fits = shared_chunk.is_some() && size + plan.items.len() <= MAX_TRANSACTION_ITEMS;
+            if !fits {
                 chunks.push(Vec::new());
+                shared_chunk = Some(chunks.len() - 1);
                 size = 0;
             }
             size += plan.items.len();
-            if let Some(last) = chunks.last_mut() {
-                last.push(plan);
+            if let Some(chunk) = shared_chunk.and_then(|c| chunks.get_mut(c)) {
+                chunk.push(plan);
             }
         }
         let outcomes: Vec<(Vec<Plan>, Result<Transaction, String>)> =
@@ -240,12 +271,15 @@ pub async fn score_batch(
             .await;
 
         for (chunk, outcome) in outcomes {
+            let together = chunk.len();
             match outcome {
                 Ok(Transaction::Committed) => {
-                    for plan in chunk {
+                    for mut plan in chunk {
                         let u = &mut users[plan.user];
                         u.pending.drain(..plan.taken);
                         u.state = Some(plan.state);
+                        u.alone = false;
+                        answer_again.append(&mut plan.again);
                         to_answer.extend(plan.scored.into_iter().map(|(i, a)| (i, a, true)));
                     }
                 }
@@ -253,16 +287,16 @@ pub async fn score_batch(
                     // Each plan's codes, in the order its items were sent.
                     let mut at = 0;
                     for plan in chunk {
-                        let n = 1 + 2 * plan.scored.len();
-                        let mine = codes.get(at..at + n).unwrap_or_default();
-                        at += n;
+                        let mine = codes.get(at..at + plan.sent).unwrap_or_default();
+                        at += plan.sent;
                         let u = &mut users[plan.user];
                         if mine.iter().all(Option::is_none) {
                             // Fine itself: written again next round from the same read.
                             u.state = Some(plan.read);
                             continue;
                         }
-                        // The state moved, or an order was assessed elsewhere: read again.
+                        // The state moved, or an order was assessed elsewhere: read again,
+                        // and write alone.
                         for (k, (i, _)) in plan.scored.iter().enumerate() {
                             let assessment_code = mine.get(1 + 2 * k).and_then(Option::as_deref);
                             if assessment_code == Some("ConditionalCheckFailed")
@@ -272,6 +306,17 @@ pub async fn score_batch(
                             }
                         }
                         u.state = None;
+                        u.alone = true;
+                    }
+                }
+                Err(reason) if together > 1 => {
+                    // Refused as a whole (throttled past its retries, or invalid): each user
+                    // tries alone next round, so one user's trouble fails only that user.
+                    tracing::warn!(%reason, users = together, "a transaction of several users failed; writing each alone");
+                    for plan in chunk {
+                        let u = &mut users[plan.user];
+                        u.state = Some(plan.read);
+                        u.alone = true;
                     }
                 }
                 Err(reason) => {
@@ -283,18 +328,18 @@ pub async fn score_batch(
         }
     }
     for u in users.iter_mut().filter(|u| !u.pending.is_empty()) {
-        let reason = format!(
-            "user {}: state still contended after {MAX_ROUNDS} rounds",
-            u.user
-        );
+        let reason = format!("state still contended after {MAX_ROUNDS} rounds");
         fail_user(u, &reason, &mut results);
     }
 
     // Redeliveries: their stored assessments, in one read per 100 orders.
     if !answer_again.is_empty() {
+        // Each order once: two records of one order (a retried saga step) share its read.
         let orders: Vec<&OrderId> = answer_again
             .iter()
             .filter_map(|&i| parsed[i].as_ref().map(|r| &r.order_id))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
         match store.assessments(&orders).await {
             Ok(stored) => {

@@ -21,9 +21,15 @@ pub struct DeadLetter {
     pub sequence_number: String,
     /// Its partition key.
     pub partition_key: String,
-    /// Its data as Kinesis delivered it, base64.
+    /// Its data as Kinesis delivered it, base64 (its first [`KEPT_BYTES`] bytes).
     pub data: String,
+    /// True when the data was longer than [`KEPT_BYTES`] and cut there.
+    pub data_truncated: bool,
 }
+
+/// Bytes of a record's data a letter keeps: a Kinesis record holds up to 1 MiB and an SQS
+/// message 256 KiB; 150,000 bytes are 200,000 in base64, with room for the rest.
+pub const KEPT_BYTES: usize = 150_000;
 
 impl DeadLetter {
     /// The letter for `record`, refused for `reason`.
@@ -34,7 +40,9 @@ impl DeadLetter {
             event_id: record.event_id.clone(),
             sequence_number: record.kinesis.sequence_number.clone(),
             partition_key: record.kinesis.partition_key.clone(),
-            data: base64::engine::general_purpose::STANDARD.encode(&record.kinesis.data.0),
+            data: base64::engine::general_purpose::STANDARD
+                .encode(&record.kinesis.data.0[..record.kinesis.data.0.len().min(KEPT_BYTES)]),
+            data_truncated: record.kinesis.data.0.len() > KEPT_BYTES,
         }
     }
 }

@@ -24,7 +24,9 @@ pub struct Assessment {
     pub reasons: Vec<String>,
     /// The model that scored, and the rates table its amounts were converted with.
     pub model_version: String,
-    /// The features the score read (this order included), for explaining it later.
+    /// The features the score read (this order included), for explaining it later. Absent
+    /// (all zero) on assessments of the rules that scored before `logit-v2`.
+    #[serde(default)]
     pub features: Features,
     /// When it was scored.
     #[serde(with = "rfc3339")]

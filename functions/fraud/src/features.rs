@@ -199,8 +199,17 @@ impl UserState {
     /// Counts `txn`: remembered (the oldest leave past 24 hours or past [`RECENT`]), its
     /// amount in the statistics. A transaction already seen changes nothing.
     pub fn count(&mut self, txn: &Txn<'_>) {
+        if self.remember(txn) {
+            self.amounts.push(txn.eur.ln_1p());
+        }
+    }
+
+    /// Remembers `txn` in the windows without counting its amount in the statistics (an
+    /// amount that cannot be compared, in a currency without a rate): later deliveries of it
+    /// are recognised. False when it was seen already.
+    pub fn remember(&mut self, txn: &Txn<'_>) -> bool {
         if self.has_seen(txn.order_id) {
-            return;
+            return false;
         }
         let at = txn.at_ms;
         let position = self.recent.partition_point(|s| s.t <= at);
@@ -220,8 +229,8 @@ impl UserState {
             let excess = self.recent.len() - RECENT;
             self.recent.drain(..excess);
         }
-        self.amounts.push(txn.eur.ln_1p());
         self.last_ms = Some(self.last_ms.map_or(at, |last| last.max(at)));
+        true
     }
 }
 

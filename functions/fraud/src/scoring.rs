@@ -4,7 +4,7 @@
 //! states around it.
 
 use crate::domain::Assessment;
-use crate::features::{Features, Txn, UserState};
+use crate::features::{Txn, UserState};
 use crate::model::Model;
 use crate::rates::Rates;
 use shared::events::FraudDecision;
@@ -13,7 +13,7 @@ use shared::transactions::TransactionRecord;
 
 /// The reason given when an order's currency has no rate: it is held for review, since
 /// its amount cannot be compared with anything.
-pub const NO_RATE_REASON: &str = "currency_without_rate";
+pub const NO_RATE_REASON: &str = "no_rate_for_currency";
 
 /// The model and the rates table of this release.
 #[derive(Debug, Clone, Copy)]
@@ -40,8 +40,8 @@ impl Scorer {
 
     /// Scores `record` against `state` and counts it into `state` (the caller has checked
     /// that the state has not counted this order yet). An order in a currency without a
-    /// rate is held for review and not counted: its amount means nothing next to the
-    /// others.
+    /// rate is held for review and remembered without its amount, which means nothing next
+    /// to the others.
     pub fn assess(
         &self,
         state: &mut UserState,
@@ -58,24 +58,26 @@ impl Scorer {
             features,
             assessed_at: now,
         };
-        let Ok(eur) = self.rates.to_reference(&record.amount) else {
-            return base(
-                self.model.review_from,
-                FraudDecision::Review,
-                vec![NO_RATE_REASON.to_owned()],
-                Features::default(),
-            );
-        };
+        let rate = self.rates.to_reference(&record.amount);
         let txn = Txn {
             order_id: record.order_id.as_str(),
             at_ms: record.requested_at.timestamp_millis(),
-            eur,
+            eur: rate.as_ref().copied().unwrap_or(0.0),
             fingerprint: &record.payment_fingerprint,
             ship_country: record.shipping_country.as_str(),
             profile_country: record.profile_country.as_ref().map(|c| c.as_str()),
             account_created_ms: record.account_created_at.map(|t| t.timestamp_millis()),
         };
         let features = state.features(&txn);
+        if rate.is_err() {
+            state.remember(&txn);
+            return base(
+                self.model.review_from,
+                FraudDecision::Review,
+                vec![NO_RATE_REASON.to_owned()],
+                features,
+            );
+        }
         let scored = self.model.score(&features);
         state.count(&txn);
         base(

@@ -88,15 +88,17 @@ impl FraudStore {
     }
 
     /// The states of `users` (a user never scored has the default state, version 0), in one
-    /// consistent `BatchGetItem` per 100 users.
+    /// consistent `BatchGetItem` per 100 users. A stored state that cannot be read fails
+    /// that user alone (its records are retried, and end in the failure queue).
     pub async fn states(
         &self,
         users: &[&UserId],
-    ) -> Result<HashMap<UserId, UserState>, StoreError> {
-        let mut states: HashMap<UserId, UserState> = users
+    ) -> Result<HashMap<UserId, Result<UserState, String>>, StoreError> {
+        let mut states: HashMap<UserId, Result<UserState, String>> = users
             .iter()
-            .map(|u| ((*u).clone(), UserState::default()))
+            .map(|u| ((*u).clone(), Ok(UserState::default())))
             .collect();
+        let by_key: HashMap<String, &UserId> = users.iter().map(|u| (state_key(u), *u)).collect();
         for chunk in users.chunks(MAX_BATCH_GET_KEYS) {
             let keys = chunk
                 .iter()
@@ -111,8 +113,13 @@ impl FraudStore {
             )
             .await?;
             for item in items {
-                let (user, state) = state_of(item)?;
-                states.insert(user, state);
+                let key = match item.get("id") {
+                    Some(AttributeValue::S(k)) => k.clone(),
+                    _ => continue,
+                };
+                if let Some(user) = by_key.get(&key) {
+                    states.insert((*user).clone(), state_of(item));
+                }
             }
         }
         Ok(states)
@@ -139,8 +146,15 @@ impl FraudStore {
             )
             .await?;
             for item in items {
-                if let Some(assessment) = assessment_of(item).transpose()? {
-                    found.insert(assessment.order_id.clone(), assessment);
+                match assessment_of(item).transpose() {
+                    Ok(Some(assessment)) => {
+                        found.insert(assessment.order_id.clone(), assessment);
+                    }
+                    Ok(None) => {}
+                    // Left out: its record fails alone ("not readable"), and is retried.
+                    Err(e) => {
+                        tracing::error!(error = %shared::problem::error_chain(&e), "an assessment does not parse")
+                    }
                 }
             }
         }
@@ -157,7 +171,9 @@ impl FraudStore {
     ) -> Result<TransactWriteItem, StoreError> {
         let json =
             serde_json::to_string(state).map_err(|e| StoreError::local("serialize state", e))?;
-        let last_secs = state.last_ms.unwrap_or(0) / 1000;
+        let last_secs = state
+            .last_ms
+            .map_or_else(|| shared::time::now().timestamp(), |ms| ms / 1000);
         let put = Put::builder()
             .table_name(&self.table)
             .item("id", s(state_key(user)))
@@ -203,27 +219,20 @@ impl FraudStore {
     }
 }
 
-/// A user's state as stored: the user, and the state with its version.
-fn state_of(mut item: Item) -> Result<(UserId, UserState), StoreError> {
-    let text = |item: &mut Item, name: &'static str| match item.remove(name) {
-        Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(StoreError::local(
-            "read user state",
-            std::io::Error::other(format!("no {name}")),
-        )),
+/// A user's state as stored, with its version.
+fn state_of(item: Item) -> Result<UserState, String> {
+    let Some(AttributeValue::S(json)) = item.get("state") else {
+        return Err("the stored state has no `state`".into());
     };
-    let user: UserId = text(&mut item, "user_id")?
-        .try_into()
-        .map_err(|e| StoreError::local("read user state", e))?;
-    let mut state: UserState = serde_json::from_str(&text(&mut item, "state")?)
-        .map_err(|e| StoreError::local("read user state", e))?;
+    let mut state: UserState =
+        serde_json::from_str(json).map_err(|e| format!("the stored state does not parse: {e}"))?;
     state.version = match item.get("state_version") {
         Some(AttributeValue::N(n)) => n
             .parse()
-            .map_err(|e| StoreError::local("read state_version", e))?,
-        _ => 0,
+            .map_err(|e| format!("the stored state_version {n} does not parse: {e}"))?,
+        _ => return Err("the stored state has no `state_version`".into()),
     };
-    Ok((user, state))
+    Ok(state)
 }
 
 /// The assessment in `item`, or `None` when the item is of another kind.

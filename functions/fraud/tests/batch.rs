@@ -482,6 +482,79 @@ async fn a_redelivered_batch_changes_no_window_and_gets_the_stored_decisions() {
 }
 
 #[tokio::test]
+async fn the_same_order_twice_in_a_batch_is_counted_once_and_both_tokens_answered() {
+    let s = setup().await;
+    let saga = RecordingSaga::default();
+    let user = fresh_user();
+    // A saga step retried with a new token puts the same order again, here in one batch,
+    // next to another order of the same user.
+    let first = transaction(&user, "35.00", 0);
+    let retried = TransactionRecord {
+        task_token: format!("token-{user}-retried"),
+        ..first.clone()
+    };
+    let other = transaction(&user, "36.00", 1);
+    let records = batch(&[first.clone(), retried.clone(), other.clone()]);
+    let (outcome, _) = s.score(&saga, &records).await;
+    assert!(
+        outcome.response.batch_item_failures.is_empty(),
+        "{:?}",
+        outcome.results
+    );
+    let (RecordResult::Scored(a, _), RecordResult::AnsweredAgain(b, Delivery::Delivered)) =
+        (&outcome.results[0], &outcome.results[1])
+    else {
+        panic!("{:?}", outcome.results);
+    };
+    assert_eq!(a, b);
+    assert_eq!(s.state(&user).await.unwrap().0.amounts.n, 2, "counted once");
+    assert_eq!(s.events(first.order_id.as_str()).await.len(), 1);
+    // Redelivered as a whole: both records of the order are answered from one read of it.
+    let (again, requests) = s.score(&saga, &records).await;
+    assert!(
+        again.response.batch_item_failures.is_empty(),
+        "{:?}",
+        again.results
+    );
+    assert_eq!(requests, 2);
+    assert!(
+        again
+            .results
+            .iter()
+            .all(|r| matches!(r, RecordResult::AnsweredAgain(..)))
+    );
+}
+
+#[tokio::test]
+async fn an_order_in_a_currency_without_a_rate_is_held_for_review_and_remembered() {
+    let s = setup().await;
+    let saga = RecordingSaga::default();
+    let user = fresh_user();
+    // Bermudian dollars: a currency the rates table (rates-2025-01) does not have.
+    let t = TransactionRecord {
+        amount: shared::money::Money::parse("120.00", "BMD").unwrap(),
+        ..transaction(&user, "1.00", 0)
+    };
+    let records = batch(std::slice::from_ref(&t));
+    let (outcome, _) = s.score(&saga, &records).await;
+    let a = scored(&outcome)[0];
+    assert_eq!(a.decision, FraudDecision::Review);
+    assert_eq!(a.reasons, ["no_rate_for_currency"]);
+    let (state, _) = s.state(&user).await.unwrap();
+    assert!(state.has_seen(t.order_id.as_str()));
+    assert_eq!(
+        state.amounts.n, 0,
+        "its amount means nothing next to the others"
+    );
+    let (again, _) = s.score(&saga, &records).await;
+    assert!(
+        matches!(again.results[0], RecordResult::AnsweredAgain(..)),
+        "{:?}",
+        again.results
+    );
+}
+
+#[tokio::test]
 async fn two_consumers_scoring_the_same_users_at_once_lose_no_update() {
     let s = setup().await;
     // Two consumers at once on the same users, as with a parallelization factor above 1
