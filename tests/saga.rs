@@ -453,20 +453,13 @@ async fn an_orders_correlation_id_is_on_every_event_and_on_every_functions_log_l
     let sku = fresh_sku("CORR");
     create_product(&sku, "12.00", "EUR", 3).await;
     let user = fresh_user_id();
-    let res = http()
-        .post(format!("{}/orders", api_url()))
-        .bearer_auth(e2e::token(&user, false))
-        .header("idempotency-key", ulid::Ulid::new().to_string())
-        .header("x-correlation-id", &correlation)
-        .json(&order_body(&[(&sku, 1)], "tok_visa"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let order_id = res.json::<Value>().await.unwrap()["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let order_id = place_with_headers(
+        &user,
+        &[(&sku, 1)],
+        "tok_visa",
+        &[("x-correlation-id", &correlation)],
+    )
+    .await;
     let o = wait_for(&user, &order_id, &["CONFIRMED", "REJECTED"]).await;
     assert_eq!(o["status"], "CONFIRMED", "{o}");
 
@@ -622,20 +615,13 @@ async fn the_fraud_check_record_carries_what_the_scorer_reads() {
     let sku = fresh_sku("FRAUDREC");
     create_product(&sku, "19.99", "EUR", 10).await;
     let payment_token = format!("tok_visa_{}", ulid::Ulid::new());
-    let res = http()
-        .post(format!("{}/orders", api_url()))
-        .bearer_auth(token(&user, false))
-        .header("idempotency-key", ulid::Ulid::new().to_string())
-        .header("x-forwarded-for", "198.51.100.23")
-        .json(&order_body(&[(&sku, 3)], &payment_token))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let order_id = res.json::<Value>().await.unwrap()["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let order_id = place_with_headers(
+        &user,
+        &[(&sku, 3)],
+        &payment_token,
+        &[("x-forwarded-for", "198.51.100.23")],
+    )
+    .await;
     wait_for(&user, &order_id, &["CONFIRMED", "REJECTED"]).await;
 
     let record = transaction_record(&order_id).await;

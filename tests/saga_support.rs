@@ -34,14 +34,24 @@ pub async fn place_for(user: &str, sku: &str, quantity: u32, token: &str) -> Str
 
 /// Places an order of `lines` (sku, quantity) for `user`, paid with `token`, answered 202.
 pub async fn place_lines(user: &str, lines: &[(&str, u32)], token: &str) -> String {
-    let res = http()
+    place_with_headers(user, lines, token, &[]).await
+}
+
+/// [`place_lines`], with more request `headers` (a correlation id, a forwarded address).
+pub async fn place_with_headers(
+    user: &str,
+    lines: &[(&str, u32)],
+    token: &str,
+    headers: &[(&str, &str)],
+) -> String {
+    let mut req = http()
         .post(format!("{}/orders", api_url()))
         .bearer_auth(e2e::token(user, false))
-        .header("idempotency-key", ulid::Ulid::new().to_string())
-        .json(&order_body(lines, token))
-        .send()
-        .await
-        .unwrap();
+        .header("idempotency-key", ulid::Ulid::new().to_string());
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.json(&order_body(lines, token)).send().await.unwrap();
     assert_eq!(res.status(), 202);
     let order: Value = res.json().await.unwrap();
     order["order_id"].as_str().unwrap().to_owned()

@@ -99,27 +99,13 @@ impl FraudStore {
             .map(|u| ((*u).clone(), Ok(UserState::default())))
             .collect();
         let by_key: HashMap<String, &UserId> = users.iter().map(|u| (state_key(u), *u)).collect();
-        for chunk in users.chunks(MAX_BATCH_GET_KEYS) {
-            let keys = chunk
-                .iter()
-                .map(|u| shared::dynamo::key("id", state_key(u)))
-                .collect();
-            let items = shared::dynamo::batch_get(
-                &self.client,
-                &self.table,
-                keys,
-                None,
-                UNPROCESSED_ATTEMPTS,
-            )
-            .await?;
-            for item in items {
-                let key = match item.get("id") {
-                    Some(AttributeValue::S(k)) => k.clone(),
-                    _ => continue,
-                };
-                if let Some(user) = by_key.get(&key) {
-                    states.insert((*user).clone(), state_of(item));
-                }
+        for item in self.items(users.iter().map(|u| state_key(u))).await? {
+            let key = match item.get("id") {
+                Some(AttributeValue::S(k)) => k.clone(),
+                _ => continue,
+            };
+            if let Some(user) = by_key.get(&key) {
+                states.insert((*user).clone(), state_of(item));
             }
         }
         Ok(states)
@@ -132,31 +118,40 @@ impl FraudStore {
         orders: &[&OrderId],
     ) -> Result<HashMap<OrderId, Assessment>, StoreError> {
         let mut found = HashMap::new();
-        for chunk in orders.chunks(MAX_BATCH_GET_KEYS) {
-            let keys = chunk
-                .iter()
-                .map(|o| shared::dynamo::key("id", o.as_str()))
-                .collect();
-            let items = shared::dynamo::batch_get(
-                &self.client,
-                &self.table,
-                keys,
-                None,
-                UNPROCESSED_ATTEMPTS,
-            )
-            .await?;
-            for item in items {
-                match assessment_of(item).transpose() {
-                    Ok(Some(assessment)) => {
-                        found.insert(assessment.order_id.clone(), assessment);
-                    }
-                    Ok(None) => {}
-                    // Left out: its record fails alone ("not readable"), and is retried.
-                    Err(e) => {
-                        tracing::error!(error = %shared::problem::error_chain(&e), "an assessment does not parse")
-                    }
+        for item in self.items(orders.iter().map(|o| o.to_string())).await? {
+            match assessment_of(item).transpose() {
+                Ok(Some(assessment)) => {
+                    found.insert(assessment.order_id.clone(), assessment);
+                }
+                Ok(None) => {}
+                // Left out: its record fails alone ("not readable"), and is retried.
+                Err(e) => {
+                    tracing::error!(error = %shared::problem::error_chain(&e), "an assessment does not parse")
                 }
             }
+        }
+        Ok(found)
+    }
+
+    /// The items at `ids` (distinct), in one consistent `BatchGetItem` per 100.
+    async fn items(&self, ids: impl Iterator<Item = String>) -> Result<Vec<Item>, StoreError> {
+        let ids: Vec<String> = ids.collect();
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_BATCH_GET_KEYS) {
+            let keys = chunk
+                .iter()
+                .map(|id| shared::dynamo::key("id", id.as_str()))
+                .collect();
+            found.extend(
+                shared::dynamo::batch_get(
+                    &self.client,
+                    &self.table,
+                    keys,
+                    None,
+                    UNPROCESSED_ATTEMPTS,
+                )
+                .await?,
+            );
         }
         Ok(found)
     }
