@@ -279,16 +279,19 @@ async fn every_refusal_is_a_problem_document() {
     assert_eq!(p["errors"][0]["field"], "delta");
 
     // 400: list parameters.
-    let res = http()
-        .get(format!("{}/products?limit=0", api_url()))
-        .bearer_auth(&user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        assert_problem(res, 400).await["errors"][0]["field"],
-        "limit"
-    );
+    for limit in [0, 101] {
+        let res = http()
+            .get(format!("{}/products?limit={limit}", api_url()))
+            .bearer_auth(&user)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            assert_problem(res, 400).await["errors"][0]["field"],
+            "limit",
+            "limit={limit}"
+        );
+    }
     let res = http()
         .get(format!("{}/products?cursor=garbage", api_url()))
         .bearer_auth(&user)

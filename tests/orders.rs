@@ -406,6 +406,21 @@ async fn every_intake_refusal_is_a_problem_document_and_stores_nothing() {
     assert_eq!(p["errors"][0]["field"], "items[1].sku");
     let p = assert_problem(place(&user, "e3", &order_body(&[], "tok_visa")).await, 400).await;
     assert_eq!(p["errors"][0]["field"], "items");
+    // At most 50 lines (API.md), checked before any sku is looked up.
+    let skus: Vec<String> = (0..51).map(|_| fresh_sku("MANY")).collect();
+    let lines: Vec<(&str, u32)> = skus.iter().map(|s| (s.as_str(), 1)).collect();
+    let p = assert_problem(
+        place(&user, "e3b", &order_body(&lines, "tok_visa")).await,
+        400,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "items");
+    let p = assert_problem(
+        place(&user, "e3c", &order_body(&[(&sku, 1001)], "tok_visa")).await,
+        400,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "items[0].quantity");
     let mut body = order_body(&[(&sku, 1)], "tok_visa");
     body["shipping"]["country"] = json!("gb");
     body["coupon"] = json!("FREE");

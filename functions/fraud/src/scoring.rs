@@ -134,29 +134,34 @@ mod tests {
 
     #[test]
     fn the_same_value_in_another_currency_scores_the_same() {
+        // 5,000 euros in euros, in yen (no minor unit: 810000) and in Kuwaiti dinars (three:
+        // 1600.000), whose major units differ by a factor of 500.
         let scorer = Scorer::compiled().unwrap();
-        let rates = scorer.rates;
-        let eur = shared::money::Money::parse("5000.00", "EUR").unwrap();
-        let jpy_per_eur = rates
-            .to_reference(&shared::money::Money::parse("1", "JPY").unwrap())
-            .unwrap();
-        let jpy = format!("{:.0}", 5000.0 / jpy_per_eur);
+        let euros_per = |currency: &str| {
+            scorer
+                .rates
+                .to_reference(&shared::money::Money::parse("1", currency).unwrap())
+                .unwrap()
+        };
+        let jpy = format!("{:.0}", 5000.0 / euros_per("JPY"));
+        let kwd = format!("{:.3}", 5000.0 / euros_per("KWD"));
         let at = "2026-11-21T19:30:00Z";
-        let in_eur = scorer.assess(
-            &mut UserState::default(),
-            &record("01JDZ8F3Q4K5M6N7P8R9S0T1V2", "5000.00", "EUR", at),
-            shared::time::now(),
-        );
-        let in_jpy = scorer.assess(
-            &mut UserState::default(),
-            &record("01JDZ8F3Q4K5M6N7P8R9S0T1V2", &jpy, "JPY", at),
-            shared::time::now(),
-        );
-        assert!(rates.to_reference(&eur).is_ok());
-        assert!(
-            (in_eur.score as i64 - in_jpy.score as i64).abs() <= 1,
-            "{in_eur:?} {in_jpy:?}"
-        );
-        assert_eq!(in_eur.decision, in_jpy.decision);
+        let score = |amount: &str, currency: &str| {
+            scorer.assess(
+                &mut UserState::default(),
+                &record("01JDZ8F3Q4K5M6N7P8R9S0T1V2", amount, currency, at),
+                shared::time::now(),
+            )
+        };
+        let in_eur = score("5000.00", "EUR");
+        for (amount, currency) in [(jpy.as_str(), "JPY"), (kwd.as_str(), "KWD")] {
+            let other = score(amount, currency);
+            assert!(
+                (i64::from(in_eur.score) - i64::from(other.score)).abs() <= 1,
+                "{amount} {currency}: {other:?} against {in_eur:?}"
+            );
+            assert_eq!(in_eur.decision, other.decision, "{amount} {currency}");
+            assert_eq!(in_eur.reasons, other.reasons, "{amount} {currency}");
+        }
     }
 }
